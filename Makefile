@@ -1,0 +1,117 @@
+# evograd - one non-recursive Makefile.
+#   make            library (build/libevograd.a) and the command (build/evograd)
+#   make test       the Criterion suite (installs missing packages first, see .ci/ensure-deps)
+#   make bench      speed and memory benchmarks (never part of make test)
+#   make valgrind   the suite under valgrind (memcheck)
+#   make format     clang-format every source file
+#   make clean
+# Variants: DEBUG=1 (-O0), SAN=1 (ASan+UBSan), WERROR=1 (-Werror, as CI builds).
+# Each variant builds into its own folder, so switching does not mix objects.
+
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := all
+
+PKGS      := openblas yaml-0.1 zlib libpng
+TEST_PKGS := criterion
+
+VARIANT := release
+OPT     := -O2 -g
+ifeq ($(DEBUG),1)
+  VARIANT := debug
+  OPT     := -O0 -g
+endif
+ifeq ($(SAN),1)
+  VARIANT := $(VARIANT)-san
+  OPT     += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  SANLD   := -fsanitize=address,undefined
+endif
+B := build/$(VARIANT)
+
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+        -Wwrite-strings -Wdouble-promotion
+ifeq ($(WERROR),1)
+  WARN += -Werror
+endif
+
+# pkg-config is asked once, and only after .ci/ensure-deps has run (first use inside a recipe).
+PKG_CFLAGS  = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS    = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+TEST_CFLAGS = $(eval TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS)))$(TEST_CFLAGS)
+TEST_LIBS   = $(eval TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS)))$(TEST_LIBS)
+
+CPPFLAGS := -D_POSIX_C_SOURCE=200809L -Ilib
+CFLAGS   := -std=c11 $(OPT) $(WARN) -MMD -MP
+LDLIBS    = $(PKG_LIBS) -lm
+
+LIB_SRCS    := $(sort $(shell find lib -name '*.c'))
+RUNNER_SRCS := $(sort $(wildcard runner/*.c))
+TEST_SRCS   := $(sort $(wildcard tests/*.c))
+BENCH_SRCS  := $(sort $(wildcard bench/*.c))
+
+LIB_OBJS    := $(LIB_SRCS:%.c=$(B)/%.o)
+RUNNER_OBJS := $(RUNNER_SRCS:%.c=$(B)/%.o)
+TEST_OBJS   := $(TEST_SRCS:%.c=$(B)/%.o)
+BENCH_OBJS  := $(BENCH_SRCS:%.c=$(B)/%.o)
+DEPS := $(LIB_OBJS:.o=.d) $(RUNNER_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BENCH_OBJS:.o=.d)
+
+LIB       := $(B)/libevograd.a
+EVOGRAD   := $(B)/evograd
+TESTS_BIN := $(B)/evograd-tests
+BENCH_BIN := $(B)/evograd-bench
+STAMP     := build/.deps-ok
+
+.PHONY: all test bench valgrind format clean deps
+all: $(EVOGRAD)
+	@ln -sf $(VARIANT)/evograd build/evograd
+
+# Installs (or names) missing packages once; delete build/ to check again.
+$(STAMP): .ci/ensure-deps
+	@bash .ci/ensure-deps
+	@mkdir -p $(@D) && touch $@
+deps: $(STAMP)
+
+$(B)/%.o: %.c | $(STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(B)/tests/%.o: tests/%.c | $(STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(EVOGRAD): $(RUNNER_OBJS) $(LIB)
+	$(CC) $(SANLD) -o $@ $^ $(LDLIBS)
+
+$(TESTS_BIN): $(TEST_OBJS) $(LIB)
+	$(CC) $(SANLD) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+
+$(BENCH_BIN): $(BENCH_OBJS) $(LIB)
+	$(CC) $(SANLD) -o $@ $^ $(LDLIBS) -ldl
+
+# The suite must really run: Criterion exits 0 on zero tests, so the synthesis line is checked.
+test: $(TESTS_BIN) $(EVOGRAD)
+	@ln -sf $(VARIANT)/evograd build/evograd
+	@cd tests && ../$(TESTS_BIN) $(TESTFLAGS) 2>&1 | tee ../$(B)/test.log
+	@grep -Eq 'Synthesis: Tested: [1-9][0-9]* \| Passing: [0-9]+ \| Failing: 0 \| Crashing: 0' \
+	    $(B)/test.log || { echo "make test: the suite did not run clean (see $(B)/test.log)"; exit 1; }
+
+bench: $(BENCH_BIN)
+	$(BENCH_BIN) $(BENCHFLAGS)
+
+valgrind: $(TESTS_BIN)
+	cd tests && OPENBLAS_NUM_THREADS=1 valgrind --error-exitcode=1 --leak-check=full \
+	    --errors-for-leak-kinds=definite --trace-children=yes --quiet \
+	    ../$(TESTS_BIN) --jobs=1 $(TESTFLAGS)
+
+format:
+	clang-format -i $(LIB_SRCS) $(RUNNER_SRCS) $(TEST_SRCS) $(BENCH_SRCS) \
+	    $(shell find lib runner tests bench -name '*.h')
+
+clean:
+	rm -rf build
+
+-include $(DEPS)

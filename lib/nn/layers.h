@@ -1,0 +1,70 @@
+/* layers.h - constructors for every layer kind. Each fills a struct layer: ops, out_shape,
+ * nparams, nstats and an owned state; the net sets nin/in/param_off/stats_off. in is the
+ * per-sample input shape. Bad shapes or settings are programming errors (EG_ASSERT): networks
+ * are built from validated specs.
+ *
+ * Parameter layouts (inside the layer's slice, row-major):
+ *   conv2d:    weight (c_out, c_in, k, k), then bias (c_out) if bias
+ *   linear:    weight (out, in_features), then bias (out) if bias;  in_features = c*h*w
+ *   batchnorm: gamma (c), beta (c);  stats: running_mean (c), running_var (c) when tracked */
+#ifndef EG_LAYERS_H
+#define EG_LAYERS_H
+
+#include "layer.h"
+
+struct conv2d_params {
+    size_t c_out, k, stride, pad; // square k x k kernel, zero padding on every side
+    bool bias;
+    enum init_kind init;
+};
+// PyTorch F.conv2d (cross-correlation). out h = (h + 2*pad - k)/stride + 1. im2col + sgemm.
+void layer_conv2d(struct layer *l, struct shape in, struct conv2d_params p);
+
+struct linear_params {
+    size_t out;
+    bool bias;
+    enum init_kind init;
+};
+// y = W x + b on (c*h*w, n) inputs; requires in.h == in.w == 1 (use layer_flatten first).
+void layer_linear(struct layer *l, struct shape in, struct linear_params p);
+
+struct batchnorm_params {
+    float eps;      // PyTorch default 1e-5
+    float momentum; // PyTorch default 0.1: running = (1-m)*running + m*batch (unbiased var)
+    bool track_running_stats; // false: batch statistics in every mode, no stats (nstats = 0)
+};
+// nn.BatchNorm2d: per-channel over (n, h, w). Train modes use batch statistics (biased variance
+// for the output); LAYER_MODE_TRAIN also updates the running statistics with the unbiased one.
+void layer_batchnorm(struct layer *l, struct shape in, struct batchnorm_params p);
+
+// max(x, 0), in place when the net allows it.
+void layer_relu(struct layer *l, struct shape in);
+
+struct pool_params {
+    size_t k, stride, pad; // square window; pad is implicit -inf (max) or zeros (avg)
+};
+// nn.MaxPool2d (floor mode). Padding never wins the max.
+void layer_maxpool(struct layer *l, struct shape in, struct pool_params p);
+// nn.AvgPool2d (floor mode, count_include_pad=True).
+void layer_avgpool(struct layer *l, struct shape in, struct pool_params p);
+// Mean over h, w: (c, h, w) -> (c, 1, 1).
+void layer_global_avgpool(struct layer *l, struct shape in);
+
+// y = x0 + x1 (residual addition); both inputs of shape in. In place on x0 when allowed.
+void layer_add(struct layer *l, struct shape in);
+
+// (c, h, w) -> (c*h*w, 1, 1), feature index (c*h + i)*w + j as torch.flatten on NCHW.
+void layer_flatten(struct layer *l, struct shape in);
+
+// Option-A ResNet shortcut (He et al. 2016, CIFAR): y = x[:, :, ::stride, ::stride] with the
+// channels zero-padded from in.c to c_out, (c_out - in.c)/2 on each side, as the CIFAR
+// ResNet-32 code's LambdaLayer does. Requires c_out >= in.c, (c_out - in.c) even.
+void layer_shortcut_a(struct layer *l, struct shape in, size_t c_out, size_t stride);
+
+// Initialises a weight of fan_in inputs and fan_out outputs per init; w: (count).
+void layer_init_weight(float *w, size_t count, size_t fan_in, size_t fan_out,
+                       enum init_kind init, struct rng *rng);
+// PyTorch's default bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in)); b: (count).
+void layer_init_bias(float *b, size_t count, size_t fan_in, struct rng *rng);
+
+#endif // EG_LAYERS_H

@@ -1,0 +1,281 @@
+/* helpers.c - see helpers.h. */
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/rng.h"
+
+// ---------------------------------------------------------------------------------------------
+// comparisons
+
+void assert_close(const char *what, const float *got, const double *want, size_t n, double atol,
+                  double rtol)
+{
+    size_t bad = n, worst = 0;
+    double maxdiff = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= atol + rtol * fabs(want[i])) && bad == n) bad = i;
+        if (d > maxdiff || isnan(d)) {
+            maxdiff = d;
+            worst = i;
+        }
+    }
+    if (bad < n) {
+        cr_fatal("%s: first mismatch at i=%zu: got %.9g want %.9g (max |diff| %.3g at i=%zu, "
+                 "atol %.3g rtol %.3g)",
+                 what, bad, (double)got[bad], want[bad], maxdiff, worst, atol, rtol);
+    }
+}
+
+void assert_close_f(const char *what, const float *got, const float *want, size_t n, double atol,
+                    double rtol)
+{
+    double *w = eg_xmalloc_array(n, sizeof *w);
+    for (size_t i = 0; i < n; i++) w[i] = want[i];
+    assert_close(what, got, w, n, atol, rtol);
+    free(w);
+}
+
+// ---------------------------------------------------------------------------------------------
+// reference files
+
+struct ref_section {
+    char *name;
+    double *v;
+    size_t n;
+};
+
+struct ref {
+    struct ref_section *s;
+    size_t n;
+};
+
+struct ref *ref_load(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) cr_fatal("cannot open reference file %s", path);
+    struct ref *r = eg_xcalloc(1, sizeof *r);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) != -1) {
+        if (line[0] == '#' || line[0] == '\n') continue;
+        char *colon = strchr(line, ':');
+        if (colon == NULL) continue;
+        *colon = '\0';
+        struct ref_section sec = {.name = eg_xstrdup(line)};
+        size_t vcap = 16;
+        sec.v = eg_xmalloc_array(vcap, sizeof(double));
+        char *p = colon + 1;
+        for (;;) {
+            char *end;
+            double d = strtod(p, &end);
+            if (end == p) break;
+            if (sec.n == vcap) {
+                vcap *= 2;
+                sec.v = eg_xrealloc(sec.v, vcap * sizeof(double));
+            }
+            sec.v[sec.n++] = d;
+            p = end;
+        }
+        r->s = eg_xrealloc(r->s, (r->n + 1) * sizeof *r->s);
+        r->s[r->n++] = sec;
+    }
+    free(line);
+    fclose(f);
+    return r;
+}
+
+void ref_free(struct ref *r)
+{
+    if (r == NULL) return;
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->s[i].name);
+        free(r->s[i].v);
+    }
+    free(r->s);
+    free(r);
+}
+
+const double *ref_get(const struct ref *r, const char *name, size_t *n)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (strcmp(r->s[i].name, name) == 0) {
+            if (n != NULL) *n = r->s[i].n;
+            return r->s[i].v;
+        }
+    }
+    cr_fatal("reference section '%s' not found", name);
+    return NULL;
+}
+
+float *ref_floats(const struct ref *r, const char *name, size_t n)
+{
+    size_t got = 0;
+    const double *v = ref_get(r, name, &got);
+    if (got != n) cr_fatal("reference section '%s' has %zu values, expected %zu", name, got, n);
+    float *out = eg_xmalloc_floats(n);
+    for (size_t i = 0; i < n; i++) out[i] = (float)v[i];
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// layers
+
+void layer_release(struct layer *l)
+{
+    if (l->ops->destroy != NULL) {
+        l->ops->destroy(l);
+    } else {
+        free(l->state);
+    }
+    l->state = NULL;
+}
+
+static float *scratch_for(const struct layer *l, size_t n)
+{
+    size_t s = l->ops->scratch_floats != NULL ? l->ops->scratch_floats(l, n) : 0;
+    return eg_xmalloc_floats(s);
+}
+
+void layer_run_forward(struct layer *l, size_t n, enum layer_mode mode, const float *params,
+                       float *stats, const float *const *x, float *y)
+{
+    float *scratch = scratch_for(l, n);
+    struct layer_ctx ctx = {
+        .n = n, .mode = mode, .params = params, .stats = stats, .scratch = scratch};
+    l->ops->forward(l, &ctx, x, y);
+    free(scratch);
+}
+
+// L = sum g*y in double after one forward from the saved statistics.
+static double loss_at(struct layer *l, struct layer_ctx *ctx, const float *const *x, float *y,
+                      const float *g, size_t ny, float *stats, const float *stats0)
+{
+    if (l->nstats) memcpy(stats, stats0, l->nstats * sizeof(float));
+    l->ops->forward(l, ctx, x, y);
+    double L = 0.0;
+    for (size_t i = 0; i < ny; i++) L += (double)g[i] * (double)y[i];
+    return L;
+}
+
+// Central difference of L in v[i], restoring v[i].
+static double central_diff(struct layer *l, struct layer_ctx *ctx, const float *const *x, float *y,
+                           const float *g, size_t ny, float *stats, const float *stats0, float *v,
+                           double h)
+{
+    float keep = v[0];
+    v[0] = (float)((double)keep + h);
+    double hp = (double)v[0] - (double)keep; // the step float actually took
+    double Lp = loss_at(l, ctx, x, y, g, ny, stats, stats0);
+    v[0] = (float)((double)keep - h);
+    double hm = (double)keep - (double)v[0];
+    double Lm = loss_at(l, ctx, x, y, g, ny, stats, stats0);
+    v[0] = keep;
+    return (Lp - Lm) / (hp + hm);
+}
+
+static void compare(const char *what, const char *which, const double *fd, const float *an,
+                    size_t n, double tol)
+{
+    double scale = 1.0, worst = 0.0;
+    size_t wi = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fabs((double)an[i]) > scale) scale = fabs((double)an[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(fd[i] - (double)an[i]);
+        if (d > worst || isnan(d)) {
+            worst = d;
+            wi = i;
+        }
+    }
+    if (!(worst <= tol * scale)) {
+        cr_fatal("%s: %s gradient mismatch at i=%zu: finite difference %.9g, backward %.9g "
+                 "(|diff| %.3g > tol %.3g * scale %.3g)",
+                 what, which, wi, fd[wi], (double)an[wi], worst, tol, scale);
+    }
+}
+
+void gradcheck_layer(const char *what, struct layer *l, const struct gradcheck_opts *o)
+{
+    struct rng rng;
+    rng_seed(&rng, o->seed);
+    size_t n = o->n;
+    size_t nx[2] = {0, 0};
+    float *x[2] = {NULL, NULL}, *dx[2] = {NULL, NULL};
+    for (size_t i = 0; i < l->nin; i++) {
+        nx[i] = shape_numel(l->in_shape[i]) * n;
+        x[i] = eg_xmalloc_floats(nx[i]);
+        if (o->x != NULL) {
+            memcpy(x[i], o->x[i], nx[i] * sizeof(float));
+        } else {
+            rng_fill_uniform(&rng, x[i], nx[i], -1.0f, 1.0f);
+        }
+        dx[i] = eg_xcalloc_floats(nx[i]);
+    }
+    float *params = eg_xmalloc_floats(l->nparams);
+    float *grads = eg_xcalloc_floats(l->nparams);
+    float *stats = eg_xmalloc_floats(l->nstats);
+    float *stats0 = eg_xmalloc_floats(l->nstats);
+    if (l->ops->init != NULL) l->ops->init(l, params, stats0, &rng);
+    if (o->params != NULL) memcpy(params, o->params, l->nparams * sizeof(float));
+    // Running statistics that are not the trivial 0/1 make eval mode a stronger check.
+    for (size_t i = 0; i < l->nstats; i++) stats0[i] += 0.1f * (float)rng_uniform(&rng);
+
+    size_t ny = shape_numel(l->out_shape) * n;
+    float *y = eg_xmalloc_floats(ny);
+    float *g = eg_xmalloc_floats(ny);
+    rng_fill_uniform(&rng, g, ny, -1.0f, 1.0f);
+    float *scratch = scratch_for(l, n);
+    struct layer_ctx ctx = {.n = n,
+                            .mode = o->mode,
+                            .params = params,
+                            .grads = grads,
+                            .stats = stats,
+                            .scratch = scratch,
+                            .rng = &rng};
+    const float *const xs[2] = {x[0], x[1]};
+
+    // analytic
+    loss_at(l, &ctx, xs, y, g, ny, stats, stats0);
+    float *const dxs[2] = {dx[0], dx[1]};
+    l->ops->backward(l, &ctx, xs, y, g, dxs);
+
+    // numeric
+    for (size_t i = 0; i < l->nin; i++) {
+        double *fd = eg_xmalloc_array(nx[i], sizeof(double));
+        for (size_t j = 0; j < nx[i]; j++) {
+            fd[j] = central_diff(l, &ctx, xs, y, g, ny, stats, stats0, x[i] + j, o->h);
+        }
+        compare(what, i == 0 ? "input" : "second input", fd, dx[i], nx[i], o->tol);
+        free(fd);
+    }
+    if (l->nparams) {
+        double *fd = eg_xmalloc_array(l->nparams, sizeof(double));
+        for (size_t j = 0; j < l->nparams; j++) {
+            fd[j] = central_diff(l, &ctx, xs, y, g, ny, stats, stats0, params + j, o->h);
+        }
+        compare(what, "parameter", fd, grads, l->nparams, o->tol);
+        free(fd);
+    }
+
+    for (size_t i = 0; i < 2; i++) {
+        free(x[i]);
+        free(dx[i]);
+    }
+    free(params);
+    free(grads);
+    free(stats);
+    free(stats0);
+    free(y);
+    free(g);
+    free(scratch);
+}

@@ -1,0 +1,57 @@
+/* helpers.h - shared test utilities: float comparison with a located report, PyTorch reference
+ * files (tests/data, format in tests/data/README.md), and the generic finite-difference
+ * gradient check for any layer. Tests run with tests/ as the working directory. */
+#ifndef EG_TEST_HELPERS_H
+#define EG_TEST_HELPERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "nn/layer.h"
+
+struct rng;
+
+// Asserts |got[i] - want[i]| <= atol + rtol*|want[i]| for all i; on failure reports what, the
+// first bad index, the values and the largest difference (cr_assert_fail).
+void assert_close(const char *what, const float *got, const double *want, size_t n, double atol,
+                  double rtol);
+// Same for a float reference.
+void assert_close_f(const char *what, const float *got, const float *want, size_t n, double atol,
+                    double rtol);
+
+// A parsed reference file: sections "name: v0 v1 ...". Aborts the test if it cannot be read.
+struct ref;
+struct ref *ref_load(const char *path);
+void ref_free(struct ref *r);
+// The values of a section and their count (*n); the test fails if the section is missing.
+const double *ref_get(const struct ref *r, const char *name, size_t *n);
+// Copies a section into a new float array (caller frees); checks that it has exactly n values.
+float *ref_floats(const struct ref *r, const char *name, size_t n);
+
+// Finite-difference check of one layer's backward pass, in double precision:
+// L = sum_i g_i * y_i (accumulated in double) for a fixed random g; analytic dL/dx[i] and
+// dL/dparams from ops->backward are compared with central differences (L(v+h) - L(v-h)) / 2h
+// for every input element and every parameter. Running statistics are restored before every
+// forward, so LAYER_MODE_TRAIN may be checked. Returns nothing; fails the test with the worst
+// element when max|fd - analytic| > tol * max(1, max|analytic|).
+//   x: NULL for U(-1, 1) inputs, or x[i] = (in_shape[i], n) CNHW values chosen by the test
+//      (e.g. kept away from ReLU / max-pool kinks); params: NULL for ops->init, else (nparams).
+struct gradcheck_opts {
+    size_t n;            // batch size
+    enum layer_mode mode;
+    double h;            // finite-difference step (1e-2 suits float32 layers with O(1) values)
+    double tol;
+    unsigned long seed;
+    const float *const *x;
+    const float *params;
+};
+void gradcheck_layer(const char *what, struct layer *l, const struct gradcheck_opts *o);
+
+// Runs ops->forward with fresh buffers: a convenience for tests. y: (out_shape, n) written.
+void layer_run_forward(struct layer *l, size_t n, enum layer_mode mode, const float *params,
+                       float *stats, const float *const *x, float *y);
+
+// Frees l->state the way the net does (ops->destroy, else free).
+void layer_release(struct layer *l);
+
+#endif // EG_TEST_HELPERS_H
