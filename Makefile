@@ -26,7 +26,8 @@ ifeq ($(SAN),1)
   OPT     += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
   SANLD   := -fsanitize=address,undefined
 endif
-B := build/$(VARIANT)
+BUILD ?= build
+B := $(BUILD)/$(VARIANT)
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
         -Wwrite-strings -Wdouble-promotion
@@ -44,10 +45,10 @@ CPPFLAGS := -D_POSIX_C_SOURCE=200809L -Ilib
 CFLAGS   := -std=c11 $(OPT) $(WARN) -MMD -MP
 LDLIBS    = $(PKG_LIBS) -lm
 
-LIB_SRCS    := $(sort $(shell find lib -name '*.c'))
-RUNNER_SRCS := $(sort $(wildcard runner/*.c))
-TEST_SRCS   := $(sort $(wildcard tests/*.c))
-BENCH_SRCS  := $(sort $(wildcard bench/*.c))
+LIB_SRCS    ?= $(sort $(shell find lib -name '*.c'))
+RUNNER_SRCS ?= $(sort $(wildcard runner/*.c))
+TEST_SRCS   ?= $(sort $(wildcard tests/*.c))
+BENCH_SRCS  ?= $(sort $(wildcard bench/*.c))
 
 LIB_OBJS    := $(LIB_SRCS:%.c=$(B)/%.o)
 RUNNER_OBJS := $(RUNNER_SRCS:%.c=$(B)/%.o)
@@ -59,11 +60,11 @@ LIB       := $(B)/libevograd.a
 EVOGRAD   := $(B)/evograd
 TESTS_BIN := $(B)/evograd-tests
 BENCH_BIN := $(B)/evograd-bench
-STAMP     := build/.deps-ok
+STAMP     := $(BUILD)/.deps-ok
 
 .PHONY: all test bench valgrind format clean deps
 all: $(EVOGRAD)
-	@ln -sf $(VARIANT)/evograd build/evograd
+	@ln -sf $(VARIANT)/evograd $(BUILD)/evograd
 
 # Installs (or names) missing packages once; delete build/ to check again.
 $(STAMP): .ci/ensure-deps
@@ -94,7 +95,7 @@ $(BENCH_BIN): $(BENCH_OBJS) $(LIB)
 
 # The suite must really run: Criterion exits 0 on zero tests, so the synthesis line is checked.
 test: $(TESTS_BIN) $(EVOGRAD)
-	@ln -sf $(VARIANT)/evograd build/evograd
+	@ln -sf $(VARIANT)/evograd $(BUILD)/evograd
 	@cd tests && ../$(TESTS_BIN) $(TESTFLAGS) 2>&1 | tee ../$(B)/test.log
 	@grep -Eq 'Synthesis: Tested: [1-9][0-9]* \| Passing: [0-9]+ \| Failing: 0 \| Crashing: 0' \
 	    $(B)/test.log || { echo "make test: the suite did not run clean (see $(B)/test.log)"; exit 1; }
@@ -112,6 +113,6 @@ format:
 	    $(shell find lib runner tests bench -name '*.h')
 
 clean:
-	rm -rf build
+	rm -rf $(BUILD)
 
 -include $(DEPS)
