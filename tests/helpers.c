@@ -206,6 +206,9 @@ static void compare(const char *what, const char *which, const double *fd, const
 
 void gradcheck_layer(const char *what, struct layer *l, const struct gradcheck_opts *o)
 {
+    if (l->nin < 1 || l->nin > 2) {
+        cr_fatal("%s: layer has nin = %zu; constructors must set nin and in_shape", what, l->nin);
+    }
     struct rng rng;
     rng_seed(&rng, o->seed);
     size_t n = o->n;

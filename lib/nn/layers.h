@@ -1,5 +1,5 @@
-/* layers.h - constructors for every layer kind. Each fills a struct layer: ops, out_shape,
- * nparams, nstats and an owned state; the net sets nin/in/param_off/stats_off. in is the
+/* layers.h - constructors for every layer kind. Each fills a struct layer: ops, nin, in_shape,
+ * out_shape, nparams, nstats and an owned state; the net sets in/param_off/stats_off. in is the
  * per-sample input shape. Bad shapes or settings are programming errors (EG_ASSERT): networks
  * are built from validated specs.
  *

@@ -1,0 +1,271 @@
+/* elementwise.c - the layers that move or combine values without parameters: ReLU, the residual
+ * addition and the option-A ResNet shortcut, on CNHW activations (layer.h).
+ *
+ * ReLU and add run in place when the net allows it (y == x[0]); their backward passes never read
+ * x[0]. Gradient buffers are distinct from dy (backward adds dy into dx). Loops run in blocks of
+ * EW_BLOCK values with restrict pointers: GCC's -O2 cost model vectorises only loops whose trip
+ * count is a known multiple of the vector length and that need no run-time alias check. The
+ * in-place forms get their own single-pointer loops (restrict would be a lie there).
+ *
+ * State: none for relu and add; shortcut_a owns a small struct of settings (freed with free). */
+#include "layers.h"
+
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/status.h"
+
+#define EW_BLOCK 16
+
+// ---------------------------------------------------------------------------------------------
+// kernels; every buffer is (m)
+
+// v = max(v, 0). Written as v < 0 ? 0 : v so that NaN stays NaN, as in torch.relu (a diverged
+// net is then still noticed downstream).
+static void relu_in_place(float *v, size_t m)
+{
+    size_t i = 0;
+    for (; i + EW_BLOCK <= m; i += EW_BLOCK) {
+        for (size_t j = 0; j < EW_BLOCK; j++)
+            v[i + j] = v[i + j] < 0.0f ? 0.0f : v[i + j];
+    }
+    for (; i < m; i++)
+        v[i] = v[i] < 0.0f ? 0.0f : v[i];
+}
+
+// y = max(x, 0), NaN kept.
+static void relu_copy(float *restrict y, const float *restrict x, size_t m)
+{
+    size_t i = 0;
+    for (; i + EW_BLOCK <= m; i += EW_BLOCK) {
+        for (size_t j = 0; j < EW_BLOCK; j++)
+            y[i + j] = x[i + j] < 0.0f ? 0.0f : x[i + j];
+    }
+    for (; i < m; i++)
+        y[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+// dx += dy where y > 0. At y == 0 the derivative is taken as 0, as PyTorch does. dy is loaded
+// unconditionally so the select has no control flow and vectorises.
+static void relu_grad(float *restrict dx, const float *restrict y, const float *restrict dy,
+                      size_t m)
+{
+    size_t i = 0;
+    for (; i + EW_BLOCK <= m; i += EW_BLOCK) {
+        for (size_t j = 0; j < EW_BLOCK; j++) {
+            float g = dy[i + j];
+            dx[i + j] += y[i + j] > 0.0f ? g : 0.0f;
+        }
+    }
+    for (; i < m; i++)
+        dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+// acc += v.
+static void add_into(float *restrict acc, const float *restrict v, size_t m)
+{
+    size_t i = 0;
+    for (; i + EW_BLOCK <= m; i += EW_BLOCK) {
+        for (size_t j = 0; j < EW_BLOCK; j++)
+            acc[i + j] += v[i + j];
+    }
+    for (; i < m; i++)
+        acc[i] += v[i];
+}
+
+// y = a + b (a and b may be the same buffer: both are only read).
+static void add_to(float *restrict y, const float *restrict a, const float *restrict b, size_t m)
+{
+    size_t i = 0;
+    for (; i + EW_BLOCK <= m; i += EW_BLOCK) {
+        for (size_t j = 0; j < EW_BLOCK; j++)
+            y[i + j] = a[i + j] + b[i + j];
+    }
+    for (; i < m; i++)
+        y[i] = a[i] + b[i];
+}
+
+// ---------------------------------------------------------------------------------------------
+// relu
+
+// x[0], y: (in_shape, n) CNHW; y may equal x[0].
+static void relu_forward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                         float *y)
+{
+    size_t m = shape_numel(l->in_shape[0]) * ctx->n;
+    if (y == x[0]) {
+        relu_in_place(y, m);
+    } else {
+        relu_copy(y, x[0], m);
+    }
+}
+
+// Reads only y and dy (x[0] may have been overwritten in place): y > 0 exactly where x > 0.
+static void relu_backward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                          const float *y, const float *dy, float *const *dx)
+{
+    (void)x;
+    if (dx[0] == NULL) return;
+    EG_ASSERT(dx[0] != dy && dx[0] != y);
+    relu_grad(dx[0], y, dy, shape_numel(l->in_shape[0]) * ctx->n);
+}
+
+// One comparison per element.
+static double elementwise_flops(const struct layer *l, size_t n)
+{
+    return (double)shape_numel(l->out_shape) * (double)n;
+}
+
+static const struct layer_ops relu_ops = {
+    .name = "relu",
+    .forward = relu_forward,
+    .backward = relu_backward,
+    .flops = elementwise_flops,
+    .can_run_in_place = true,
+    .backward_reads_y = true,
+};
+
+void layer_relu(struct layer *l, struct shape in)
+{
+    EG_ASSERT(l != NULL);
+    EG_ASSERT(shape_numel(in) > 0);
+    *l = (struct layer){.ops = &relu_ops, .nin = 1, .in_shape = {in}, .out_shape = in};
+}
+
+// ---------------------------------------------------------------------------------------------
+// add
+
+// x[0], x[1], y: (in_shape, n) CNHW; y may equal x[0] (the net's in-place case) or x[1].
+static void add_forward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                        float *y)
+{
+    size_t m = shape_numel(l->out_shape) * ctx->n;
+    if (y == x[0] && y == x[1]) { // a node added to itself: rare, not worth a fast path
+        for (size_t i = 0; i < m; i++)
+            y[i] += y[i];
+    } else if (y == x[0]) {
+        add_into(y, x[1], m);
+    } else if (y == x[1]) {
+        add_into(y, x[0], m);
+    } else {
+        add_to(y, x[0], x[1], m);
+    }
+}
+
+// dx[0] += dy, dx[1] += dy (each skipped when NULL; they may be the same buffer, which then
+// receives 2*dy). Reads neither x nor y.
+static void add_backward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                         const float *y, const float *dy, float *const *dx)
+{
+    (void)x;
+    (void)y;
+    size_t m = shape_numel(l->out_shape) * ctx->n;
+    for (size_t i = 0; i < 2; i++) {
+        if (dx[i] == NULL) continue;
+        EG_ASSERT(dx[i] != dy);
+        add_into(dx[i], dy, m);
+    }
+}
+
+static const struct layer_ops add_ops = {
+    .name = "add",
+    .forward = add_forward,
+    .backward = add_backward,
+    .flops = elementwise_flops,
+    .can_run_in_place = true,
+    .backward_reads_y = false,
+};
+
+void layer_add(struct layer *l, struct shape in)
+{
+    EG_ASSERT(l != NULL);
+    EG_ASSERT(shape_numel(in) > 0);
+    *l = (struct layer){.ops = &add_ops, .nin = 2, .in_shape = {in, in}, .out_shape = in};
+}
+
+// ---------------------------------------------------------------------------------------------
+// shortcut_a
+
+struct shortcut_state {
+    size_t stride; // spatial subsampling step
+    size_t pad;    // zero channels before (and after) the input's channels
+};
+
+// x[0]: (c, n, h, w) CNHW;  y: (c_out, n, ceil(h/stride), ceil(w/stride)) CNHW. In CNHW the
+// pad*n leading and trailing planes of y are each one contiguous run of zeros.
+static void shortcut_forward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                             float *y)
+{
+    const struct shortcut_state *s = l->state;
+    const struct shape in = l->in_shape[0], out = l->out_shape;
+    const size_t planes = in.c * ctx->n, in_hw = in.h * in.w, out_hw = out.h * out.w;
+    const size_t zeros = s->pad * ctx->n * out_hw;
+    EG_ASSERT(y != x[0]);
+    memset(y, 0, zeros * sizeof(float));
+    memset(y + zeros + planes * out_hw, 0, zeros * sizeof(float));
+    float *ym = y + zeros;
+    if (s->stride == 1) {
+        memcpy(ym, x[0], planes * in_hw * sizeof(float));
+        return;
+    }
+    for (size_t p = 0; p < planes; p++) {
+        const float *src = x[0] + p * in_hw;
+        float *dst = ym + p * out_hw;
+        for (size_t i = 0; i < out.h; i++) {
+            const float *row = src + i * s->stride * in.w;
+            for (size_t j = 0; j < out.w; j++)
+                dst[i * out.w + j] = row[j * s->stride];
+        }
+    }
+}
+
+// dx[0][(c, n), i*stride, j*stride] += dy[(c + pad, n), i, j]; the zero channels have no input.
+static void shortcut_backward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                              const float *y, const float *dy, float *const *dx)
+{
+    (void)x;
+    (void)y;
+    if (dx[0] == NULL) return;
+    const struct shortcut_state *s = l->state;
+    const struct shape in = l->in_shape[0], out = l->out_shape;
+    const size_t planes = in.c * ctx->n, in_hw = in.h * in.w, out_hw = out.h * out.w;
+    const float *dym = dy + s->pad * ctx->n * out_hw;
+    EG_ASSERT(dx[0] != dy);
+    if (s->stride == 1) {
+        add_into(dx[0], dym, planes * in_hw);
+        return;
+    }
+    for (size_t p = 0; p < planes; p++) {
+        float *dst = dx[0] + p * in_hw;
+        const float *src = dym + p * out_hw;
+        for (size_t i = 0; i < out.h; i++) {
+            float *row = dst + i * s->stride * in.w;
+            for (size_t j = 0; j < out.w; j++)
+                row[j * s->stride] += src[i * out.w + j];
+        }
+    }
+}
+
+static const struct layer_ops shortcut_a_ops = {
+    .name = "shortcut_a",
+    .forward = shortcut_forward,
+    .backward = shortcut_backward,
+    .flops = NULL, // a strided copy: no arithmetic
+    .can_run_in_place = false,
+    .backward_reads_y = false,
+};
+
+void layer_shortcut_a(struct layer *l, struct shape in, size_t c_out, size_t stride)
+{
+    EG_ASSERT(l != NULL);
+    EG_ASSERT(shape_numel(in) > 0);
+    EG_ASSERT(stride >= 1);
+    EG_ASSERT(c_out >= in.c && (c_out - in.c) % 2 == 0);
+    struct shortcut_state *s = eg_xmalloc(sizeof *s);
+    s->stride = stride;
+    s->pad = (c_out - in.c) / 2;
+    // x[:, :, ::stride, ::stride] keeps indices 0, stride, ...: ceil(h / stride) of them
+    struct shape out = {c_out, (in.h + stride - 1) / stride, (in.w + stride - 1) / stride};
+    *l = (struct layer){
+        .ops = &shortcut_a_ops, .nin = 1, .in_shape = {in}, .out_shape = out, .state = s};
+}
