@@ -35,14 +35,15 @@ struct optim {
 
 // Default settings of each kind as in PyTorch (lr must still be set).
 struct optim_params optim_defaults(enum optim_kind kind);
-// Returns NULL when p is valid for P parameters, else a static reason ("lr must be > 0", ...).
+// Returns NULL when p is valid, else a static reason naming the field ("lr must be finite and
+// >= 0", ...). Each kind checks only its own fields (lr 0 is allowed, as in PyTorch).
 const char *optim_params_check(const struct optim_params *p);
 // Allocates an optimiser for P parameters; p must pass optim_params_check (EG_ASSERT).
 // Caller frees with optim_free.
 struct optim *optim_new(const struct optim_params *p, size_t P);
 void optim_free(struct optim *o);
-// One step: params (P) updated from grads (P) with learning rate lr (the schedule's value).
-// grads is not modified.
+// One step: params (P) updated from grads (P) with learning rate lr (the schedule's value,
+// finite and >= 0). grads is not modified.
 void optim_step(struct optim *o, float *params, const float *grads, float lr);
 // Forgets the state (as a fresh optimiser).
 void optim_reset(struct optim *o);
