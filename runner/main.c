@@ -1,1 +1,98 @@
-int main(void) { return 0; }
+/* main.c - the `evograd` command. Only the runner prints final errors and calls exit; the
+ * library returns statuses. Exit status: 0 success, 1 bad input, 2 usage, 3 the run failed. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/blas.h"
+#include "core/rng.h"
+#include "nn/backbones.h"
+#include "nn/net.h"
+#include "nn/optim.h"
+
+#define EVOGRAD_VERSION "0.1.0"
+
+enum { EXIT_USAGE = 2 };
+
+static void usage(FILE *f)
+{
+    fputs("usage: evograd <command> [arguments]\n"
+          "\n"
+          "EvoGrad (Bohdal, Yang, Hospedales, NeurIPS 2021) experiment runner: gradient-based\n"
+          "meta-learning and hyperparameter optimisation on the CPU.\n"
+          "\n"
+          "commands:\n"
+          "  list [backbones|optimizers]   what this build provides (all of it by default);\n"
+          "                                backbones with parameter counts at the input shape\n"
+          "                                the paper uses them with\n"
+          "\n"
+          "options:\n"
+          "  -h, --help      this text\n"
+          "  --version       the version\n"
+          "\n"
+          "exit status: 0 success, 1 bad input, 2 usage error, 3 the run failed\n",
+          f);
+}
+
+// Builds each backbone at its default input (10 classes, or features only) and prints its size.
+static void list_backbones(void)
+{
+    printf("backbones (parameters at the default input; head over 10 classes):\n");
+    for (size_t k = 0; k < BACKBONE__COUNT; k++) {
+        struct backbone_spec spec = backbone_defaults((enum backbone_kind)k);
+        struct shape in = backbone_default_input(spec.kind);
+        struct rng rng;
+        rng_seed(&rng, 1);
+        struct net *net = backbone_new(&spec, in, 10, &rng);
+        printf("  %-9s %11zu params  input %zux%zux%zu  %s\n", backbone_name(spec.kind),
+               net->nparams, in.c, in.h, in.w, backbone_describe(spec.kind));
+        net_free(net);
+    }
+}
+
+static void list_optimizers(void)
+{
+    printf("optimizers (PyTorch update rules, coupled L2 weight decay):\n"
+           "  sgd       momentum, nesterov, weight_decay\n"
+           "  adam      beta1, beta2, eps, weight_decay\n"
+           "learning-rate schedules:\n"
+           "  constant, step (milestones, gamma), cosine (total epochs, min lr)\n");
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    if (argc > 1) {
+        fprintf(stderr, "evograd list: too many arguments\n");
+        return EXIT_USAGE;
+    }
+    const char *what = argc == 1 ? argv[0] : "all";
+    bool all = strcmp(what, "all") == 0;
+    if (!all && strcmp(what, "backbones") != 0 && strcmp(what, "optimizers") != 0) {
+        fprintf(stderr, "evograd list: unknown topic '%s' (backbones, optimizers)\n", what);
+        return EXIT_USAGE;
+    }
+    if (all || strcmp(what, "backbones") == 0) list_backbones();
+    if (all || strcmp(what, "optimizers") == 0) list_optimizers();
+    return EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return EXIT_SUCCESS;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("evograd %s\n", EVOGRAD_VERSION);
+        return EXIT_SUCCESS;
+    }
+    if (strcmp(cmd, "list") == 0) return cmd_list(argc - 2, argv + 2);
+    fprintf(stderr, "evograd: unknown command '%s' (try evograd --help)\n", cmd);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,298 @@
+/* bench.c - `make bench`: speed and memory of one training step (forward, backward, SGD) of
+ * the networks the paper trains, measured against OpenBLAS on the same GEMM shapes.
+ *
+ * For each case, in a forked child (so peak RSS is the case's own):
+ *   - ms per step: median over timed steps after warm-up;
+ *   - GFLOP/s: forward + backward FLOPs counted from the layer shapes (backward = 2 x forward
+ *     for every layer, except 1 x for a layer reading the network's input, whose input gradient
+ *     is not computed) divided by the median step time;
+ *   - sgemm GFLOP/s: every cblas_sgemm call of one step is recorded (this program interposes
+ *     cblas_sgemm and forwards to OpenBLAS), then the same shapes are replayed on their own;
+ *     their FLOPs over their median time. The ratio of the two is how close the whole step
+ *     comes to pure GEMM throughput;
+ *   - peak RSS (getrusage) and a per-layer-kind time breakdown (one profiled step).
+ * Usage: evograd-bench [--threads N] [--steps N] [--case resnet32|lenet|all] */
+#define _GNU_SOURCE
+#include <cblas.h>
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/blas.h"
+#include "core/rng.h"
+#include "core/status.h"
+#include "core/timer.h"
+#include "nn/backbones.h"
+#include "nn/loss.h"
+#include "nn/net.h"
+#include "nn/optim.h"
+
+// ---------------------------------------------------------------------------------------------
+// cblas_sgemm interposition. This program is the only user; the recorder is its one global.
+
+typedef void (*sgemm_fn)(const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE,
+                         const enum CBLAS_TRANSPOSE, const blasint, const blasint, const blasint,
+                         const float, const float *, const blasint, const float *, const blasint,
+                         const float, float *, const blasint);
+
+struct gemm_call {
+    enum CBLAS_TRANSPOSE ta, tb;
+    blasint M, N, K, lda, ldb, ldc;
+    float beta;
+};
+
+static struct {
+    sgemm_fn real;
+    bool on;
+    struct gemm_call *calls;
+    size_t n, cap;
+} rec;
+
+void cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta,
+                 const enum CBLAS_TRANSPOSE tb, const blasint M, const blasint N, const blasint K,
+                 const float alpha, const float *A, const blasint lda, const float *B,
+                 const blasint ldb, const float beta, float *C, const blasint ldc)
+{
+    if (rec.real == NULL) {
+        void *sym = dlsym(RTLD_NEXT, "cblas_sgemm");
+        EG_ASSERT(sym != NULL);
+        memcpy(&rec.real, &sym, sizeof sym); // POSIX: data and function pointers interconvert
+        EG_ASSERT(rec.real != NULL);
+    }
+    if (rec.on) {
+        if (rec.n == rec.cap) {
+            rec.cap = rec.cap ? 2 * rec.cap : 256;
+            rec.calls = eg_xrealloc(rec.calls, rec.cap * sizeof *rec.calls);
+        }
+        rec.calls[rec.n++] = (struct gemm_call){ta, tb, M, N, K, lda, ldb, ldc, beta};
+    }
+    rec.real(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct bench_case {
+    const char *name;
+    enum backbone_kind kind;
+    struct shape in;
+    size_t classes, batch, steps;
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double step_flops(const struct net *net, size_t n)
+{
+    double f = 0.0;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        const struct layer *l = &net->layers[i];
+        if (l->ops->flops == NULL) continue;
+        double fwd = l->ops->flops(l, n);
+        f += fwd + (l->in[0] == 0 ? 1.0 : 2.0) * fwd;
+    }
+    return f;
+}
+
+struct trainer {
+    struct net *net;
+    struct optim *opt;
+    float *x, *dlogits, *losses;
+    int32_t *y;
+    size_t n, classes;
+};
+
+static void train_step(struct trainer *t)
+{
+    net_zero_grad(t->net);
+    const float *logits = net_forward(t->net, t->x, t->n, LAYER_MODE_TRAIN);
+    xent_forward(logits, t->y, t->n, t->classes, t->losses);
+    xent_backward(logits, t->y, NULL, t->n, t->classes, t->dlogits);
+    net_backward(t->net, t->dlogits, NULL);
+    optim_step(t->opt, t->net->params, t->net->grads, t->opt->p.lr);
+}
+
+// Replays the recorded GEMM shapes; returns the median seconds of one replay.
+static double replay_gemms(size_t reps)
+{
+    size_t maxA = 0, maxB = 0, maxC = 0;
+    for (size_t i = 0; i < rec.n; i++) {
+        const struct gemm_call *c = &rec.calls[i];
+        size_t rowsA = c->ta == CblasNoTrans ? (size_t)c->M : (size_t)c->K;
+        size_t rowsB = c->tb == CblasNoTrans ? (size_t)c->K : (size_t)c->N;
+        if (rowsA * (size_t)c->lda > maxA) maxA = rowsA * (size_t)c->lda;
+        if (rowsB * (size_t)c->ldb > maxB) maxB = rowsB * (size_t)c->ldb;
+        if ((size_t)c->M * (size_t)c->ldc > maxC) maxC = (size_t)c->M * (size_t)c->ldc;
+    }
+    float *A = eg_xcalloc_floats(maxA), *B = eg_xcalloc_floats(maxB), *C = eg_xcalloc_floats(maxC);
+    double *t = eg_xmalloc_array(reps, sizeof *t);
+    for (size_t r = 0; r < reps + 1; r++) {
+        double t0 = eg_wall_seconds();
+        for (size_t i = 0; i < rec.n; i++) {
+            const struct gemm_call *c = &rec.calls[i];
+            rec.real(CblasRowMajor, c->ta, c->tb, c->M, c->N, c->K, 1.0f, A, c->lda, B, c->ldb,
+                     c->beta, C, c->ldc);
+        }
+        if (r > 0) t[r - 1] = eg_wall_seconds() - t0; // the first replay warms up
+    }
+    double m = median(t, reps);
+    free(A);
+    free(B);
+    free(C);
+    free(t);
+    return m;
+}
+
+static void breakdown(struct trainer *t, double step_s)
+{
+    struct net *net = t->net;
+    memset(net->prof_fwd, 0, net->nlayers * sizeof(double));
+    memset(net->prof_bwd, 0, net->nlayers * sizeof(double));
+    net->profile = true;
+    const size_t reps = 3;
+    for (size_t r = 0; r < reps; r++) train_step(t);
+    net->profile = false;
+    const char *names[32];
+    double fwd[32] = {0}, bwd[32] = {0};
+    size_t nk = 0;
+    double total = 0.0;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        const char *nm = net->layers[i].ops->name;
+        size_t k = 0;
+        while (k < nk && strcmp(names[k], nm) != 0) k++;
+        if (k == nk && nk < 32) names[nk++] = nm;
+        if (k < 32) {
+            fwd[k] += net->prof_fwd[i] / (double)reps;
+            bwd[k] += net->prof_bwd[i] / (double)reps;
+        }
+        total += (net->prof_fwd[i] + net->prof_bwd[i]) / (double)reps;
+    }
+    printf("    time by layer kind (one profiled step, %% of the median step):\n");
+    for (size_t k = 0; k < nk; k++) {
+        printf("      %-14s fwd %7.2f ms  bwd %7.2f ms  %5.1f%%\n", names[k], 1e3 * fwd[k],
+               1e3 * bwd[k], 100.0 * (fwd[k] + bwd[k]) / step_s);
+    }
+    printf("      %-14s %.2f ms of %.2f ms (loss, layout copies and SGD make up the rest)\n",
+           "layers total", 1e3 * total, 1e3 * step_s);
+}
+
+static void run_case(const struct bench_case *bc, int threads, size_t steps)
+{
+    eg_blas_set_threads(threads);
+    struct rng rng;
+    rng_seed(&rng, 1);
+    struct backbone_spec spec = backbone_defaults(bc->kind);
+    struct trainer t = {.n = bc->batch, .classes = bc->classes};
+    t.net = backbone_new(&spec, bc->in, bc->classes, &rng);
+    struct optim_params op = optim_defaults(OPTIM_KIND_SGD);
+    op.lr = 0.01f;
+    op.momentum = 0.9f;
+    op.nesterov = true;
+    op.weight_decay = 5e-4f;
+    t.opt = optim_new(&op, t.net->nparams);
+    size_t nx = shape_numel(bc->in) * bc->batch;
+    t.x = eg_xmalloc_floats(nx);
+    rng_fill_gaussian(&rng, t.x, nx, 0.0f, 1.0f);
+    t.y = eg_xmalloc_array(bc->batch, sizeof *t.y);
+    for (size_t i = 0; i < bc->batch; i++) t.y[i] = (int32_t)rng_below(&rng, bc->classes);
+    t.dlogits = eg_xmalloc_floats(bc->batch * bc->classes);
+    t.losses = eg_xmalloc_floats(bc->batch);
+
+    for (int w = 0; w < 3; w++) train_step(&t); // warm-up: buffers, page faults, thread pool
+    rec.on = true;
+    train_step(&t);
+    rec.on = false;
+    double *times = eg_xmalloc_array(steps, sizeof *times);
+    for (size_t s = 0; s < steps; s++) {
+        double t0 = eg_wall_seconds();
+        train_step(&t);
+        times[s] = eg_wall_seconds() - t0;
+    }
+    double step_s = median(times, steps);
+    double flops = step_flops(t.net, bc->batch);
+    double gemm_flops = 0.0;
+    for (size_t i = 0; i < rec.n; i++) {
+        gemm_flops += 2.0 * (double)rec.calls[i].M * (double)rec.calls[i].N * (double)rec.calls[i].K;
+    }
+    double gemm_s = replay_gemms(steps);
+    double achieved = flops / step_s * 1e-9, sgemm = gemm_flops / gemm_s * 1e-9;
+
+    printf("%s: batch %zu, %zux%zux%zu, %zu classes, %zu parameters, %d BLAS threads\n", bc->name,
+           bc->batch, bc->in.c, bc->in.h, bc->in.w, bc->classes, t.net->nparams, threads);
+    printf("    step            %8.2f ms  (median of %zu after 3 warm-up steps)\n", 1e3 * step_s,
+           steps);
+    printf("    achieved        %8.2f GFLOP/s (%.2f GFLOP per step from layer shapes)\n",
+           achieved, flops * 1e-9);
+    printf("    sgemm alone     %8.2f GFLOP/s (%zu calls per step, %.2f GFLOP, %.2f ms)\n",
+           sgemm, rec.n, gemm_flops * 1e-9, 1e3 * gemm_s);
+    printf("    fraction        %8.2f of sgemm throughput on the same shapes\n", achieved / sgemm);
+    printf("    peak RSS        %8.1f MB  (activations and gradients %.1f MB)\n",
+           eg_peak_rss_mb(), (double)net_buffer_bytes(t.net) / (1024.0 * 1024.0));
+    breakdown(&t, step_s);
+    fflush(stdout);
+
+    free(times);
+    free(t.x);
+    free(t.y);
+    free(t.dlogits);
+    free(t.losses);
+    optim_free(t.opt);
+    net_free(t.net);
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 2;
+    size_t steps = 0;
+    const char *which = "all";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            long v = strtol(argv[++i], NULL, 10);
+            threads = v > 0 && v < 256 ? (int)v : 1;
+        } else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
+            steps = (size_t)strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
+            which = argv[++i];
+        } else {
+            fprintf(stderr, "usage: evograd-bench [--threads N] [--steps N] [--case NAME|all]\n");
+            return 2;
+        }
+    }
+    const struct bench_case cases[] = {
+        {"resnet32", BACKBONE_RESNET32, {3, 32, 32}, 10, 100, 15},
+        {"lenet", BACKBONE_LENET, {1, 28, 28}, 10, 128, 60},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        if (strcmp(which, "all") != 0 && strcmp(which, cases[c].name) != 0) continue;
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            return 1;
+        }
+        if (pid == 0) {
+            run_case(&cases[c], threads, steps ? steps : cases[c].steps);
+            _exit(0);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "evograd-bench: case %s failed\n", cases[c].name);
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,401 @@
+/* net.c - building, running and differentiating a layer graph (see net.h).
+ * Forward runs the layers in order. Backward runs them in reverse; the gradient of a node is
+ * taken from a pool (zeroed) when its first reader's backward needs it, every reader adds into
+ * it, and it returns to the pool once the node's own layer has run backward. */
+#include "net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/status.h"
+#include "core/timer.h"
+#include "layout.h"
+
+struct net *net_new(struct shape in)
+{
+    EG_ASSERT(shape_numel(in) > 0);
+    struct net *net = eg_xcalloc(1, sizeof *net);
+    net->in_shape = in;
+    net->node_shape = eg_xmalloc(sizeof *net->node_shape);
+    net->node_shape[0] = in;
+    return net;
+}
+
+static void free_buffers(struct net *net)
+{
+    for (size_t b = 0; b < net->nbufs; b++) free(net->bufs[b]);
+    for (size_t i = 0; i < net->ngpool; i++) free(net->gpool[i]);
+    free(net->scratch);
+    free(net->out);
+    net->ngpool = 0;
+    net->gpool_total = 0;
+    net->scratch = NULL;
+    net->out = NULL;
+    for (size_t b = 0; b < net->nbufs; b++) net->bufs[b] = NULL;
+    net->cap = 0;
+}
+
+void net_free(struct net *net)
+{
+    if (net == NULL) return;
+    if (net->bufs != NULL) free_buffers(net);
+    for (size_t i = 0; i < net->nlayers; i++) {
+        struct layer *l = &net->layers[i];
+        if (l->ops->destroy != NULL) {
+            l->ops->destroy(l);
+        } else {
+            free(l->state);
+        }
+    }
+    free(net->layers);
+    free(net->node_shape);
+    free(net->params);
+    free(net->grads);
+    free(net->stats);
+    free(net->prof_fwd);
+    free(net->prof_bwd);
+    free(net->nconsumers);
+    free(net->buf_of);
+    free(net->bufs);
+    free(net->gpool);
+    free(net->gbuf);
+    free(net);
+}
+
+size_t net_push(struct net *net, struct layer l, size_t in, size_t in2)
+{
+    EG_ASSERT(!net->finalized);
+    size_t nodes = net->nlayers + 1;
+    EG_ASSERT(in < nodes);
+    EG_ASSERT(l.nin == 1 || l.nin == 2);
+    EG_ASSERT(shape_eq(l.in_shape[0], net->node_shape[in]));
+    l.in[0] = in;
+    if (l.nin == 2) {
+        EG_ASSERT(in2 < nodes);
+        EG_ASSERT(shape_eq(l.in_shape[1], net->node_shape[in2]));
+        l.in[1] = in2;
+    }
+    EG_ASSERT(shape_numel(l.out_shape) > 0);
+    net->layers = eg_xrealloc(net->layers, (net->nlayers + 1) * sizeof *net->layers);
+    net->node_shape = eg_xrealloc(net->node_shape, (nodes + 1) * sizeof *net->node_shape);
+    net->layers[net->nlayers] = l;
+    net->node_shape[nodes] = l.out_shape;
+    net->nlayers++;
+    return nodes;
+}
+
+// The node's shape, checking that the node exists.
+static struct shape node_shape(const struct net *net, size_t in)
+{
+    EG_ASSERT(in <= net->nlayers);
+    return net->node_shape[in];
+}
+
+size_t net_conv2d(struct net *net, size_t in, struct conv2d_params p)
+{
+    struct layer l = {0};
+    layer_conv2d(&l, node_shape(net, in), p);
+    return net_push(net, l, in, 0);
+}
+
+size_t net_linear(struct net *net, size_t in, struct linear_params p)
+{
+    struct layer l = {0};
+    layer_linear(&l, node_shape(net, in), p);
+    return net_push(net, l, in, 0);
+}
+
+size_t net_batchnorm(struct net *net, size_t in, struct batchnorm_params p)
+{
+    struct layer l = {0};
+    layer_batchnorm(&l, node_shape(net, in), p);
+    return net_push(net, l, in, 0);
+}
+
+size_t net_maxpool(struct net *net, size_t in, struct pool_params p)
+{
+    struct layer l = {0};
+    layer_maxpool(&l, node_shape(net, in), p);
+    return net_push(net, l, in, 0);
+}
+
+size_t net_avgpool(struct net *net, size_t in, struct pool_params p)
+{
+    struct layer l = {0};
+    layer_avgpool(&l, node_shape(net, in), p);
+    return net_push(net, l, in, 0);
+}
+
+size_t net_shortcut_a(struct net *net, size_t in, size_t c_out, size_t stride)
+{
+    struct layer l = {0};
+    layer_shortcut_a(&l, node_shape(net, in), c_out, stride);
+    return net_push(net, l, in, 0);
+}
+
+// Constructors without settings.
+static size_t add_plain(struct net *net, size_t in, void (*make)(struct layer *, struct shape))
+{
+    struct layer l = {0};
+    make(&l, node_shape(net, in));
+    return net_push(net, l, in, 0);
+}
+
+size_t net_relu(struct net *net, size_t in)
+{
+    return add_plain(net, in, layer_relu);
+}
+
+size_t net_global_avgpool(struct net *net, size_t in)
+{
+    return add_plain(net, in, layer_global_avgpool);
+}
+
+size_t net_flatten(struct net *net, size_t in)
+{
+    return add_plain(net, in, layer_flatten);
+}
+
+size_t net_add(struct net *net, size_t in, size_t in2)
+{
+    EG_ASSERT(shape_eq(node_shape(net, in), node_shape(net, in2)));
+    struct layer l = {0};
+    layer_add(&l, net->node_shape[in]);
+    return net_push(net, l, in, in2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// finalize: parameter blocks and the in-place plan
+
+void net_finalize(struct net *net, struct rng *rng)
+{
+    EG_ASSERT(!net->finalized);
+    EG_ASSERT(net->nlayers >= 1);
+    size_t nodes = net->nlayers + 1;
+
+    // Parameter and statistics slices, in layer order.
+    size_t P = 0, S = 0;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        struct layer *l = &net->layers[i];
+        l->param_off = P;
+        l->stats_off = S;
+        P += l->nparams;
+        S += l->nstats;
+    }
+    net->nparams = P;
+    net->nstats = S;
+    net->params = eg_xcalloc_floats(P);
+    net->grads = eg_xcalloc_floats(P);
+    net->stats = eg_xcalloc_floats(S);
+    for (size_t i = 0; i < net->nlayers; i++) {
+        struct layer *l = &net->layers[i];
+        if (l->ops->init != NULL) {
+            l->ops->init(l, net->params + l->param_off, net->stats + l->stats_off, rng);
+        } else {
+            EG_ASSERT(l->nparams == 0 && l->nstats == 0);
+        }
+    }
+
+    // Readers of each node; the output node counts as read by the caller.
+    net->nconsumers = eg_xcalloc(nodes, sizeof *net->nconsumers);
+    for (size_t i = 0; i < net->nlayers; i++) {
+        for (size_t k = 0; k < net->layers[i].nin; k++) net->nconsumers[net->layers[i].in[k]]++;
+    }
+    net->nconsumers[nodes - 1]++;
+
+    // In place: the layer allows it, its first input is read by it alone, is not the network's
+    // input, has the same shape, and the input's producer does not read its own output later.
+    net->buf_of = eg_xcalloc(nodes, sizeof *net->buf_of);
+    net->nbufs = 1; // buffer 0 holds the network's input
+    for (size_t i = 0; i < net->nlayers; i++) {
+        const struct layer *l = &net->layers[i];
+        size_t src = l->in[0];
+        bool inplace = l->ops->can_run_in_place && src != 0 && net->nconsumers[src] == 1 &&
+                       shape_eq(net->node_shape[src], l->out_shape) &&
+                       !net->layers[src - 1].ops->backward_reads_y;
+        net->buf_of[i + 1] = inplace ? net->buf_of[src] : net->nbufs++;
+    }
+    net->bufs = eg_xcalloc(net->nbufs, sizeof *net->bufs);
+    net->gbuf = eg_xcalloc(nodes, sizeof *net->gbuf);
+    net->gpool = eg_xcalloc(nodes, sizeof *net->gpool);
+    net->prof_fwd = eg_xcalloc(net->nlayers, sizeof(double));
+    net->prof_bwd = eg_xcalloc(net->nlayers, sizeof(double));
+    net->finalized = true;
+}
+
+struct shape net_out_shape(const struct net *net)
+{
+    return net->node_shape[net->nlayers];
+}
+
+// Largest per-sample size over the nodes sharing buffer b.
+static size_t buffer_numel(const struct net *net, size_t b)
+{
+    size_t m = 0;
+    for (size_t j = 0; j <= net->nlayers; j++) {
+        if (net->buf_of[j] == b && shape_numel(net->node_shape[j]) > m) {
+            m = shape_numel(net->node_shape[j]);
+        }
+    }
+    return m;
+}
+
+static size_t max_node_numel(const struct net *net)
+{
+    size_t m = 0;
+    for (size_t j = 0; j <= net->nlayers; j++) {
+        if (shape_numel(net->node_shape[j]) > m) m = shape_numel(net->node_shape[j]);
+    }
+    return m;
+}
+
+// Makes every buffer large enough for a batch of n.
+static void ensure_capacity(struct net *net, size_t n)
+{
+    if (n <= net->cap) return;
+    free_buffers(net);
+    for (size_t b = 0; b < net->nbufs; b++) {
+        net->bufs[b] = eg_xmalloc_floats(buffer_numel(net, b) * n);
+    }
+    size_t scratch = 0;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        const struct layer *l = &net->layers[i];
+        size_t s = l->ops->scratch_floats != NULL ? l->ops->scratch_floats(l, n) : 0;
+        if (s > scratch) scratch = s;
+    }
+    net->scratch = eg_xmalloc_floats(scratch);
+    net->out = eg_xmalloc_floats(shape_numel(net_out_shape(net)) * n);
+    net->cap = n;
+}
+
+static struct layer_ctx make_ctx(struct net *net, const struct layer *l, size_t n,
+                                 enum layer_mode mode, bool with_grads)
+{
+    return (struct layer_ctx){
+        .n = n,
+        .mode = mode,
+        .params = net->params + l->param_off,
+        .grads = with_grads ? net->grads + l->param_off : NULL,
+        .stats = net->stats + l->stats_off,
+        .scratch = net->scratch,
+        .rng = net->rng,
+    };
+}
+
+const float *net_forward(struct net *net, const float *x, size_t n, enum layer_mode mode)
+{
+    EG_ASSERT(net->finalized);
+    EG_ASSERT(n >= 1);
+    ensure_capacity(net, n);
+    layout_nchw_to_cnhw(x, net->bufs[0], n, net->in_shape);
+    for (size_t i = 0; i < net->nlayers; i++) {
+        struct layer *l = &net->layers[i];
+        struct layer_ctx ctx = make_ctx(net, l, n, mode, false);
+        const float *xs[2] = {net->bufs[net->buf_of[l->in[0]]], NULL};
+        if (l->nin == 2) xs[1] = net->bufs[net->buf_of[l->in[1]]];
+        double t0 = net->profile ? eg_wall_seconds() : 0.0;
+        l->ops->forward(l, &ctx, xs, net->bufs[net->buf_of[i + 1]]);
+        if (net->profile) net->prof_fwd[i] += eg_wall_seconds() - t0;
+    }
+    net->last_n = n;
+    net->last_mode = mode;
+    layout_cnhw_to_nchw(net->bufs[net->buf_of[net->nlayers]], net->out, n, net_out_shape(net));
+    return net->out;
+}
+
+// A zeroed gradient buffer for a node of per-sample size numel.
+static float *grad_acquire(struct net *net, size_t numel)
+{
+    float *g;
+    if (net->ngpool > 0) {
+        g = net->gpool[--net->ngpool];
+    } else {
+        g = eg_xmalloc_floats(max_node_numel(net) * net->cap);
+        net->gpool_total++;
+    }
+    memset(g, 0, numel * net->last_n * sizeof(float));
+    return g;
+}
+
+static void grad_release(struct net *net, size_t node)
+{
+    EG_ASSERT(net->ngpool <= net->nlayers);
+    net->gpool[net->ngpool++] = net->gbuf[node];
+    net->gbuf[node] = NULL;
+}
+
+void net_backward(struct net *net, const float *dout, float *dx)
+{
+    EG_ASSERT(net->finalized);
+    EG_ASSERT(net->last_n >= 1);
+    size_t n = net->last_n;
+    size_t last = net->nlayers;
+    net->gbuf[last] = grad_acquire(net, 0);
+    layout_nchw_to_cnhw(dout, net->gbuf[last], n, net_out_shape(net));
+
+    for (size_t i = net->nlayers; i-- > 0;) {
+        struct layer *l = &net->layers[i];
+        size_t node = i + 1;
+        if (net->gbuf[node] == NULL) continue; // does not reach the output
+        float *dxs[2] = {NULL, NULL};
+        const float *xs[2] = {NULL, NULL};
+        for (size_t k = 0; k < l->nin; k++) {
+            size_t src = l->in[k];
+            xs[k] = net->bufs[net->buf_of[src]];
+            if (src == 0 && dx == NULL) continue;
+            if (net->gbuf[src] == NULL) {
+                net->gbuf[src] = grad_acquire(net, shape_numel(net->node_shape[src]));
+            }
+            dxs[k] = net->gbuf[src];
+        }
+        struct layer_ctx ctx = make_ctx(net, l, n, net->last_mode, true);
+        double t0 = net->profile ? eg_wall_seconds() : 0.0;
+        l->ops->backward(l, &ctx, xs, net->bufs[net->buf_of[node]], net->gbuf[node], dxs);
+        if (net->profile) net->prof_bwd[i] += eg_wall_seconds() - t0;
+        grad_release(net, node);
+    }
+    if (dx != NULL) {
+        if (net->gbuf[0] != NULL) {
+            layout_cnhw_to_nchw(net->gbuf[0], dx, n, net->in_shape);
+            grad_release(net, 0);
+        } else {
+            memset(dx, 0, shape_numel(net->in_shape) * n * sizeof(float));
+        }
+    }
+}
+
+void net_zero_grad(struct net *net)
+{
+    memset(net->grads, 0, net->nparams * sizeof(float));
+}
+
+double net_flops(const struct net *net, size_t n)
+{
+    double f = 0.0;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        const struct layer *l = &net->layers[i];
+        if (l->ops->flops != NULL) f += l->ops->flops(l, n);
+    }
+    return f;
+}
+
+size_t net_buffer_bytes(const struct net *net)
+{
+    size_t floats = 0;
+    if (net->cap == 0) return 0;
+    for (size_t b = 0; b < net->nbufs; b++) floats += buffer_numel(net, b) * net->cap;
+    floats += net->gpool_total * max_node_numel(net) * net->cap;
+    return floats * sizeof(float);
+}
+
+void net_print_summary(const struct net *net, FILE *f)
+{
+    for (size_t i = 0; i < net->nlayers; i++) {
+        const struct layer *l = &net->layers[i];
+        struct shape s = l->out_shape;
+        fprintf(f, "%4zu  %-14s in %-4zu -> %4zu x %3zu x %3zu  params %zu\n", i + 1,
+                l->ops->name, l->in[0], s.c, s.h, s.w, l->nparams);
+    }
+    fprintf(f, "total parameters %zu, running statistics %zu\n", net->nparams, net->nstats);
+}

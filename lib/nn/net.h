@@ -1,0 +1,105 @@
+/* net.h - a network: a directed acyclic graph of layers over one flat parameter block.
+ *
+ * Node 0 is the network's input; layer i produces node i + 1, so layers are stored in a valid
+ * execution order and the last layer's node is the output. A layer reads one or two earlier
+ * nodes (two for residual addition). Inside, activations are CNHW (layer.h); the public
+ * interface is NCHW: net_forward takes (n, C, H, W) input and returns (n, C', H', W') output.
+ *
+ * Memory. The net owns params, grads (same layout) and stats (running statistics), each one
+ * contiguous block, so optimisers, weight decay and EvoGrad's perturbations are single loops.
+ * Activation buffers are allocated for the largest batch seen so far and reused. A layer that
+ * allows it runs in place on its input (ReLU after batch norm, the residual addition) when that
+ * input has no other reader. Gradients of activations live only while backward needs them, in
+ * a small pool of buffers.
+ *
+ * Build a net with net_new, the net_<layer> calls (each returns the new node) and net_finalize;
+ * backbones.h builds the named architectures this way. */
+#ifndef EG_NET_H
+#define EG_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "layer.h"
+#include "layers.h"
+
+struct rng;
+
+struct net {
+    struct shape in_shape;
+    size_t nlayers;
+    struct layer *layers;     // (nlayers) layer i produces node i + 1
+    struct shape *node_shape; // (nlayers + 1)
+
+    size_t nparams, nstats;
+    float *params; // (nparams) owned
+    float *grads;  // (nparams) owned; backward adds into it, net_zero_grad clears it
+    float *stats;  // (nstats) owned: batch-norm running statistics
+
+    struct rng *rng; // for stochastic layers; NULL unless a task sets it (not owned)
+    bool profile;    // when true, forward/backward add per-layer seconds to prof_* below
+    double *prof_fwd, *prof_bwd; // (nlayers) seconds accumulated while profile is on
+
+    // Everything below is private to net.c.
+    bool finalized;
+    size_t *nconsumers;   // (nlayers + 1)
+    size_t *buf_of;       // (nlayers + 1) activation buffer of each node (in-place aliasing)
+    size_t nbufs;
+    size_t cap;           // batch capacity of the buffers
+    float **bufs;         // (nbufs) activation buffers
+    float *scratch;       // shared layer scratch
+    float *out;           // (cap, output numel) NCHW output of the last forward
+    size_t last_n;        // batch size of the last forward, 0 before the first
+    enum layer_mode last_mode;
+    float **gpool;        // free gradient buffers, each (max node numel * cap)
+    size_t ngpool, gpool_total;
+    float **gbuf;         // (nlayers + 1) gradient buffer of each node during backward
+};
+
+// An empty network for per-sample input shape in. Caller frees with net_free.
+struct net *net_new(struct shape in);
+void net_free(struct net *net);
+
+// Each adds one layer reading node `in` (and `in2`) and returns the node it produces.
+size_t net_conv2d(struct net *net, size_t in, struct conv2d_params p);
+size_t net_linear(struct net *net, size_t in, struct linear_params p);
+size_t net_batchnorm(struct net *net, size_t in, struct batchnorm_params p);
+size_t net_relu(struct net *net, size_t in);
+size_t net_maxpool(struct net *net, size_t in, struct pool_params p);
+size_t net_avgpool(struct net *net, size_t in, struct pool_params p);
+size_t net_global_avgpool(struct net *net, size_t in);
+size_t net_flatten(struct net *net, size_t in);
+size_t net_add(struct net *net, size_t in, size_t in2);
+size_t net_shortcut_a(struct net *net, size_t in, size_t c_out, size_t stride);
+// Adds a layer made by the caller (l->ops, shapes, counts and state set; in/nin set here).
+size_t net_push(struct net *net, struct layer l, size_t in, size_t in2);
+
+// Allocates params/grads/stats, initialises them (each layer's ops->init, in layer order, from
+// rng) and plans in-place execution. No layers may be added afterwards.
+void net_finalize(struct net *net, struct rng *rng);
+
+// Per-sample output shape (of the last node).
+struct shape net_out_shape(const struct net *net);
+
+// Forward pass on x: (n, in_shape) NCHW. Returns the output, (n, out_shape) NCHW, owned by the
+// net and valid until the next forward. mode selects batch or running statistics (layer.h).
+const float *net_forward(struct net *net, const float *x, size_t n, enum layer_mode mode);
+
+// Backward pass for the last forward: dout is dL/d(output), (n, out_shape) NCHW. Adds dL/dparams
+// into net->grads. If dx is not NULL it is overwritten with dL/dx, (n, in_shape) NCHW.
+void net_backward(struct net *net, const float *dout, float *dx);
+
+// grads = 0.
+void net_zero_grad(struct net *net);
+
+// Forward multiply-add FLOPs (2 per multiply-add) of a batch of n.
+double net_flops(const struct net *net, size_t n);
+
+// Bytes of activation and gradient buffers currently allocated.
+size_t net_buffer_bytes(const struct net *net);
+
+// Writes one line per layer (index, kind, output shape, parameters) and a total.
+void net_print_summary(const struct net *net, FILE *f);
+
+#endif // EG_NET_H
