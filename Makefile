@@ -42,8 +42,8 @@ TEST_CFLAGS = $(eval TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS)))$(
 TEST_LIBS   = $(eval TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS)))$(TEST_LIBS)
 
 CPPFLAGS := -D_POSIX_C_SOURCE=200809L -Ilib
-CFLAGS   := -std=c11 $(OPT) $(WARN) -MMD -MP
-LDLIBS    = $(PKG_LIBS) -lm
+CFLAGS   := -std=c11 $(OPT) $(WARN) -fopenmp -MMD -MP
+LDLIBS    = $(PKG_LIBS) -fopenmp -lm
 
 LIB_SRCS    ?= $(sort $(shell find lib -name '*.c'))
 RUNNER_SRCS ?= $(sort $(wildcard runner/*.c))
@@ -92,6 +92,10 @@ $(TESTS_BIN): $(TEST_OBJS) $(LIB)
 
 $(BENCH_BIN): $(BENCH_OBJS) $(LIB)
 	$(CC) $(SANLD) -o $@ $^ $(LDLIBS) -ldl
+
+# The thread runtimes wait passively (see lib/core/parallel.h); programs set this themselves.
+export OMP_WAIT_POLICY ?= passive
+export OPENBLAS_THREAD_TIMEOUT ?= 10
 
 # The suite must really run: Criterion exits 0 on zero tests, so the synthesis line is checked.
 test: $(TESTS_BIN)

@@ -24,6 +24,7 @@
 
 #include "core/alloc.h"
 #include "core/blas.h"
+#include "core/parallel.h"
 #include "core/rng.h"
 #include "core/status.h"
 #include "core/timer.h"
@@ -191,7 +192,7 @@ static void breakdown(struct trainer *t, double step_s)
 
 static void run_case(const struct bench_case *bc, int threads, size_t steps)
 {
-    eg_blas_set_threads(threads);
+    eg_set_threads(threads);
     struct rng rng;
     rng_seed(&rng, 1);
     struct backbone_spec spec = backbone_defaults(bc->kind);
@@ -255,6 +256,7 @@ static void run_case(const struct bench_case *bc, int threads, size_t steps)
 
 int main(int argc, char **argv)
 {
+    eg_runtime_setup(argv);
     int threads = 2;
     size_t steps = 0;
     const char *which = "all";

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/blas.h"
+#include "core/parallel.h"
 #include "core/rng.h"
 #include "nn/backbones.h"
 #include "nn/net.h"
@@ -79,6 +79,7 @@ static int cmd_list(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    eg_runtime_setup(argv);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -19,6 +19,7 @@
 
 #include "core/alloc.h"
 #include "core/blas.h"
+#include "core/parallel.h"
 #include "core/status.h"
 
 // Where im2col reads a tap from (see "im2col / col2im" below).
@@ -47,6 +48,10 @@ struct conv2d_state {
 // on the ResNet-10 layers and 1.45-1.85x on ResNet-32's (16-64 channels: cheap gemms).
 enum { CONV2D_COL_FLOATS = 1 << 21 };
 
+// im2col and col2im split the input channels over at most this many OpenMP threads; each
+// thread has its own phase planes in the scratch.
+enum { CONV2D_MAX_THREADS = 8 };
+
 // ---------------------------------------------------------------------------------------------
 // geometry
 
@@ -54,6 +59,22 @@ enum { CONV2D_COL_FLOATS = 1 << 21 };
 static size_t conv2d_rows(const struct conv2d_state *s)
 {
     return s->c_in * s->k * s->k;
+}
+
+// Floats of one thread's phase planes (S, S, ph, pw); 0 unless the PHASES path is used.
+static size_t conv2d_phase_floats(const struct conv2d_state *s)
+{
+    return s->src == CONV2D_SRC_PHASES ? s->stride * s->stride * s->ph * s->pw : 0;
+}
+
+// Threads for the copies: OpenMP's setting (eg_set_threads), at most CONV2D_MAX_THREADS and at
+// most one per input channel.
+static int conv2d_threads(const struct conv2d_state *s)
+{
+    int t = eg_threads();
+    if (t > CONV2D_MAX_THREADS) t = CONV2D_MAX_THREADS;
+    if ((size_t)t > s->c_in) t = (int)s->c_in;
+    return t < 1 ? 1 : t;
 }
 
 // 1x1 kernel, stride 1, no padding: the input planes are the column matrix.
@@ -337,10 +358,13 @@ static void merge_phases_add(const struct conv2d_state *s, const float *restrict
 //   x: (c_in, N, h, w) CNHW    col: (K, nc*ho*wo) written; row (c*k + i)*k + j, column
 //   (n - n0)*ho*wo + p*wo + q    phases: (S, S, ph, pw) work space (PHASES only)
 static void im2col(const struct conv2d_state *s, const float *restrict x, size_t N, size_t n0,
-                   size_t nc, float *restrict col, float *restrict phases)
+                   size_t nc, float *restrict col, float *restrict phases_all)
 {
     const size_t k = s->k, HoWo = s->ho * s->wo, ncols = nc * HoWo, psz = s->ph * s->pw;
+    // Channels write disjoint rows of col: the copies are split over the threads.
+#pragma omp parallel for schedule(static) num_threads(conv2d_threads(s))
     for (size_t c = 0; c < s->c_in; c++) {
+        float *phases = phases_all + eg_thread_index() * conv2d_phase_floats(s);
         for (size_t n = 0; n < nc; n++) {
             const float *plane = x + (c * N + n0 + n) * s->h * s->w;
             if (s->src == CONV2D_SRC_PHASES) split_phases(s, plane, phases);
@@ -368,10 +392,13 @@ static void im2col(const struct conv2d_state *s, const float *restrict x, size_t
 //   col: (K, nc*ho*wo) as im2col, clobbered    dx: (c_in, N, h, w) CNHW, added to
 //   phases: (S, S, ph, pw) work space (PHASES only)
 static void col2im_add(const struct conv2d_state *s, float *restrict col, size_t N, size_t n0,
-                       size_t nc, float *restrict dx, float *restrict phases)
+                       size_t nc, float *restrict dx, float *restrict phases_all)
 {
     const size_t k = s->k, HoWo = s->ho * s->wo, ncols = nc * HoWo, psz = s->ph * s->pw;
+    // Channels write disjoint planes of dx: split over the threads.
+#pragma omp parallel for schedule(static) num_threads(conv2d_threads(s))
     for (size_t c = 0; c < s->c_in; c++) {
+        float *phases = phases_all + eg_thread_index() * conv2d_phase_floats(s);
         for (size_t n = 0; n < nc; n++) {
             float *plane = dx + (c * N + n0 + n) * s->h * s->w;
             if (s->src == CONV2D_SRC_PHASES) {
@@ -502,8 +529,7 @@ static size_t conv2d_scratch_floats(const struct layer *l, size_t n)
     const struct conv2d_state *s = l->state;
     if (conv2d_is_pointwise(s) || n == 0) return 0;
     size_t images = n < conv2d_fit(s) ? n : conv2d_fit(s);
-    size_t phases = s->src == CONV2D_SRC_PHASES ? s->stride * s->stride * s->ph * s->pw : 0;
-    return conv2d_rows(s) * images * s->ho * s->wo + phases;
+    return conv2d_rows(s) * images * s->ho * s->wo + CONV2D_MAX_THREADS * conv2d_phase_floats(s);
 }
 
 // 2*c_out*K per output pixel, plus one add per output for the bias.

@@ -56,12 +56,64 @@ static inline size_t window_argmax(const struct pool_state *s, const float *plan
     return best;
 }
 
+// The value of the maximum of the 2x2 window at row pointers r0, r1 and column j (the k =
+// stride = 2, pad = 0 fast path, where no window is clipped): a NaN in the window is the result,
+// as in PyTorch. The plain maxima compile to branch-free maxss; the (predictable) NaN test
+// restores PyTorch's rule. Random data would make per-element branches mispredict half the time.
+static inline float max_2x2(const float *r0, const float *r1, size_t j)
+{
+    float a = r0[j], b = r0[j + 1], c = r1[j], d = r1[j + 1];
+    float ab = b > a ? b : a, cd = d > c ? d : c;
+    float m = cd > ab ? cd : ab;
+    if (isnan(a) | isnan(b) | isnan(c) | isnan(d)) m = NAN;
+    return m;
+}
+
+// Its position 0..3 in row-major order under window_argmax's rule: the first element equal to
+// the maximum, or the first NaN.
+static inline size_t argmax_2x2(const float *r0, const float *r1, size_t j)
+{
+    const float v[4] = {r0[j], r0[j + 1], r1[j], r1[j + 1]};
+    float m = max_2x2(r0, r1, j);
+    if (isnan(m)) return isnan(v[0]) ? 0 : isnan(v[1]) ? 1 : isnan(v[2]) ? 2 : 3;
+    // selects from the last candidate to the first: branch-free, and the first match wins
+    size_t best = 3;
+    best = v[2] == m ? 2 : best;
+    best = v[1] == m ? 1 : best;
+    best = v[0] == m ? 0 : best;
+    return best;
+}
+
+static bool is_2x2(const struct pool_state *s)
+{
+    return s->k == 2 && s->stride == 2 && s->pad == 0;
+}
+
+// Offset of window element b (0..3, row-major) of the 2x2 window at (oh, ow) in a W-wide plane.
+static inline size_t offset_2x2(size_t oh, size_t ow, size_t b, size_t W)
+{
+    return (2 * oh + b / 2) * W + 2 * ow + b % 2;
+}
+
 // x: (C, N, H, W) CNHW;  y: (C, N, Ho, Wo) written with the window maxima.
 static void maxpool_forward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
                             float *y)
 {
     const struct pool_state *s = l->state;
     size_t planes = l->in_shape[0].c * ctx->n;
+    if (is_2x2(s)) {
+        for (size_t p = 0; p < planes; p++) {
+            const float *xp = x[0] + p * s->H * s->W;
+            float *yp = y + p * s->Ho * s->Wo;
+            for (size_t oh = 0; oh < s->Ho; oh++) {
+                const float *r0 = xp + 2 * oh * s->W, *r1 = r0 + s->W;
+                for (size_t ow = 0; ow < s->Wo; ow++) {
+                    yp[oh * s->Wo + ow] = max_2x2(r0, r1, 2 * ow);
+                }
+            }
+        }
+        return;
+    }
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x[0] + p * s->H * s->W;
         float *yp = y + p * s->Ho * s->Wo;
@@ -81,13 +133,17 @@ static void maxpool_backward(struct layer *l, const struct layer_ctx *ctx, const
     if (dx[0] == NULL) return;
     const struct pool_state *s = l->state;
     size_t planes = l->in_shape[0].c * ctx->n;
+    bool fast = is_2x2(s);
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x[0] + p * s->H * s->W;
         const float *dyp = dy + p * s->Ho * s->Wo;
         float *dxp = dx[0] + p * s->H * s->W;
         for (size_t oh = 0; oh < s->Ho; oh++) {
+            const float *r0 = xp + 2 * oh * s->W, *r1 = r0 + s->W;
             for (size_t ow = 0; ow < s->Wo; ow++) {
-                dxp[window_argmax(s, xp, oh, ow)] += dyp[oh * s->Wo + ow];
+                size_t at = fast ? offset_2x2(oh, ow, argmax_2x2(r0, r1, 2 * ow), s->W)
+                                 : window_argmax(s, xp, oh, ow);
+                dxp[at] += dyp[oh * s->Wo + ow];
             }
         }
     }
