@@ -45,8 +45,10 @@ static void list_backbones(void)
         struct rng rng;
         rng_seed(&rng, 1);
         struct net *net = backbone_new(&spec, in, 10, &rng);
-        printf("  %-9s %11zu params  input %zux%zux%zu  %s\n", backbone_name(spec.kind),
-               net->nparams, in.c, in.h, in.w, backbone_describe(spec.kind));
+        char input[32];
+        snprintf(input, sizeof input, "%zux%zux%zu", in.c, in.h, in.w);
+        printf("  %-9s %10zu params  input %-9s  %s\n", backbone_name(spec.kind), net->nparams,
+               input, backbone_describe(spec.kind));
         net_free(net);
     }
 }
