@@ -26,6 +26,7 @@ static void usage(FILE *f)
           "  list [backbones|optimizers]   what this build provides (all of it by default);\n"
           "                                backbones with parameter counts at the input shape\n"
           "                                the paper uses them with\n"
+          "  list BACKBONE                 the layers of one backbone (e.g. list resnet32)\n"
           "\n"
           "options:\n"
           "  -h, --help      this text\n"
@@ -53,6 +54,20 @@ static void list_backbones(void)
     }
 }
 
+// The layers of one backbone at its default input.
+static void list_layers(enum backbone_kind kind)
+{
+    struct backbone_spec spec = backbone_defaults(kind);
+    struct shape in = backbone_default_input(kind);
+    struct rng rng;
+    rng_seed(&rng, 1);
+    struct net *net = backbone_new(&spec, in, 10, &rng);
+    printf("%s at input %zux%zux%zu, 10 classes (node 0 is the input):\n", backbone_name(kind),
+           in.c, in.h, in.w);
+    net_print_summary(net, stdout);
+    net_free(net);
+}
+
 static void list_optimizers(void)
 {
     printf("optimizers (PyTorch update rules, coupled L2 weight decay):\n"
@@ -70,8 +85,15 @@ static int cmd_list(int argc, char **argv)
     }
     const char *what = argc == 1 ? argv[0] : "all";
     bool all = strcmp(what, "all") == 0;
+    enum backbone_kind kind;
+    if (backbone_find(what, &kind)) {
+        list_layers(kind);
+        return EXIT_SUCCESS;
+    }
     if (!all && strcmp(what, "backbones") != 0 && strcmp(what, "optimizers") != 0) {
-        fprintf(stderr, "evograd list: unknown topic '%s' (backbones, optimizers)\n", what);
+        fprintf(stderr,
+                "evograd list: unknown topic '%s' (backbones, optimizers or a backbone's name)\n",
+                what);
         return EXIT_USAGE;
     }
     if (all || strcmp(what, "backbones") == 0) list_backbones();

@@ -394,8 +394,14 @@ void net_print_summary(const struct net *net, FILE *f)
     for (size_t i = 0; i < net->nlayers; i++) {
         const struct layer *l = &net->layers[i];
         struct shape s = l->out_shape;
-        fprintf(f, "%4zu  %-14s in %-4zu -> %4zu x %3zu x %3zu  params %zu\n", i + 1,
-                l->ops->name, l->in[0], s.c, s.h, s.w, l->nparams);
+        char in[48];
+        if (l->nin == 2) {
+            snprintf(in, sizeof in, "%zu+%zu", l->in[0], l->in[1]);
+        } else {
+            snprintf(in, sizeof in, "%zu", l->in[0]);
+        }
+        fprintf(f, "%4zu  %-14s in %-7s -> %4zu x %3zu x %3zu  params %zu\n", i + 1,
+                l->ops->name, in, s.c, s.h, s.w, l->nparams);
     }
     fprintf(f, "total parameters %zu, running statistics %zu\n", net->nparams, net->nstats);
 }
