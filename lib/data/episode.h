@@ -20,6 +20,7 @@ struct class_index {
     size_t *idx;     // (n) owned
 };
 
+// Groups by d->labels. The deinit functions accept NULL and zero what they free.
 void class_index_build(struct class_index *ci, const struct dataset *d);
 void class_index_deinit(struct class_index *ci);
 
@@ -32,7 +33,8 @@ struct episode {
 };
 
 // Samples one episode. EG_ERR_ARG (message naming the shortfall) when fewer than n_way classes
-// have k_shot + q_query images; *ep untouched on failure. Caller frees with episode_deinit.
+// have k_shot + q_query images; *ep and rng untouched on failure. Caller frees with
+// episode_deinit.
 enum eg_status episode_sample(const struct class_index *ci, size_t n_way, size_t k_shot,
                               size_t q_query, int32_t domain, struct rng *rng,
                               struct episode *ep, struct eg_error *err);

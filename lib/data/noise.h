@@ -24,12 +24,16 @@ bool noise_kind_find(const char *name, enum noise_kind *kind);
 // 2 classes, flip2 3).
 const char *noise_check(enum noise_kind kind, double rate, size_t classes);
 
-// C: (classes, classes) written. The random other classes of flip/flip2 come from rng (the
+// C: (classes, classes) written; (kind, rate, classes) must pass noise_check (EG_ASSERT). none
+// is the identity at any rate. The random other classes of flip/flip2 come from rng (the
 // paper's code reseeds with 1 for them; the caller chooses the generator).
 void noise_matrix(enum noise_kind kind, double rate, size_t classes, struct rng *rng, double *C);
 
-// Resamples d->labels[i] from row d->clean_labels[i] of C (classes x classes), in index order.
-// Returns the realised noise rate: the fraction of labels that differ from the clean ones.
+// Resamples d->labels[i] from row d->clean_labels[i] of C (classes x classes), in index order:
+// one uniform draw u per label, the first class whose cumulative probability exceeds u (when
+// rounding leaves the row sum below u, the last class of non-zero probability). Clean labels
+// must lie in [0, classes) (EG_ASSERT). Returns the realised noise rate: the fraction of labels
+// that differ from the clean ones.
 double noise_apply(struct dataset *d, const double *C, struct rng *rng);
 
 #endif // EG_NOISE_H

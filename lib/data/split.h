@@ -15,7 +15,7 @@ struct rng;
 // label), in class order then random order within a class; rest_idx: (n - meta_size) written
 // with every other index in increasing order. meta_size must be a multiple of d->classes and
 // every class must have at least meta_size/classes images, else EG_ERR_ARG with a message
-// naming the class; outputs untouched on failure.
+// naming the class; outputs and rng untouched on failure.
 enum eg_status split_balanced(const struct dataset *d, size_t meta_size, struct rng *rng,
                               size_t *meta_idx, size_t *rest_idx, struct eg_error *err);
 
