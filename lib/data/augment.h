@@ -25,18 +25,23 @@ struct augment {
 // No augmentation, mean 0 and std 1 (plain x/255).
 struct augment augment_none(void);
 // Normalisation constants by dataset name ("mnist", "fashion_mnist", "cifar10", "cifar100",
-// "imagenet"); false when unknown (a is then untouched). Crop and flip stay off.
+// "imagenet"); false when unknown (a is then untouched). Crop and flip stay off. A one-channel
+// dataset's constants fill every channel slot (grey images expanded to RGB still work).
 bool augment_normalisation(const char *dataset, struct augment *a);
 
 // dst: (s.c, s.h, s.w) floats written from src: (s.c, s.h, s.w) bytes. Draws from rng in a
-// fixed order (crop offsets, then flip) only for the augmentations that are on.
+// fixed order (crop row, crop column, then flip: rng_below(2) == 1 flips, after the crop, as
+// torchvision orders them) only for the augmentations that are on; rng may be NULL when both are
+// off. Normalisation follows torchvision's float32 steps (x/255 - mean) / std bit for bit.
 // Requires s.c <= AUGMENT_MAX_CHANNELS and crop_pad < s.h, s.w (reflect padding, EG_ASSERT).
 void augment_image(const struct augment *a, struct shape s, const uint8_t *src, float *dst,
                    struct rng *rng);
 
 // dst: (s.c, s.h, s.w) written with src rotated by `degrees` counter-clockwise about the image
-// centre, nearest neighbour, zero where the rotated image has no source pixel (PIL's
-// Image.rotate(degrees) with resample NEAREST and fill 0). src and dst must not overlap.
+// centre, nearest neighbour, zero where the rotated image has no source pixel: Pillow's
+// Image.rotate(degrees) with resample NEAREST and fill 0, reproduced down to its 16.16
+// fixed-point sampling (augment.c), so ties round as Pillow's do. Any multiple of 360 is the
+// identity. degrees finite; src and dst must not overlap (EG_ASSERT).
 void augment_rotate_u8(const uint8_t *src, uint8_t *dst, struct shape s, double degrees);
 
 #endif // EG_AUGMENT_H

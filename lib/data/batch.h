@@ -26,8 +26,9 @@ struct batcher {
     struct rng rng;
 };
 
-// Draws from idx[0..n) (NULL: all images of d) of dataset d. shuffle: a fresh random order every
-// epoch; otherwise the index order. aug: applied to every image (augment_none() for none).
+// Draws from idx[0..n) of dataset d (idx NULL: images 0..n-1, n <= d->n). shuffle: a fresh random
+// order every epoch; otherwise the index order. aug: applied to every image (augment_none() for
+// none). n > 0 (EG_ASSERT). The first batcher_next call starts epoch 1.
 void batcher_init(struct batcher *b, const struct dataset *d, const size_t *idx, size_t n,
                   bool shuffle, const struct augment *aug, uint64_t seed);
 void batcher_deinit(struct batcher *b);
