@@ -48,7 +48,9 @@ void dataset_class_counts(const struct dataset *d, size_t *counts);
 
 // An IDX image file (magic 0x00000803, unsigned bytes, dims n x h x w) and its IDX label file
 // (magic 0x00000801, dims n), gzipped or raw (zlib reads both). Labels must be < classes.
-// Gives 1-channel images.
+// Gives 1-channel images. Limits: h, w <= 65,536, h*w <= 2^24, n*h*w <= 4 GiB. Status EG_ERR_IO
+// for open/read failures, EG_ERR_FORMAT for bad content (magic, dimensions, truncation, corrupt
+// gzip, trailing bytes, count mismatch, label range), EG_ERR_ARG for classes == 0.
 enum eg_status idx_load(const char *images_path, const char *labels_path, size_t classes,
                         struct dataset *out, struct eg_error *err);
 
@@ -57,23 +59,31 @@ enum cifar_kind {
     CIFAR_KIND_100_FINE,  // records: coarse byte, fine byte, 3072 pixel bytes; 100 classes
     CIFAR_KIND_100_COARSE // the same records, the 20 coarse labels
 };
-// The CIFAR binary batches paths[0..npaths), concatenated in order: 3 x 32 x 32 images.
+// The CIFAR binary batches paths[0..npaths), concatenated in order: 3 x 32 x 32 images. Every
+// file must be a whole number of records; every label byte is range-checked. npaths == 0 is
+// EG_ERR_ARG.
 enum eg_status cifar_load(const char *const *paths, size_t npaths, enum cifar_kind kind,
                           struct dataset *out, struct eg_error *err);
 
 // An image folder: root/<class>/<image>.png, classes in byte order of their folder names,
-// images in byte order of their file names (other files are ignored; a class folder without
-// PNGs is an error). Every image is converted to want.c channels (1: grey, 3: RGB; palette,
-// 16-bit and alpha are converted, alpha dropped; grey -> RGB repeats the grey value, RGB -> grey
-// is ITU-R 601 luma L = (299 R + 587 G + 114 B) / 1000 as PIL's convert("L")) and resized to
-// want.h x want.w by bilinear interpolation with half-pixel centres (align_corners=False, no
-// antialiasing). class_names are the folder names.
+// images in byte order of their file names. Names starting with '.' are skipped at both levels,
+// symbolic links are followed, and only regular files ending in ".png" (any case) count; other
+// files and sub-folders of a class are ignored, and a class folder without PNGs is an error.
+// Conversion (decoded with libpng, colour metadata ignored): palette and 1/2/4-bit grey are
+// expanded, 16-bit samples become round(v * 255 / 65535), alpha and tRNS are dropped (stored
+// colours kept, as Pillow's convert("RGB")); want.c = 3 repeats grey, want.c = 1 takes Pillow's
+// convert("L") luma (19595 R + 38470 G + 7471 B + 32768) >> 16. Then each image is resized to
+// want.h x want.w by bilinear interpolation with half-pixel centres (source coordinate
+// (d + 0.5) * in/out - 0.5, clamped; align_corners=False, no antialiasing), rounded half up;
+// the same size is an exact copy. Limits: 65536 per side and 2^28 pixels per stored image.
+// class_names are the folder names.
 enum eg_status imagefolder_load(const char *root, struct shape want, struct dataset *out,
                                 struct eg_error *err);
 
-// n images of shape s in `classes` classes, learnable: each class has a random prototype image
-// and each sample is its prototype plus noise, clipped to [0, 255]. Labels are i % classes.
-// Deterministic for a seed.
+// n images of shape s in `classes` classes, learnable: each class has a prototype image of
+// uniform random pixels and each sample is its prototype plus rounded N(0, 40^2) noise per pixel,
+// clipped to [0, 255]. Labels are i % classes. Deterministic for a seed (one generator). Sets
+// meant to be learned from one another must come from one call (source.c splits one set).
 void synthetic_make(struct dataset *out, size_t n, struct shape s, size_t classes,
                     uint64_t seed);
 
