@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/rng.h"
+#include "data/augment.h"
 #include "data/noise.h"
 #include "data/source.h"
 
@@ -165,4 +166,35 @@ Test(source, noisy_split_keeps_the_meta_set_clean)
     dataset_deinit(&meta);
     dataset_deinit(&train);
     dataset_deinit(&full);
+}
+
+// Ranges as in the paper, scaled down: train [0, 40), validation [50, 60) rotated, test rotated.
+Test(source, rotation_split_rotates_validation_and_test_only)
+{
+    struct dataset full, test_in;
+    synthetic_make(&full, 60, (struct shape){1, 8, 8}, 10, 5);
+    synthetic_make(&test_in, 12, (struct shape){1, 8, 8}, 10, 6);
+    struct rotation_ranges r = {40, 50, 60, 30.0};
+    struct dataset tr, va, te;
+    struct eg_error err;
+    cr_assert(data_rotation_split(&full, &test_in, &r, &tr, &va, &te, &err) == EG_OK);
+    cr_assert(tr.n == 40 && va.n == 10 && te.n == 12);
+    cr_assert(memcmp(tr.pixels, full.pixels, 40 * 64) == 0);
+    uint8_t want[64];
+    augment_rotate_u8(full.pixels + 53 * 64, want, full.shape, 30.0);
+    cr_assert(memcmp(va.pixels + 3 * 64, want, 64) == 0 && va.labels[3] == full.labels[53]);
+    augment_rotate_u8(test_in.pixels + 11 * 64, want, full.shape, 30.0);
+    cr_assert(memcmp(te.pixels + 11 * 64, want, 64) == 0);
+    dataset_deinit(&tr);
+    dataset_deinit(&va);
+    dataset_deinit(&te);
+
+    struct rotation_ranges bad = {40, 30, 60, 30.0};
+    memset(&tr, 0xA5, sizeof tr);
+    cr_assert(data_rotation_split(&full, &test_in, &bad, &tr, &va, &te, &err) == EG_ERR_ARG);
+    cr_assert(strstr(err.msg, "[30, 60)") != NULL, "%s", err.msg);
+    unsigned char *bytes = (unsigned char *)&tr;
+    for (size_t i = 0; i < sizeof tr; i++) cr_assert(bytes[i] == 0xA5);
+    dataset_deinit(&full);
+    dataset_deinit(&test_in);
 }

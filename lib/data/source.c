@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "augment.h"
 #include "core/alloc.h"
 #include "split.h"
 
@@ -177,4 +178,39 @@ enum eg_status data_noisy_split(const struct dataset *full, size_t meta_size, co
     free(meta_idx);
     free(rest_idx);
     return st;
+}
+
+// out = the images [begin, end) of d, each rotated by degrees when degrees != 0.
+static void range_rotated(const struct dataset *d, size_t begin, size_t end, double degrees,
+                          struct dataset *out)
+{
+    size_t *idx = eg_xmalloc_array(end - begin, sizeof *idx);
+    split_range(begin, end, idx);
+    dataset_subset(d, idx, end - begin, out);
+    free(idx);
+    if (degrees == 0.0) return;
+    size_t bytes = dataset_image_bytes(out);
+    uint8_t *tmp = eg_xmalloc(bytes);
+    for (size_t i = 0; i < out->n; i++) {
+        memcpy(tmp, out->pixels + i * bytes, bytes);
+        augment_rotate_u8(tmp, out->pixels + i * bytes, out->shape, degrees);
+    }
+    free(tmp);
+}
+
+enum eg_status data_rotation_split(const struct dataset *full, const struct dataset *test_in,
+                                   const struct rotation_ranges *r, struct dataset *train,
+                                   struct dataset *val, struct dataset *test,
+                                   struct eg_error *err)
+{
+    if (!(r->train_end <= r->val_begin && r->val_begin <= r->val_end && r->val_end <= full->n)) {
+        return eg_errorf(err, EG_ERR_ARG,
+                         "rotation split: training [0, %zu) and validation [%zu, %zu) must be "
+                         "ordered ranges inside the %zu training images",
+                         r->train_end, r->val_begin, r->val_end, full->n);
+    }
+    range_rotated(full, 0, r->train_end, 0.0, train);
+    range_rotated(full, r->val_begin, r->val_end, r->degrees, val);
+    range_rotated(test_in, 0, test_in->n, r->degrees, test);
+    return EG_OK;
 }

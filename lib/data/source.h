@@ -59,4 +59,19 @@ enum eg_status data_noisy_split(const struct dataset *full, size_t meta_size, co
                                 struct dataset *meta, struct dataset *train, double *realised,
                                 struct eg_error *err);
 
+// The rotation experiment's splits (paper-spec 3.2): training images [0, train_end) of `full`
+// unrotated, validation images [val_begin, val_end) of `full` and every image of `test_in`
+// rotated by `degrees` counter-clockwise (augment_rotate_u8: Pillow's nearest-neighbour rotate,
+// zero fill, before normalisation). The paper: 40000, 50000, 60000 and +30 degrees on MNIST
+// (images 40000-49999 unused). Requires train_end <= val_begin <= val_end <= full->n, else
+// EG_ERR_ARG naming the ranges; outputs written on success (caller deinits).
+struct rotation_ranges {
+    size_t train_end, val_begin, val_end;
+    double degrees;
+};
+enum eg_status data_rotation_split(const struct dataset *full, const struct dataset *test_in,
+                                   const struct rotation_ranges *r, struct dataset *train,
+                                   struct dataset *val, struct dataset *test,
+                                   struct eg_error *err);
+
 #endif // EG_SOURCE_H
