@@ -1,0 +1,1468 @@
+/* config.c - experiment configs: a YAML file (libyaml's document API) plus `key.path=value`
+ * overrides, walked against one table per section (type, default, bounds, description) into a
+ * zero-filled struct run_config; the resolved-config writer; the generated reference.
+ *
+ * Every value is validated where it is read, so an error names the node it came from
+ * (`file:line:col:`, 1-based, from libyaml's start marks) or the override, then the dotted key
+ * path. Cross-key checks run after the overrides, located where the offending key was set.
+ * Nothing reaches the caller's struct until everything passed. A libyaml document is owned by
+ * the function that loaded it and deleted before that function returns. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yaml.h>
+
+#include "core/alloc.h"
+
+// A config is a few kB; the cap keeps hostile inputs (fuzzing) cheap.
+#define CFG_FILE_MAX (1u << 20)
+
+// ---------------------------------------------------------------------------------------------
+// The tables
+
+enum cfg_type {
+    CFG_SECTION, // a nested map with its own table
+    CFG_STRING,  // char[size]; optional extra rule
+    CFG_ENUM,    // char[size]; one of choices
+    CFG_BOOL,    // bool; true | false
+    CFG_SIZE,    // size_t in [imin, imax]
+    CFG_U64,     // uint64_t in [imin, imax]
+    CFG_NUMBER,  // finite double between lo and hi (each open or closed)
+    CFG_LIST,    // size_t[size / sizeof(size_t)] + size_t count, items in [imin, imax]
+};
+
+struct cfg_section;
+
+struct cfg_key {
+    const char *key;
+    enum cfg_type type;
+    size_t offset;                     // of the value in struct run_config
+    size_t size;                       // sizeof the member (strings: capacity including the NUL)
+    uint64_t imin, imax;               // CFG_SIZE, CFG_U64, CFG_LIST items
+    double lo, hi;                     // CFG_NUMBER; hi = HUGE_VAL means no upper bound
+    bool lo_open, hi_open;             // CFG_NUMBER: > lo rather than >= lo, < hi rather than <= hi
+    const char *const *choices;        // CFG_ENUM, NULL-terminated
+    bool (*valid)(const char *s);      // CFG_STRING: extra rule, NULL = any text that fits
+    const char *rule;                  // CFG_STRING: what is allowed, in words
+    size_t count_offset;               // CFG_LIST: offset of the item count
+    bool ascending;                    // CFG_LIST: items strictly ascending
+    const struct cfg_section *section; // CFG_SECTION
+    // default, by type
+    const char *def_s;
+    uint64_t def_i;
+    double def_d;
+    bool def_b;
+    const size_t *def_list;
+    size_t def_n;
+    const char *desc; // one line, for the reference
+};
+
+struct cfg_section {
+    const char *path; // "train.optimizer"; "" for the top level
+    const struct cfg_key *keys;
+    size_t nkeys;
+};
+
+#define OFF(m) offsetof(struct run_config, m)
+#define MSIZE(m) sizeof(((struct run_config *)0)->m)
+#define KEY_STR(k, m, valid_, rule_, def, d)                                                       \
+    {                                                                                              \
+        .key = k, .type = CFG_STRING, .offset = OFF(m), .size = MSIZE(m), .valid = valid_,         \
+        .rule = rule_, .def_s = def, .desc = d                                                     \
+    }
+#define KEY_ENUM(k, m, ch, def, d)                                                                 \
+    {                                                                                              \
+        .key = k, .type = CFG_ENUM, .offset = OFF(m), .size = MSIZE(m), .choices = ch,             \
+        .def_s = def, .desc = d                                                                    \
+    }
+#define KEY_BOOL(k, m, def, d)                                                                     \
+    {                                                                                              \
+        .key = k, .type = CFG_BOOL, .offset = OFF(m), .size = MSIZE(m), .def_b = def, .desc = d    \
+    }
+#define KEY_SIZE(k, m, lo_, hi_, def, d)                                                           \
+    {                                                                                              \
+        .key = k, .type = CFG_SIZE, .offset = OFF(m), .size = MSIZE(m), .imin = lo_, .imax = hi_,  \
+        .def_i = def, .desc = d                                                                    \
+    }
+#define KEY_U64(k, m, lo_, hi_, def, d)                                                            \
+    {                                                                                              \
+        .key = k, .type = CFG_U64, .offset = OFF(m), .size = MSIZE(m), .imin = lo_, .imax = hi_,   \
+        .def_i = def, .desc = d                                                                    \
+    }
+#define KEY_NUM(k, m, lo_, lo_open_, hi_, hi_open_, def, d)                                        \
+    {                                                                                              \
+        .key = k, .type = CFG_NUMBER, .offset = OFF(m), .size = MSIZE(m), .lo = lo_, .hi = hi_,    \
+        .lo_open = lo_open_, .hi_open = hi_open_, .def_d = def, .desc = d                          \
+    }
+#define KEY_LIST(k, m, n, lo_, hi_, asc, def, ndef, d)                                             \
+    {                                                                                              \
+        .key = k, .type = CFG_LIST, .offset = OFF(m), .size = MSIZE(m), .count_offset = OFF(n),    \
+        .imin = lo_, .imax = hi_, .ascending = asc, .def_list = def, .def_n = ndef, .desc = d      \
+    }
+#define KEY_SECTION(k, sec)                                                                        \
+    {                                                                                              \
+        .key = k, .type = CFG_SECTION, .section = &sec                                             \
+    }
+#define SECTION(path_, keys_)                                                                      \
+    {                                                                                              \
+        .path = path_, .keys = keys_, .nkeys = sizeof keys_ / sizeof keys_[0]                      \
+    }
+
+static bool name_is_valid(const char *s);
+
+static const char *const task_choices[] = {"supervised", NULL};
+static const char *const dataset_choices[] = {"mnist",       "fashion_mnist", "cifar10", "cifar100",
+                                              "imagefolder", "synthetic",     NULL};
+static const char *const backbone_choices[] = {"mlp",      "lenet",    "conv4",    "resnet32",
+                                               "resnet10", "resnet18", "resnet34", NULL};
+static const char *const method_choices[] = {"none", NULL};
+static const char *const optimizer_choices[] = {"sgd", "adam", NULL};
+static const char *const schedule_choices[] = {"constant", "step", "cosine", NULL};
+static const size_t hidden_default[] = {256, 256};
+
+static const struct cfg_key optimizer_keys[] = {
+    KEY_ENUM("name", train.optimizer.name, optimizer_choices, "sgd", "optimiser"),
+    KEY_NUM("lr", train.optimizer.lr, 0.0, true, HUGE_VAL, false, 0.1, "learning rate"),
+    KEY_NUM("momentum", train.optimizer.momentum, 0.0, false, 1.0, true, 0.9, "momentum (sgd)"),
+    KEY_BOOL("nesterov", train.optimizer.nesterov, false,
+             "Nesterov momentum (sgd); needs momentum > 0"),
+    KEY_NUM("weight_decay", train.optimizer.weight_decay, 0.0, false, HUGE_VAL, false, 0.0,
+            "L2 weight decay, added to the gradient"),
+    KEY_NUM("beta1", train.optimizer.beta1, 0.0, false, 1.0, true, 0.9,
+            "decay of the first-moment average (adam)"),
+    KEY_NUM("beta2", train.optimizer.beta2, 0.0, false, 1.0, true, 0.999,
+            "decay of the second-moment average (adam)"),
+    KEY_NUM("eps", train.optimizer.eps, 0.0, true, HUGE_VAL, false, 1e-8,
+            "added to the denominator (adam)"),
+};
+static const struct cfg_section optimizer_section = SECTION("train.optimizer", optimizer_keys);
+
+static const struct cfg_key schedule_keys[] = {
+    KEY_ENUM("type", train.schedule.type, schedule_choices, "constant",
+             "learning-rate schedule over epochs"),
+    KEY_LIST("milestones", train.schedule.milestones, train.schedule.nmilestones, 1, SIZE_MAX, true,
+             NULL, 0, "epochs at which step multiplies the learning rate by gamma"),
+    KEY_NUM("gamma", train.schedule.gamma, 0.0, true, 1.0, false, 0.1,
+            "factor applied at each milestone (step)"),
+    KEY_NUM("min_lr", train.schedule.min_lr, 0.0, false, HUGE_VAL, false, 0.0,
+            "learning rate reached at the last epoch (cosine)"),
+};
+static const struct cfg_section schedule_section = SECTION("train.schedule", schedule_keys);
+
+static const struct cfg_key data_keys[] = {
+    KEY_ENUM("dataset", data.dataset, dataset_choices, "fashion_mnist", "dataset to train on"),
+    KEY_STR("root", data.root, NULL, "a path of at most 1023 bytes", "",
+            "folder holding the dataset's files; \"\" = the dataset's default folder"),
+    KEY_SIZE("train_size", data.train_size, 0, SIZE_MAX, 0,
+             "use only the first N training images; 0 = all"),
+    KEY_SIZE("image_c", data.image_c, 1, 4, 3, "image channels (imagefolder, synthetic)"),
+    KEY_SIZE("image_h", data.image_h, 1, 4096, 32,
+             "image height in pixels (imagefolder, synthetic)"),
+    KEY_SIZE("image_w", data.image_w, 1, 4096, 32,
+             "image width in pixels (imagefolder, synthetic)"),
+    KEY_SIZE("classes", data.classes, 2, 100000, 10, "number of classes (synthetic)"),
+    KEY_SIZE("synthetic_train", data.synthetic_train, 1, SIZE_MAX, 1000,
+             "training images (synthetic)"),
+    KEY_SIZE("synthetic_test", data.synthetic_test, 1, SIZE_MAX, 200, "test images (synthetic)"),
+    KEY_SIZE("crop_pad", data.crop_pad, 0, 64, 0,
+             "augmentation: random crop after reflect padding by N pixels; 0 = off"),
+    KEY_BOOL("hflip", data.hflip, false, "augmentation: random horizontal flip"),
+};
+static const struct cfg_section data_section = SECTION("data", data_keys);
+
+static const struct cfg_key backbone_keys[] = {
+    KEY_ENUM("name", backbone.name, backbone_choices, "lenet", "network architecture"),
+    KEY_SIZE("width", backbone.width, 1, 64, 1, "width multiplier (resnet32)"),
+    KEY_SIZE("channels", backbone.channels, 0, 4096, 0,
+             "base channels; 0 = the architecture's own"),
+    KEY_LIST("hidden", backbone.hidden, backbone.nhidden, 1, 1000000, false, hidden_default, 2,
+             "hidden layer widths (mlp)"),
+};
+static const struct cfg_section backbone_section = SECTION("backbone", backbone_keys);
+
+static const struct cfg_key method_keys[] = {
+    KEY_ENUM("name", method.name, method_choices, "none",
+             "hyperparameter method; none = plain training"),
+};
+static const struct cfg_section method_section = SECTION("method", method_keys);
+
+static const struct cfg_key train_keys[] = {
+    KEY_SIZE("epochs", train.epochs, 1, 100000, 10, "training epochs"),
+    KEY_SIZE("batch_size", train.batch_size, 1, 1000000, 128, "training batch size"),
+    KEY_SECTION("optimizer", optimizer_section),
+    KEY_SECTION("schedule", schedule_section),
+};
+static const struct cfg_section train_section = SECTION("train", train_keys);
+
+static const struct cfg_key eval_keys[] = {
+    KEY_SIZE("every_epochs", eval.every_epochs, 1, SIZE_MAX, 1,
+             "test accuracy every N epochs (and after the last)"),
+    KEY_SIZE("batch_size", eval.batch_size, 1, SIZE_MAX, 500, "evaluation batch size"),
+};
+static const struct cfg_section eval_section = SECTION("eval", eval_keys);
+
+static const struct cfg_key checkpoint_keys[] = {
+    KEY_SIZE("every_epochs", checkpoint.every_epochs, 0, SIZE_MAX, 1,
+             "write checkpoint.bin every N epochs; 0 = only on SIGINT/SIGTERM"),
+};
+static const struct cfg_section checkpoint_section = SECTION("checkpoint", checkpoint_keys);
+
+static const struct cfg_key root_keys[] = {
+    KEY_STR("name", name, name_is_valid, "1 to 63 characters from A-Z a-z 0-9 . _ - (not . or ..)",
+            "default", "run name; results go to results/<name>/"),
+    KEY_U64("seed", seed, 0, UINT64_MAX, 1,
+            "seed of the random generator (initialisation, shuffling, augmentation)"),
+    KEY_SIZE("threads", threads, 1, 256, 2, "BLAS and OpenMP threads"),
+    KEY_ENUM("task", task, task_choices, "supervised", "what is trained"),
+    KEY_SECTION("data", data_section),
+    KEY_SECTION("backbone", backbone_section),
+    KEY_SECTION("method", method_section),
+    KEY_SECTION("train", train_section),
+    KEY_SECTION("eval", eval_section),
+    KEY_SECTION("checkpoint", checkpoint_section),
+};
+static const struct cfg_section root_section = SECTION("", root_keys);
+
+// The name becomes a folder: results/<name>/.
+static bool name_is_valid(const char *s)
+{
+    if (s[0] == '\0' || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return false;
+    for (const char *p = s; *p != '\0'; p++) {
+        char ch = *p;
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Table helpers
+
+// The key named s[0..len) in sec, or NULL.
+static const struct cfg_key *find_key(const struct cfg_section *sec, const char *s, size_t len)
+{
+    for (size_t i = 0; i < sec->nkeys; i++) {
+        if (strlen(sec->keys[i].key) == len && memcmp(sec->keys[i].key, s, len) == 0) {
+            return &sec->keys[i];
+        }
+    }
+    return NULL;
+}
+
+// "a.b" from prefix "a" and key "b" (just "b" at the top level), truncated to fit.
+static void join_path(char *buf, size_t cap, const char *prefix, const char *key)
+{
+    snprintf(buf, cap, "%s%s%s", prefix, prefix[0] != '\0' ? "." : "", key);
+}
+
+static char *member(struct run_config *c, size_t offset)
+{
+    return (char *)c + offset;
+}
+
+static const char *cmember(const struct run_config *c, size_t offset)
+{
+    return (const char *)c + offset;
+}
+
+// Fills every key of sec (and its subsections) with its default.
+static void apply_defaults(struct run_config *c, const struct cfg_section *sec)
+{
+    for (size_t i = 0; i < sec->nkeys; i++) {
+        const struct cfg_key *k = &sec->keys[i];
+        char *dst = member(c, k->offset);
+        switch (k->type) {
+        case CFG_SECTION:
+            apply_defaults(c, k->section);
+            break;
+        case CFG_STRING:
+        case CFG_ENUM:
+            EG_ASSERT(strlen(k->def_s) < k->size);
+            memset(dst, 0, k->size);
+            memcpy(dst, k->def_s, strlen(k->def_s));
+            break;
+        case CFG_BOOL:
+            *(bool *)(void *)dst = k->def_b;
+            break;
+        case CFG_SIZE:
+            EG_ASSERT(k->size == sizeof(size_t));
+            *(size_t *)(void *)dst = (size_t)k->def_i;
+            break;
+        case CFG_U64:
+            EG_ASSERT(k->size == sizeof(uint64_t));
+            *(uint64_t *)(void *)dst = k->def_i;
+            break;
+        case CFG_NUMBER:
+            EG_ASSERT(k->size == sizeof(double));
+            *(double *)(void *)dst = k->def_d;
+            break;
+        case CFG_LIST:
+            EG_ASSERT(k->def_n * sizeof(size_t) <= k->size);
+            memset(dst, 0, k->size);
+            if (k->def_n > 0) memcpy(dst, k->def_list, k->def_n * sizeof(size_t));
+            *(size_t *)(void *)member(c, k->count_offset) = k->def_n;
+            break;
+        }
+    }
+}
+
+// The largest value the key's type can hold (a bound equal to it is no bound).
+static uint64_t type_max(const struct cfg_key *k)
+{
+    return k->type == CFG_U64 ? UINT64_MAX : (uint64_t)SIZE_MAX;
+}
+
+// "in [1, 256]" or ">= 1": a range after a noun.
+static void range_phrase(const char *range, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s%s", (range[0] == '[' || range[0] == '(') ? "in " : "", range);
+}
+
+// What is allowed, without the type: "[1, 256]", ">= 1", "> 0", "[0, 1)", "sgd, adam", ...
+static void allowed_text(const struct cfg_key *k, char *buf, size_t cap)
+{
+    char range[96];
+    switch (k->type) {
+    case CFG_SECTION:
+        snprintf(buf, cap, "a map of keys");
+        return;
+    case CFG_STRING:
+        snprintf(buf, cap, "%s", k->rule);
+        return;
+    case CFG_BOOL:
+        snprintf(buf, cap, "true, false");
+        return;
+    case CFG_ENUM: {
+        size_t used = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; k->choices[i] != NULL && used < cap; i++) {
+            int n = snprintf(buf + used, cap - used, "%s%s", i > 0 ? ", " : "", k->choices[i]);
+            if (n < 0) break;
+            used += (size_t)n;
+        }
+        return;
+    }
+    case CFG_NUMBER:
+        if (k->hi == HUGE_VAL) {
+            snprintf(buf, cap, "%s %g", k->lo_open ? ">" : ">=", k->lo);
+        } else {
+            snprintf(buf, cap, "%c%g, %g%c", k->lo_open ? '(' : '[', k->lo, k->hi,
+                     k->hi_open ? ')' : ']');
+        }
+        return;
+    case CFG_SIZE:
+    case CFG_U64:
+    case CFG_LIST:
+        if (k->imax == type_max(k)) {
+            snprintf(range, sizeof range, ">= %" PRIu64, k->imin);
+        } else {
+            snprintf(range, sizeof range, "[%" PRIu64 ", %" PRIu64 "]", k->imin, k->imax);
+        }
+        if (k->type == CFG_LIST) {
+            char phrase[128];
+            range_phrase(range, phrase, sizeof phrase);
+            snprintf(buf, cap, "at most %zu items, each %s%s", k->size / sizeof(size_t), phrase,
+                     k->ascending ? ", strictly ascending" : "");
+        } else {
+            snprintf(buf, cap, "%s", range);
+        }
+        return;
+    }
+}
+
+// The value an error expected: "an integer in [1, 256]", "a number > 0", "one of sgd, adam", ...
+static void expected_text(const struct cfg_key *k, char *buf, size_t cap)
+{
+    char allowed[200], range[212];
+    allowed_text(k, allowed, sizeof allowed);
+    range_phrase(allowed, range, sizeof range);
+    switch (k->type) {
+    case CFG_SECTION:
+        snprintf(buf, cap, "a map");
+        break;
+    case CFG_STRING:
+        snprintf(buf, cap, "%s", k->rule);
+        break;
+    case CFG_BOOL:
+        snprintf(buf, cap, "true or false");
+        break;
+    case CFG_ENUM:
+        snprintf(buf, cap, "one of %s", allowed);
+        break;
+    case CFG_NUMBER:
+        snprintf(buf, cap, "a number %s", range);
+        break;
+    case CFG_SIZE:
+    case CFG_U64:
+        snprintf(buf, cap, "an integer %s", range);
+        break;
+    case CFG_LIST: {
+        struct cfg_key item = *k;
+        item.type = CFG_SIZE;
+        char item_range[96], item_phrase[128];
+        allowed_text(&item, item_range, sizeof item_range);
+        range_phrase(item_range, item_phrase, sizeof item_phrase);
+        snprintf(buf, cap, "a %slist of at most %zu integers %s",
+                 k->ascending ? "strictly ascending " : "", k->size / sizeof(size_t), item_phrase);
+        break;
+    }
+    }
+}
+
+static const char *type_name(enum cfg_type t)
+{
+    switch (t) {
+    case CFG_SECTION:
+        return "section";
+    case CFG_STRING:
+        return "string";
+    case CFG_ENUM:
+        return "enum";
+    case CFG_BOOL:
+        return "bool";
+    case CFG_SIZE:
+    case CFG_U64:
+        return "integer";
+    case CFG_NUMBER:
+        return "number";
+    case CFG_LIST:
+        return "list";
+    }
+    return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+// Text quoted in a message: at most `max` bytes of s[0..len) (cut on a UTF-8 boundary, then
+// "..."), control bytes as \xNN, so hostile input cannot garble the message.
+struct shown {
+    char s[256];
+};
+
+static struct shown show_n(const char *s, size_t len, size_t max)
+{
+    struct shown out;
+    size_t o = 0, cut = len > max ? max : len;
+    if (len > max) {
+        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+            cut--;
+    }
+    for (size_t i = 0; i < cut && o + 12 < sizeof out.s; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7F) {
+            o += (size_t)snprintf(out.s + o, sizeof out.s - o, "\\x%02X", ch);
+        } else {
+            out.s[o++] = (char)ch;
+        }
+    }
+    if (len > cut) {
+        memcpy(out.s + o, "...", 3);
+        o += 3;
+    }
+    out.s[o] = '\0';
+    return out;
+}
+
+static struct shown show(const char *s, size_t len)
+{
+    return show_n(s, len, 48);
+}
+
+// "'text'" for a scalar, "a list" or "a map" otherwise.
+static struct shown describe(const yaml_node_t *n)
+{
+    struct shown out;
+    if (n->type == YAML_SCALAR_NODE) {
+        // show() writes at most 250 bytes, leaving room for the quotes
+        struct shown v = show((const char *)n->data.scalar.value, n->data.scalar.length);
+        size_t len = strlen(v.s);
+        out.s[0] = '\'';
+        memcpy(out.s + 1, v.s, len);
+        out.s[len + 1] = '\'';
+        out.s[len + 2] = '\0';
+    } else {
+        snprintf(out.s, sizeof out.s, "%s", n->type == YAML_SEQUENCE_NODE ? "a list" : "a map");
+    }
+    return out;
+}
+
+// Where a value came from: a place in the file, or an override.
+struct cfg_loc {
+    const char *override; // the override's text, or NULL for the file
+    size_t line, col;     // 1-based; 0 = the file as a whole
+};
+
+// The key that was set, and where (for cross-key messages).
+struct cfg_origin {
+    const struct cfg_key *key;
+    struct cfg_loc at;
+};
+
+struct loader {
+    struct run_config cfg; // zero-filled, then defaults, then the file, then the overrides
+    const char *file;
+    const char *override; // the override being applied, NULL while walking the file
+    struct cfg_origin origins[64];
+    size_t norigins;
+    struct eg_error *err;
+};
+
+static struct cfg_loc node_loc(const struct loader *ld, const yaml_node_t *n)
+{
+    if (ld->override != NULL) return (struct cfg_loc){.override = ld->override};
+    return (struct cfg_loc){.line = n->start_mark.line + 1, .col = n->start_mark.column + 1};
+}
+
+// Fills ld->err with "<where>: <path>: <what>" (path may be NULL) and returns EG_ERR_CONFIG.
+// <where> is "file:line:col", "file" or "override 'text'".
+__attribute__((format(printf, 4, 5))) static enum eg_status
+fail(const struct loader *ld, struct cfg_loc at, const char *path, const char *fmt, ...)
+{
+    char what[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    const char *sep = path != NULL ? ": " : "";
+    path = path != NULL ? path : "";
+    if (at.override != NULL) {
+        struct shown o = show_n(at.override, strlen(at.override), 200);
+        return eg_errorf(ld->err, EG_ERR_CONFIG, "override '%s': %s%s%s", o.s, path, sep, what);
+    }
+    if (at.line == 0)
+        return eg_errorf(ld->err, EG_ERR_CONFIG, "%s: %s%s%s", ld->file, path, sep, what);
+    return eg_errorf(ld->err, EG_ERR_CONFIG, "%s:%zu:%zu: %s%s%s", ld->file, at.line, at.col, path,
+                     sep, what);
+}
+
+static void record_origin(struct loader *ld, const struct cfg_key *k, struct cfg_loc at)
+{
+    for (size_t i = 0; i < ld->norigins; i++) {
+        if (ld->origins[i].key == k) {
+            ld->origins[i].at = at;
+            return;
+        }
+    }
+    EG_ASSERT(ld->norigins < sizeof ld->origins / sizeof ld->origins[0]);
+    ld->origins[ld->norigins++] = (struct cfg_origin){.key = k, .at = at};
+}
+
+static const struct cfg_loc *find_origin(const struct loader *ld, const struct cfg_key *k)
+{
+    for (size_t i = 0; i < ld->norigins; i++) {
+        if (ld->origins[i].key == k) return &ld->origins[i].at;
+    }
+    return NULL;
+}
+
+// "key1, key2, ..." of a section.
+static void key_list(const struct cfg_section *sec, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sec->nkeys && used < cap; i++) {
+        int n = snprintf(buf + used, cap - used, "%s%s", i > 0 ? ", " : "", sec->keys[i].key);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
+}
+
+// Levenshtein distance of two short strings (b at most 63 bytes).
+static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb)
+{
+    size_t prev[64], cur[64];
+    EG_ASSERT(nb < 64);
+    for (size_t j = 0; j <= nb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (nb + 1) * sizeof prev[0]);
+    }
+    return prev[nb];
+}
+
+// Searches every section for a key named s[0..len); writes its full path into buf.
+static bool find_anywhere(const struct cfg_section *sec, const char *s, size_t len, char *buf,
+                          size_t cap)
+{
+    for (size_t i = 0; i < sec->nkeys; i++) {
+        const struct cfg_key *k = &sec->keys[i];
+        if (strlen(k->key) == len && memcmp(k->key, s, len) == 0) {
+            join_path(buf, cap, sec->path, k->key);
+            return true;
+        }
+        if (k->type == CFG_SECTION && find_anywhere(k->section, s, len, buf, cap)) return true;
+    }
+    return false;
+}
+
+// "; did you mean 'x'?" for an unknown key s[0..len) in sec: a key of sec within a small edit
+// distance, else a key of that name in another section; "" when nothing is close.
+static void suggestion(const struct cfg_section *sec, const char *s, size_t len, char *buf,
+                       size_t cap)
+{
+    buf[0] = '\0';
+    if (len == 0 || len > 48) return;
+    const struct cfg_key *best = NULL;
+    size_t best_d = len >= 5 ? 3 : 2; // accept distance < best_d
+    for (size_t i = 0; i < sec->nkeys; i++) {
+        const char *key = sec->keys[i].key;
+        size_t d = edit_distance(s, len, key, strlen(key));
+        if (d < best_d) {
+            best_d = d;
+            best = &sec->keys[i];
+        }
+    }
+    char path[160];
+    if (best != NULL) {
+        join_path(path, sizeof path, sec->path, best->key);
+    } else if (!find_anywhere(&root_section, s, len, path, sizeof path)) {
+        return;
+    } else {
+        // `train: {train: ...}` should not suggest 'train': it is where we are
+        size_t n = strlen(path);
+        if (strncmp(sec->path, path, n) == 0 && (sec->path[n] == '.' || sec->path[n] == '\0')) {
+            return;
+        }
+    }
+    snprintf(buf, cap, "; did you mean '%s'?", path);
+}
+
+static enum eg_status unknown_key(const struct loader *ld, struct cfg_loc at, const char *path,
+                                  const struct cfg_section *sec, const char *s, size_t len)
+{
+    char known[512], hint[200];
+    key_list(sec, known, sizeof known);
+    suggestion(sec, s, len, hint, sizeof hint);
+    return fail(ld, at, path, "unknown key%s (known keys%s%s: %s)", hint,
+                sec->path[0] != '\0' ? " in " : "", sec->path, known);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalars
+
+enum parse_result { PARSE_OK, PARSE_BAD, PARSE_TOO_LARGE, PARSE_TOO_SMALL, PARSE_NOT_FINITE };
+
+static bool text_is(const char *s, size_t len, const char *word)
+{
+    return strlen(word) == len && memcmp(s, word, len) == 0;
+}
+
+// Decimal digits with an optional leading '+'. s is NUL-terminated after len bytes (libyaml's
+// scalars are), which strtoull relies on once every byte before has been checked.
+static enum parse_result parse_uint(const char *s, size_t len, uint64_t *out)
+{
+    size_t i = (len > 0 && s[0] == '+') ? 1 : 0;
+    if (i == len) return PARSE_BAD;
+    for (size_t j = i; j < len; j++) {
+        if (s[j] < '0' || s[j] > '9') return PARSE_BAD;
+    }
+    EG_ASSERT(s[len] == '\0');
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s + i, &end, 10);
+    if (errno == ERANGE) return PARSE_TOO_LARGE;
+    EG_ASSERT(end == s + len);
+    *out = (uint64_t)v;
+    return PARSE_OK;
+}
+
+// A decimal number ("0.1", "-3", "5e-4", "+1.5E+3"); YAML's .inf and .nan are recognised only
+// to be rejected as not finite. No hex, no inf/nan words, no spaces.
+static enum parse_result parse_number(const char *s, size_t len, double *out)
+{
+    static const char *const non_finite[] = {".inf",  ".Inf",  ".INF",  "+.inf", "+.Inf",
+                                             "+.INF", "-.inf", "-.Inf", "-.INF", ".nan",
+                                             ".NaN",  ".NAN",  NULL};
+    for (size_t i = 0; non_finite[i] != NULL; i++) {
+        if (text_is(s, len, non_finite[i])) return PARSE_NOT_FINITE;
+    }
+    bool digit = false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] >= '0' && s[i] <= '9') {
+            digit = true;
+        } else if (strchr("+-.eE", s[i]) == NULL || s[i] == '\0') {
+            return PARSE_BAD;
+        }
+    }
+    if (!digit) return PARSE_BAD;
+    EG_ASSERT(s[len] == '\0');
+    errno = 0;
+    char *end = NULL;
+    double d = strtod(s, &end);
+    if (end != s + len) return PARSE_BAD;
+    if (errno == ERANGE) return fabs(d) > 1.0 ? PARSE_NOT_FINITE : PARSE_TOO_SMALL;
+    if (!isfinite(d)) return PARSE_NOT_FINITE;
+    *out = d;
+    return PARSE_OK;
+}
+
+// The integer in scalar n, checked against the key's bounds; path names it in errors.
+static enum eg_status get_uint(const struct loader *ld, const struct cfg_key *k, const char *path,
+                               const yaml_node_t *n, const char *want, uint64_t *out)
+{
+    struct cfg_loc at = node_loc(ld, n);
+    if (n->type != YAML_SCALAR_NODE) {
+        return fail(ld, at, path, "expected %s, got %s", want, describe(n).s);
+    }
+    const char *s = (const char *)n->data.scalar.value;
+    size_t len = n->data.scalar.length;
+    uint64_t v = 0;
+    enum parse_result r = parse_uint(s, len, &v);
+    if (r == PARSE_TOO_LARGE) {
+        return fail(ld, at, path, "expected %s, got '%s' (too large)", want, show(s, len).s);
+    }
+    if (r != PARSE_OK || v < k->imin || v > k->imax) {
+        return fail(ld, at, path, "expected %s, got '%s'", want, show(s, len).s);
+    }
+    *out = v;
+    return EG_OK;
+}
+
+static enum eg_status set_list(struct loader *ld, yaml_document_t *doc, const struct cfg_key *k,
+                               const char *path, yaml_node_t *n)
+{
+    char want[256];
+    expected_text(k, want, sizeof want);
+    struct cfg_loc at = node_loc(ld, n);
+    if (n->type != YAML_SEQUENCE_NODE) {
+        return fail(ld, at, path, "expected %s, got %s", want, describe(n).s);
+    }
+    size_t max = k->size / sizeof(size_t);
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (count > max) {
+        return fail(ld, at, path, "expected at most %zu items, got %zu", max, count);
+    }
+    struct cfg_key item = *k;
+    item.type = CFG_SIZE;
+    char item_want[256];
+    expected_text(&item, item_want, sizeof item_want);
+    size_t values[CFG_LIST_MAX] = {0};
+    EG_ASSERT(max <= CFG_LIST_MAX);
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *in = yaml_document_get_node(doc, n->data.sequence.items.start[i]);
+        EG_ASSERT(in != NULL);
+        char item_path[420];
+        snprintf(item_path, sizeof item_path, "%s[%zu]", path, i);
+        uint64_t v = 0;
+        enum eg_status st = get_uint(ld, &item, item_path, in, item_want, &v);
+        if (st != EG_OK) return st;
+        if (k->ascending && i > 0 && v <= values[i - 1]) {
+            return fail(ld, node_loc(ld, in), item_path,
+                        "expected an integer > %zu (the list must be strictly ascending), got "
+                        "'%s'",
+                        values[i - 1],
+                        show((const char *)in->data.scalar.value, in->data.scalar.length).s);
+        }
+        values[i] = (size_t)v;
+    }
+    char *dst = member(&ld->cfg, k->offset);
+    memset(dst, 0, k->size);
+    memcpy(dst, values, count * sizeof(size_t));
+    *(size_t *)(void *)member(&ld->cfg, k->count_offset) = count;
+    record_origin(ld, k, at);
+    return EG_OK;
+}
+
+static enum eg_status walk_map(struct loader *ld, yaml_document_t *doc,
+                               const struct cfg_section *sec, yaml_node_t *map);
+
+// Validates node n as the value of key k (named path) and stores it in ld->cfg.
+static enum eg_status set_value(struct loader *ld, yaml_document_t *doc, const struct cfg_key *k,
+                                const char *path, yaml_node_t *n)
+{
+    struct cfg_loc at = node_loc(ld, n);
+    char want[256];
+    expected_text(k, want, sizeof want);
+    if (k->type == CFG_SECTION) {
+        if (n->type == YAML_MAPPING_NODE) return walk_map(ld, doc, k->section, n);
+        // `train:` with nothing after it: a section left at its defaults
+        if (n->type == YAML_SCALAR_NODE && n->data.scalar.length == 0 &&
+            n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+            return EG_OK;
+        }
+        return fail(ld, at, path, "expected a map, got %s", describe(n).s);
+    }
+    if (k->type == CFG_LIST) return set_list(ld, doc, k, path, n);
+    if (n->type != YAML_SCALAR_NODE) {
+        return fail(ld, at, path, "expected %s, got %s", want, describe(n).s);
+    }
+    const char *s = (const char *)n->data.scalar.value;
+    size_t len = n->data.scalar.length;
+    char *dst = member(&ld->cfg, k->offset);
+    switch (k->type) {
+    case CFG_STRING:
+    case CFG_ENUM: {
+        if (memchr(s, '\0', len) != NULL) {
+            return fail(ld, at, path, "expected %s, got '%s' (contains a NUL character)", want,
+                        show(s, len).s);
+        }
+        bool ok = len < k->size;
+        if (ok && k->type == CFG_ENUM) {
+            ok = false;
+            for (size_t i = 0; k->choices[i] != NULL; i++)
+                ok = ok || text_is(s, len, k->choices[i]);
+        }
+        if (ok && k->valid != NULL) ok = k->valid(s);
+        if (!ok) return fail(ld, at, path, "expected %s, got '%s'", want, show(s, len).s);
+        memset(dst, 0, k->size);
+        memcpy(dst, s, len);
+        break;
+    }
+    case CFG_BOOL:
+        if (text_is(s, len, "true")) {
+            *(bool *)(void *)dst = true;
+        } else if (text_is(s, len, "false")) {
+            *(bool *)(void *)dst = false;
+        } else {
+            return fail(ld, at, path, "expected true or false, got '%s'", show(s, len).s);
+        }
+        break;
+    case CFG_SIZE:
+    case CFG_U64: {
+        uint64_t v = 0;
+        enum eg_status st = get_uint(ld, k, path, n, want, &v);
+        if (st != EG_OK) return st;
+        if (k->type == CFG_SIZE) {
+            *(size_t *)(void *)dst = (size_t)v;
+        } else {
+            *(uint64_t *)(void *)dst = v;
+        }
+        break;
+    }
+    case CFG_NUMBER: {
+        double d = 0.0;
+        enum parse_result r = parse_number(s, len, &d);
+        if (r == PARSE_NOT_FINITE) {
+            return fail(ld, at, path, "expected a finite %s, got '%s'", want + 2, show(s, len).s);
+        }
+        if (r == PARSE_TOO_SMALL) {
+            return fail(ld, at, path, "expected %s, got '%s' (too small to represent)", want,
+                        show(s, len).s);
+        }
+        bool ok = r == PARSE_OK && (k->lo_open ? d > k->lo : d >= k->lo) &&
+                  (k->hi == HUGE_VAL || (k->hi_open ? d < k->hi : d <= k->hi));
+        if (!ok) return fail(ld, at, path, "expected %s, got '%s'", want, show(s, len).s);
+        *(double *)(void *)dst = d;
+        break;
+    }
+    case CFG_SECTION:
+    case CFG_LIST:
+        EG_ASSERT(false && "handled above");
+        break;
+    }
+    record_origin(ld, k, at);
+    return EG_OK;
+}
+
+// Walks a YAML map against sec: every key must be known and appear once.
+static enum eg_status walk_map(struct loader *ld, yaml_document_t *doc,
+                               const struct cfg_section *sec, yaml_node_t *map)
+{
+    size_t first_line[32] = {0}; // line of each key's first appearance; 0 = not yet seen
+    EG_ASSERT(sec->nkeys <= sizeof first_line / sizeof first_line[0]);
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        EG_ASSERT(kn != NULL && vn != NULL);
+        struct cfg_loc at = node_loc(ld, kn);
+        char path[400];
+        if (kn->type != YAML_SCALAR_NODE) {
+            return fail(ld, at, sec->path[0] != '\0' ? sec->path : NULL,
+                        "expected a key name, got %s", describe(kn).s);
+        }
+        const char *s = (const char *)kn->data.scalar.value;
+        size_t len = kn->data.scalar.length;
+        const struct cfg_key *k = find_key(sec, s, len);
+        if (k == NULL) {
+            join_path(path, sizeof path, sec->path, show(s, len).s);
+            return unknown_key(ld, at, path, sec, s, len);
+        }
+        join_path(path, sizeof path, sec->path, k->key);
+        size_t i = (size_t)(k - sec->keys);
+        if (first_line[i] != 0) {
+            return fail(ld, at, path, "duplicate key (first at line %zu)", first_line[i]);
+        }
+        first_line[i] = at.line;
+        enum eg_status st = set_value(ld, doc, k, path, vn);
+        if (st != EG_OK) return st;
+    }
+    return EG_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// libyaml
+
+struct yaml_problem {
+    char what[400];
+    size_t line, col; // 1-based
+};
+
+// The byte at 0-based (line, character column) of buf, or -1 past the end.
+static int char_at(const char *buf, size_t len, size_t line, size_t col)
+{
+    size_t i = 0;
+    for (size_t l = 0; l < line; l++) {
+        const char *nl = memchr(buf + i, '\n', len - i);
+        if (nl == NULL) return -1;
+        i = (size_t)(nl - buf) + 1;
+    }
+    for (size_t c = 0; i < len; i++) {
+        if (((unsigned char)buf[i] & 0xC0) == 0x80) continue; // inside a UTF-8 character
+        if (c++ == col) return (unsigned char)buf[i];
+    }
+    return -1;
+}
+
+static void describe_problem(const yaml_parser_t *p, const char *buf, size_t len,
+                             struct yaml_problem *out)
+{
+    const char *problem = p->problem != NULL ? p->problem : "unknown error";
+    if (p->error == YAML_MEMORY_ERROR) {
+        snprintf(out->what, sizeof out->what, "out of memory");
+        out->line = out->col = 1;
+    } else if (p->error == YAML_READER_ERROR) {
+        // Reader errors carry a byte offset rather than a mark: count lines and characters.
+        size_t line = 1, col = 1, end = p->problem_offset < len ? p->problem_offset : len;
+        for (size_t i = 0; i < end; i++) {
+            if (buf[i] == '\n') {
+                line++;
+                col = 1;
+            } else if (((unsigned char)buf[i] & 0xC0) != 0x80) {
+                col++;
+            }
+        }
+        out->line = line;
+        out->col = col;
+        if (p->problem_value != -1) {
+            snprintf(out->what, sizeof out->what, "%s (#%X)", problem, (unsigned)p->problem_value);
+        } else {
+            snprintf(out->what, sizeof out->what, "%s", problem);
+        }
+    } else {
+        out->line = p->problem_mark.line + 1;
+        out->col = p->problem_mark.column + 1;
+        if (p->context != NULL) {
+            snprintf(out->what, sizeof out->what, "%s (%s started at line %zu, column %zu)",
+                     problem, p->context, p->context_mark.line + 1, p->context_mark.column + 1);
+        } else {
+            snprintf(out->what, sizeof out->what, "%s", problem);
+        }
+        // libyaml's message for a tab in the indentation does not say "tab"
+        if (char_at(buf, len, p->problem_mark.line, p->problem_mark.column) == '\t') {
+            size_t used = strlen(out->what);
+            snprintf(out->what + used, sizeof out->what - used,
+                     "; a tab: YAML indents with spaces only");
+        }
+    }
+}
+
+// Parses buf[0..len) as one YAML document. true: *doc is loaded (its root is NULL when the
+// stream holds no document) and the caller deletes it. false: *problem says why; nothing to free.
+static bool yaml_load_one(const char *buf, size_t len, yaml_document_t *doc,
+                          struct yaml_problem *problem)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        fprintf(stderr, "evograd: out of memory (yaml_parser_initialize)\n");
+        abort();
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+    bool ok = yaml_parser_load(&parser, doc) != 0;
+    if (!ok) {
+        describe_problem(&parser, buf, len, problem);
+    } else if (yaml_document_get_root_node(doc) != NULL) {
+        // One document only: a second one (or garbage after the first) is an error.
+        yaml_document_t extra;
+        if (!yaml_parser_load(&parser, &extra)) {
+            describe_problem(&parser, buf, len, problem);
+            ok = false;
+        } else {
+            yaml_node_t *root = yaml_document_get_root_node(&extra);
+            if (root != NULL) {
+                snprintf(problem->what, sizeof problem->what, "more than one YAML document");
+                problem->line = root->start_mark.line + 1;
+                problem->col = root->start_mark.column + 1;
+                ok = false;
+            }
+            yaml_document_delete(&extra);
+        }
+        if (!ok) yaml_document_delete(doc);
+    }
+    yaml_parser_delete(&parser);
+    return ok;
+}
+
+// Reads a whole file into *buf (NUL-terminated, caller frees) and *len.
+static enum eg_status read_file(const char *path, char **buf, size_t *len, struct eg_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return eg_errorf(err, EG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *b = eg_xmalloc(cap + 1);
+    for (;;) {
+        size_t got = fread(b + n, 1, cap - n, f);
+        n += got;
+        if (n < cap) break;
+        if (cap > CFG_FILE_MAX) break;
+        cap *= 2;
+        b = eg_xrealloc(b, cap + 1);
+    }
+    int read_errno = errno;
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    if (failed) {
+        free(b);
+        return eg_errorf(err, EG_ERR_IO, "%s: cannot read: %s", path, strerror(read_errno));
+    }
+    if (n > CFG_FILE_MAX) {
+        free(b);
+        return eg_errorf(err, EG_ERR_CONFIG, "%s: larger than %u bytes; not a config", path,
+                         CFG_FILE_MAX);
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return EG_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overrides and cross-key checks
+
+static enum eg_status apply_override(struct loader *ld, const char *ov)
+{
+    struct cfg_loc at = {.override = ov};
+    const char *eq = strchr(ov, '=');
+    if (eq == NULL || eq == ov) return fail(ld, at, NULL, "expected key.path=value");
+    const struct cfg_section *sec = &root_section;
+    const struct cfg_key *k = NULL;
+    char path[400];
+    for (const char *p = ov;;) {
+        const char *dot = memchr(p, '.', (size_t)(eq - p));
+        const char *end = dot != NULL ? dot : eq;
+        k = find_key(sec, p, (size_t)(end - p));
+        snprintf(path, sizeof path, "%s", show(ov, (size_t)(end - ov)).s);
+        if (k == NULL) return unknown_key(ld, at, path, sec, p, (size_t)(end - p));
+        if (dot == NULL) break;
+        if (k->type != CFG_SECTION) {
+            char leaf[400];
+            snprintf(leaf, sizeof leaf, "%s", path);
+            snprintf(path, sizeof path, "%s", show(ov, (size_t)(eq - ov)).s);
+            return fail(ld, at, path, "unknown key (%s is a value, not a section)", leaf);
+        }
+        sec = k->section;
+        p = dot + 1;
+    }
+    if (k->type == CFG_SECTION) {
+        char known[512];
+        key_list(k->section, known, sizeof known);
+        return fail(ld, at, path, "is a section, not a value; override one of its keys: %s", known);
+    }
+    const char *value = eq + 1;
+    yaml_document_t doc;
+    struct yaml_problem problem;
+    if (!yaml_load_one(value, strlen(value), &doc, &problem)) {
+        return fail(ld, at, path, "malformed YAML value: %s", problem.what);
+    }
+    // An empty value (or only a comment) is the empty string.
+    unsigned char empty_text[1] = {0};
+    yaml_node_t empty = {.type = YAML_SCALAR_NODE};
+    empty.data.scalar.value = empty_text;
+    empty.data.scalar.length = 0;
+    empty.data.scalar.style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root == NULL && value[strspn(value, " \t")] == '#') {
+        yaml_document_delete(&doc);
+        return fail(ld, at, path, "the value is a YAML comment; quote a value starting with '#'");
+    }
+    ld->override = ov;
+    enum eg_status st = set_value(ld, &doc, k, path, root != NULL ? root : &empty);
+    ld->override = NULL;
+    yaml_document_delete(&doc);
+    return st;
+}
+
+// " (set at line 5)", " (set by override '...')" or " (the default)".
+static void origin_text(const struct loader *ld, const struct cfg_key *k, char *buf, size_t cap)
+{
+    const struct cfg_loc *at = find_origin(ld, k);
+    if (at == NULL) {
+        snprintf(buf, cap, " (the default)");
+    } else if (at->override != NULL) {
+        snprintf(buf, cap, " (set by override '%s')",
+                 show_n(at->override, strlen(at->override), 100).s);
+    } else {
+        snprintf(buf, cap, " (set at line %zu, column %zu)", at->line, at->col);
+    }
+}
+
+static const struct cfg_key *key_named(const struct cfg_section *sec, const char *name)
+{
+    const struct cfg_key *k = find_key(sec, name, strlen(name));
+    EG_ASSERT(k != NULL);
+    return k;
+}
+
+static enum eg_status check_cross(const struct loader *ld)
+{
+    const struct optim_config *o = &ld->cfg.train.optimizer;
+    if (o->nesterov && o->momentum == 0.0) {
+        const struct cfg_key *nk = key_named(&optimizer_section, "nesterov");
+        const struct cfg_key *mk = key_named(&optimizer_section, "momentum");
+        const struct cfg_loc *at = find_origin(ld, nk);
+        char where[300];
+        origin_text(ld, mk, where, sizeof where);
+        return fail(ld, at != NULL ? *at : (struct cfg_loc){0}, "train.optimizer.nesterov",
+                    "true requires train.optimizer.momentum > 0, but momentum is 0%s", where);
+    }
+    return EG_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+
+enum eg_status config_load(const char *config_path, const char *const *overrides, size_t noverrides,
+                           struct run_config *out, struct eg_error *err)
+{
+    EG_ASSERT(config_path != NULL && out != NULL);
+    EG_ASSERT(noverrides == 0 || overrides != NULL);
+    // ~3 kB: on the heap so the caller's stack is not charged for it
+    struct loader *ld = eg_xcalloc(1, sizeof *ld);
+    ld->file = config_path;
+    ld->err = err;
+    apply_defaults(&ld->cfg, &root_section);
+
+    char *buf = NULL;
+    size_t len = 0;
+    enum eg_status st = read_file(config_path, &buf, &len, err);
+    if (st != EG_OK) goto done;
+
+    yaml_document_t doc;
+    struct yaml_problem problem;
+    bool loaded = yaml_load_one(buf, len, &doc, &problem);
+    free(buf); // libyaml's nodes hold their own copies of the text
+    if (!loaded) {
+        st = fail(ld, (struct cfg_loc){.line = problem.line, .col = problem.col}, NULL,
+                  "malformed YAML: %s", problem.what);
+        goto done;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    bool null_root = root != NULL && root->type == YAML_SCALAR_NODE &&
+                     root->data.scalar.length == 0 &&
+                     root->data.scalar.style == YAML_PLAIN_SCALAR_STYLE; // a lone "---"
+    if (root == NULL || null_root) {
+        st = fail(ld, (struct cfg_loc){.line = 1, .col = 1}, NULL,
+                  "empty config (expected a map of keys)");
+    } else if (root->type != YAML_MAPPING_NODE) {
+        st = fail(ld, node_loc(ld, root), NULL, "expected a map of keys at the top level, got %s",
+                  describe(root).s);
+    } else {
+        st = walk_map(ld, &doc, &root_section, root);
+    }
+    yaml_document_delete(&doc);
+
+    for (size_t i = 0; st == EG_OK && i < noverrides; i++) {
+        EG_ASSERT(overrides[i] != NULL);
+        st = apply_override(ld, overrides[i]);
+    }
+    if (st == EG_OK) st = check_cross(ld);
+    if (st == EG_OK) memcpy(out, &ld->cfg, sizeof *out); // padding included: zero
+done:
+    free(ld);
+    return st;
+}
+
+// Plain YAML scalars we write unquoted: start with a letter, '_' or '/', then [A-Za-z0-9_./-],
+// and not a word some YAML reader would take for a bool or null.
+static bool plain_is_safe(const char *s)
+{
+    static const char *const reserved[] = {"true", "false", "yes", "no", "on",
+                                           "off",  "null",  "y",   "n",  NULL};
+    char ch = s[0];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || ch == '/')) {
+        return false;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        ch = *p;
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '/' || ch == '-';
+        if (!ok) return false;
+    }
+    for (size_t i = 0; reserved[i] != NULL; i++) {
+        size_t n = strlen(reserved[i]);
+        bool same = strlen(s) == n;
+        for (size_t j = 0; same && j < n; j++)
+            same = (s[j] | 0x20) == reserved[i][j];
+        if (same) return false;
+    }
+    return true;
+}
+
+// Decodes one UTF-8 character at s; *n = its length. Invalid bytes decode as themselves, n = 1,
+// with *valid = false.
+static uint32_t utf8_next(const unsigned char *s, size_t *n, bool *valid)
+{
+    uint32_t c = s[0];
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xE  ? 3
+                 : (c >> 3) == 0x1E ? 4
+                                    : 0;
+    *n = 1;
+    *valid = len > 0;
+    if (len <= 1) return c;
+    uint32_t cp = c & (0xFFu >> (len + 1));
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            *valid = false;
+            return c;
+        }
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    *n = len;
+    return cp;
+}
+
+// A string as a YAML scalar that reads back as the same bytes: plain when safe, else
+// double-quoted with every character libyaml would not take raw (controls, line breaks, BOM,
+// non-characters) escaped. Bytes that are not UTF-8 cannot come from a loaded config and are
+// written as they are.
+static void write_string(FILE *f, const char *s)
+{
+    if (plain_is_safe(s)) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p != '\0') {
+        size_t n;
+        bool valid;
+        uint32_t cp = utf8_next(p, &n, &valid);
+        if (!valid) {
+            fputc(*p, f);
+        } else if (cp == '"' || cp == '\\') {
+            fprintf(f, "\\%c", (char)cp);
+        } else if (cp == '\n') {
+            fputs("\\n", f);
+        } else if (cp == '\t') {
+            fputs("\\t", f);
+        } else if (cp == '\r') {
+            fputs("\\r", f);
+        } else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
+            fprintf(f, "\\x%02X", (unsigned)cp);
+        } else if (cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF) {
+            fprintf(f, "\\u%04X", (unsigned)cp);
+        } else {
+            fwrite(p, 1, n, f);
+        }
+        p += n;
+    }
+    fputc('"', f);
+}
+
+// The shortest %.Ng that reads back as exactly d.
+static void write_double(FILE *f, double d)
+{
+    char buf[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) break;
+    }
+    fputs(buf, f);
+}
+
+static void write_value(FILE *f, const struct cfg_key *k, const struct run_config *c)
+{
+    const char *src = cmember(c, k->offset);
+    switch (k->type) {
+    case CFG_STRING:
+    case CFG_ENUM: {
+        char tmp[CFG_PATH_MAX];
+        EG_ASSERT(k->size <= sizeof tmp);
+        memcpy(tmp, src, k->size);
+        tmp[k->size - 1] = '\0'; // never trust a caller-filled array to be terminated
+        write_string(f, tmp);
+        break;
+    }
+    case CFG_BOOL:
+        fputs(*(const bool *)(const void *)src ? "true" : "false", f);
+        break;
+    case CFG_SIZE:
+        fprintf(f, "%zu", *(const size_t *)(const void *)src);
+        break;
+    case CFG_U64:
+        fprintf(f, "%" PRIu64, *(const uint64_t *)(const void *)src);
+        break;
+    case CFG_NUMBER:
+        write_double(f, *(const double *)(const void *)src);
+        break;
+    case CFG_LIST: {
+        const size_t *v = (const size_t *)(const void *)src;
+        size_t n = *(const size_t *)(const void *)cmember(c, k->count_offset);
+        size_t max = k->size / sizeof(size_t);
+        n = n < max ? n : max;
+        fputc('[', f);
+        for (size_t i = 0; i < n; i++)
+            fprintf(f, "%s%zu", i > 0 ? ", " : "", v[i]);
+        fputc(']', f);
+        break;
+    }
+    case CFG_SECTION:
+        EG_ASSERT(false && "sections have no value");
+        break;
+    }
+}
+
+static void write_section(FILE *f, const struct run_config *c, const struct cfg_section *sec,
+                          int indent)
+{
+    for (size_t i = 0; i < sec->nkeys; i++) {
+        const struct cfg_key *k = &sec->keys[i];
+        fprintf(f, "%*s%s:", indent, "", k->key);
+        if (k->type == CFG_SECTION) {
+            fputc('\n', f);
+            write_section(f, c, k->section, indent + 2);
+        } else {
+            fputc(' ', f);
+            write_value(f, k, c);
+            fputc('\n', f);
+        }
+    }
+}
+
+void config_write(const struct run_config *c, FILE *f)
+{
+    EG_ASSERT(c != NULL && f != NULL);
+    fputs("# evograd resolved config: every key, defaults filled in, overrides applied.\n"
+          "# `evograd run` on this file repeats the run.\n",
+          f);
+    write_section(f, c, &root_section, 0);
+}
+
+char *config_to_string(const struct run_config *c)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    EG_ASSERT(f != NULL);
+    config_write(c, f);
+    EG_ASSERT(fclose(f) == 0);
+    return buf;
+}
+
+// FNV-1a, 64-bit (http://www.isthe.com/chongo/tech/comp/fnv/).
+uint64_t config_hash(const struct run_config *c)
+{
+    char *s = config_to_string(c);
+    uint64_t h = 14695981039346656037ull;
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        h ^= *p;
+        h *= 1099511628211ull;
+    }
+    free(s);
+    return h;
+}
+
+// A key's default as YAML text (caller frees).
+static char *default_text(const struct cfg_key *k, const struct run_config *defaults)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    EG_ASSERT(f != NULL);
+    write_value(f, k, defaults);
+    EG_ASSERT(fclose(f) == 0);
+    return buf;
+}
+
+// Table-cell text: '<' would start an HTML tag and '|' end the cell.
+static void write_markdown_text(FILE *f, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '<') {
+            fputs("&lt;", f);
+        } else if (*s == '|') {
+            fputs("\\|", f);
+        } else {
+            fputc(*s, f);
+        }
+    }
+}
+
+static void write_reference_section(FILE *f, const struct run_config *d,
+                                    const struct cfg_section *sec, bool markdown)
+{
+    bool has_leaves = false;
+    for (size_t i = 0; i < sec->nkeys; i++)
+        has_leaves = has_leaves || sec->keys[i].type != CFG_SECTION;
+    if (has_leaves && markdown) {
+        fprintf(f, "\n## %s\n\n", sec->path[0] != '\0' ? sec->path : "Top level");
+        fputs("| key | type | default | allowed | description |\n", f);
+        fputs("|---|---|---|---|---|\n", f);
+    }
+    for (size_t i = 0; has_leaves && i < sec->nkeys; i++) {
+        const struct cfg_key *k = &sec->keys[i];
+        if (k->type == CFG_SECTION) continue;
+        char path[160], allowed[256];
+        join_path(path, sizeof path, sec->path, k->key);
+        allowed_text(k, allowed, sizeof allowed);
+        char *def = default_text(k, d);
+        if (markdown) {
+            fprintf(f, "| `%s` | %s | `%s` | ", path, type_name(k->type), def);
+            write_markdown_text(f, allowed);
+            fputs(" | ", f);
+            write_markdown_text(f, k->desc);
+            fputs(" |\n", f);
+        } else {
+            fprintf(f, "%-30s %-8s %-14s %s\n%30s %s\n", path, type_name(k->type), def, allowed, "",
+                    k->desc);
+        }
+        free(def);
+    }
+    for (size_t i = 0; i < sec->nkeys; i++) {
+        if (sec->keys[i].type == CFG_SECTION) {
+            write_reference_section(f, d, sec->keys[i].section, markdown);
+        }
+    }
+}
+
+void config_write_reference(FILE *f, bool markdown)
+{
+    EG_ASSERT(f != NULL);
+    struct run_config d;
+    memset(&d, 0, sizeof d);
+    apply_defaults(&d, &root_section);
+    if (markdown) {
+        fputs("# Config reference\n\n"
+              "<!-- Generated by config_write_reference() from the tables in lib/io/config.c;\n"
+              "     do not edit by hand. tests/test_config.c checks that it is in sync. -->\n\n"
+              "A config is one YAML map; nested sections may be written in block or flow style\n"
+              "(`optimizer: { name: sgd, lr: 0.1 }`). Every key is optional and takes the default\n"
+              "below. Unknown keys, duplicate keys, wrong types and values outside the allowed\n"
+              "range are errors naming `file:line:col` and the key path. Booleans are `true` or\n"
+              "`false`; integers are plain decimal digits; numbers are decimal and finite.\n\n"
+              "Overrides on the command line use the dotted key path and YAML values, are\n"
+              "checked like the file and applied after it, in order:\n"
+              "`train.epochs=1 train.schedule.milestones=[40,50]`.\n",
+              f);
+    } else {
+        fputs("Config keys: key, type, default, allowed values, then the description.\n\n", f);
+    }
+    write_reference_section(f, &d, &root_section, markdown);
+}

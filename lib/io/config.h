@@ -1,0 +1,105 @@
+/* config.h - experiment configs: a YAML file plus `key.path=value` overrides, validated against one
+ * table per section (type, default, bounds, description) into a resolved struct run_config.
+ *
+ * Every mistake is found before any work starts and reported as one message naming where it is:
+ *   configs/x.yaml:12:9: train.optimizer.lr: expected a number > 0, got '-1'
+ *   override 'train.epochs=abc': train.epochs: expected an integer >= 1, got 'abc'
+ * Unknown keys, duplicate keys, wrong types (a map where a number belongs, ...), out-of-range
+ * values, values outside an enum's choices, malformed YAML, non-finite numbers, empty files and
+ * missing files are errors. Numbers are parsed with strtod/strtoll and checked (end pointer,
+ * ERANGE, isfinite); never atoi. Keys left out take their defaults.
+ *
+ * The resolved config written by config_write is itself a valid input: loading it (with no
+ * overrides) gives the same struct run_config, so a run can be repeated from its config.yaml. */
+#ifndef EG_CONFIG_H
+#define EG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/status.h"
+
+#define CFG_STR_MAX 64
+#define CFG_PATH_MAX 1024
+#define CFG_LIST_MAX 16
+
+struct optim_config {
+    char name[CFG_STR_MAX];   // sgd | adam
+    double lr;                // > 0
+    double momentum;          // [0, 1) (sgd)
+    bool nesterov;            // sgd; requires momentum > 0
+    double weight_decay;      // >= 0 (coupled L2)
+    double beta1, beta2, eps; // adam
+};
+
+struct schedule_config {
+    char type[CFG_STR_MAX];            // constant | step | cosine
+    size_t milestones[CFG_LIST_MAX];   // step: epochs (ascending)
+    size_t nmilestones;
+    double gamma;                      // step: factor at each milestone, (0, 1]
+    double min_lr;                     // cosine: final lr, >= 0
+};
+
+struct run_config {
+    char name[CFG_STR_MAX];  // results/<name>/...; [A-Za-z0-9._-]+
+    uint64_t seed;
+    size_t threads;          // BLAS + OpenMP threads, >= 1
+    char task[CFG_STR_MAX];  // supervised (the meta-learning tasks come with their issues)
+    struct {
+        char dataset[CFG_STR_MAX];  // mnist | fashion_mnist | cifar10 | cifar100 | imagefolder |
+                                    // synthetic
+        char root[CFG_PATH_MAX];    // "" = the dataset's default (data_source_default_root)
+        size_t train_size;          // use the first N training images; 0 = all
+        size_t image_c, image_h, image_w; // imagefolder / synthetic image shape
+        size_t classes;             // synthetic only
+        size_t synthetic_train, synthetic_test;
+        size_t crop_pad;            // augmentation: random crop after reflect padding; 0 = off
+        bool hflip;                 // augmentation: random horizontal flip
+    } data;
+    struct {
+        char name[CFG_STR_MAX];     // mlp | lenet | conv4 | resnet32 | resnet10 | resnet18 | resnet34
+        size_t width;               // resnet32 width multiplier
+        size_t channels;            // base channels; 0 = the architecture's own
+        size_t hidden[CFG_LIST_MAX]; // mlp hidden widths
+        size_t nhidden;
+    } backbone;
+    struct {
+        char name[CFG_STR_MAX];     // none (evograd, unrolled come with the hypergradient issue)
+    } method;
+    struct {
+        size_t epochs, batch_size;
+        struct optim_config optimizer;
+        struct schedule_config schedule;
+    } train;
+    struct {
+        size_t every_epochs;        // test accuracy every N epochs (and after the last)
+        size_t batch_size;
+    } eval;
+    struct {
+        size_t every_epochs;        // 0 = only on SIGINT/SIGTERM
+    } checkpoint;
+};
+
+// Loads config_path, applies overrides[0..noverrides) ("key.path=value", in order), fills
+// defaults and validates. On failure returns EG_ERR_CONFIG (or EG_ERR_IO for an unreadable
+// file) with the located message; *out is untouched.
+enum eg_status config_load(const char *config_path, const char *const *overrides,
+                           size_t noverrides, struct run_config *out, struct eg_error *err);
+
+// Writes the resolved config as YAML: every key of every section, in table order, with a header
+// comment. Loading the output gives back *c exactly (floats as %.17g).
+void config_write(const struct run_config *c, FILE *f);
+
+// The resolved YAML as a string (caller frees); its 64-bit FNV-1a hash identifies the config in
+// checkpoints.
+char *config_to_string(const struct run_config *c);
+uint64_t config_hash(const struct run_config *c);
+
+// Reference documentation of every key from the tables: key, type, default, bounds or choices,
+// description. markdown: a Markdown document (configs/REFERENCE.md); else plain text for
+// `evograd list config`.
+void config_write_reference(FILE *f, bool markdown);
+
+#endif // EG_CONFIG_H

@@ -1,0 +1,905 @@
+/* test_config.c - the config loader (lib/io/config.c): good configs in block and flow style,
+ * a table of broken configs (each asserts the status, the exact "file:line:col: key.path: "
+ * prefix, a fragment of the explanation and an untouched *out), overrides and their errors,
+ * the write -> load round trip, the hash, robustness against mutated input, and that
+ * configs/REFERENCE.md is in sync with the tables.
+ * Config files are written by the tests into a fresh mkdtemp() folder per test (removed in .fini),
+ * so parallel test processes never share files. Tests run with tests/ as the working directory. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/status.h"
+#include "io/config.h"
+
+// ---------------------------------------------------------------------------------------------
+// fixtures
+
+static char fx_dir[64];
+
+static void fx_setup(void)
+{
+    strcpy(fx_dir, "/tmp/evograd-cfg-XXXXXX");
+    cr_assert(mkdtemp(fx_dir) != NULL, "mkdtemp failed");
+}
+
+static void fx_teardown(void)
+{
+    DIR *dir = opendir(fx_dir);
+    if (dir == NULL) return;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(dir)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(p, sizeof p, "%s/%s", fx_dir, e->d_name);
+        unlink(p);
+    }
+    closedir(dir);
+    rmdir(fx_dir);
+}
+
+TestSuite(config, .init = fx_setup, .fini = fx_teardown);
+
+// The path of a fixture file; up to 8 may be live at once.
+static const char *fx(const char *name)
+{
+    static char bufs[8][256];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof bufs[0], "%s/%s", fx_dir, name);
+    return b;
+}
+
+// Writes len bytes of text to the fixture file `name`; returns its path.
+static const char *write_bytes(const char *name, const char *text, size_t len)
+{
+    const char *path = fx(name);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f != NULL, "cannot write %s", path);
+    cr_assert(fwrite(text, 1, len, f) == len);
+    cr_assert(fclose(f) == 0);
+    return path;
+}
+
+static const char *write_text(const char *name, const char *text)
+{
+    return write_bytes(name, text, strlen(text));
+}
+
+// Loads text (written to a file) with overrides; expects success.
+static void load_ok(const char *text, const char *const *ov, size_t nov, struct run_config *c)
+{
+    const char *path = write_text("ok.yaml", text);
+    struct eg_error err = {0};
+    memset(c, 0, sizeof *c);
+    enum eg_status st = config_load(path, ov, nov, c, &err);
+    cr_assert(st == EG_OK, "config_load failed: %s\n--- config:\n%s", err.msg, text);
+}
+
+// A struct filled with a pattern no load produces, to check that failures leave *out alone.
+static void fill_sentinel(struct run_config *c)
+{
+    memset(c, 0xA5, sizeof *c);
+}
+
+static bool is_sentinel(const struct run_config *c)
+{
+    struct run_config s;
+    fill_sentinel(&s);
+    return memcmp(c, &s, sizeof s) == 0;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// good configs
+
+Test(config, name_only_gives_every_default)
+{
+    struct run_config c;
+    load_ok("name: x\n", NULL, 0, &c);
+    cr_assert(strcmp(c.name, "x") == 0);
+    cr_assert(eq(u64, c.seed, 1));
+    cr_assert(eq(sz, c.threads, 2));
+    cr_assert(strcmp(c.task, "supervised") == 0);
+    cr_assert(strcmp(c.data.dataset, "fashion_mnist") == 0);
+    cr_assert(strcmp(c.data.root, "") == 0);
+    cr_assert(eq(sz, c.data.train_size, 0));
+    cr_assert(eq(sz, c.data.image_c, 3));
+    cr_assert(eq(sz, c.data.image_h, 32));
+    cr_assert(eq(sz, c.data.image_w, 32));
+    cr_assert(eq(sz, c.data.classes, 10));
+    cr_assert(eq(sz, c.data.synthetic_train, 1000));
+    cr_assert(eq(sz, c.data.synthetic_test, 200));
+    cr_assert(eq(sz, c.data.crop_pad, 0));
+    cr_assert(c.data.hflip == false);
+    cr_assert(strcmp(c.backbone.name, "lenet") == 0);
+    cr_assert(eq(sz, c.backbone.width, 1));
+    cr_assert(eq(sz, c.backbone.channels, 0));
+    cr_assert(eq(sz, c.backbone.nhidden, 2));
+    cr_assert(eq(sz, c.backbone.hidden[0], 256));
+    cr_assert(eq(sz, c.backbone.hidden[1], 256));
+    cr_assert(eq(sz, c.backbone.hidden[2], 0)); // unused slots are zero
+    cr_assert(strcmp(c.method.name, "none") == 0);
+    cr_assert(eq(sz, c.train.epochs, 10));
+    cr_assert(eq(sz, c.train.batch_size, 128));
+    const struct optim_config *o = &c.train.optimizer;
+    cr_assert(strcmp(o->name, "sgd") == 0);
+    cr_assert(o->lr == 0.1 && o->momentum == 0.9 && o->nesterov == false);
+    cr_assert(o->weight_decay == 0.0 && o->beta1 == 0.9 && o->beta2 == 0.999 && o->eps == 1e-8);
+    const struct schedule_config *s = &c.train.schedule;
+    cr_assert(strcmp(s->type, "constant") == 0);
+    cr_assert(eq(sz, s->nmilestones, 0));
+    cr_assert(s->gamma == 0.1 && s->min_lr == 0.0);
+    cr_assert(eq(sz, c.eval.every_epochs, 1));
+    cr_assert(eq(sz, c.eval.batch_size, 500));
+    cr_assert(eq(sz, c.checkpoint.every_epochs, 1));
+}
+
+// Every key set to a non-default value, block style.
+static const char full_block[] = "# a comment\n"
+                                 "name: run-1.b_c\n"
+                                 "seed: 18446744073709551615\n"
+                                 "threads: 256\n"
+                                 "task: supervised\n"
+                                 "data:\n"
+                                 "  dataset: synthetic\n"
+                                 "  root: \"/data/my sets\"   # quoted: has a space\n"
+                                 "  train_size: 5000\n"
+                                 "  image_c: 1\n"
+                                 "  image_h: 28\n"
+                                 "  image_w: 4096\n"
+                                 "  classes: 100000\n"
+                                 "  synthetic_train: 64\n"
+                                 "  synthetic_test: 32\n"
+                                 "  crop_pad: 4\n"
+                                 "  hflip: true\n"
+                                 "backbone:\n"
+                                 "  name: resnet32\n"
+                                 "  width: 4\n"
+                                 "  channels: 16\n"
+                                 "  hidden:\n"
+                                 "    - 512\n"
+                                 "    - 128\n"
+                                 "    - 1000000\n"
+                                 "method:\n"
+                                 "  name: none\n"
+                                 "train:\n"
+                                 "  epochs: 60\n"
+                                 "  batch_size: 100\n"
+                                 "  optimizer:\n"
+                                 "    name: adam\n"
+                                 "    lr: 1.0e-3\n"
+                                 "    momentum: 0\n"
+                                 "    nesterov: false\n"
+                                 "    weight_decay: 5e-4\n"
+                                 "    beta1: 0.5\n"
+                                 "    beta2: 0.99\n"
+                                 "    eps: 1e-6\n"
+                                 "  schedule:\n"
+                                 "    type: step\n"
+                                 "    milestones: [40, 50]\n"
+                                 "    gamma: 1\n"
+                                 "    min_lr: 0.001\n"
+                                 "eval:\n"
+                                 "  every_epochs: 5\n"
+                                 "  batch_size: 1000\n"
+                                 "checkpoint:\n"
+                                 "  every_epochs: 0\n";
+
+// The same config in flow style, keys in another order.
+static const char full_flow[] =
+    "{checkpoint: {every_epochs: 0}, eval: {batch_size: 1000, every_epochs: 5},\n"
+    " train: {schedule: {milestones: [40, 50], type: step, gamma: 1.0, min_lr: 1e-3},\n"
+    "         optimizer: {name: adam, lr: 0.001, momentum: 0.0, nesterov: false,\n"
+    "                     weight_decay: 0.0005, beta1: 0.5, beta2: 0.99, eps: 0.000001},\n"
+    "         epochs: 60, batch_size: 100},\n"
+    " method: {name: none},\n"
+    " backbone: {name: resnet32, width: 4, channels: 16, hidden: [512, 128, 1000000]},\n"
+    " data: {dataset: synthetic, root: '/data/my sets', train_size: 5000, image_c: 1,\n"
+    "        image_h: 28, image_w: 4096, classes: 100000, synthetic_train: 64,\n"
+    "        synthetic_test: 32, crop_pad: 4, hflip: true},\n"
+    " task: supervised, threads: 256, seed: 18446744073709551615, name: \"run-1.b_c\"}\n";
+
+Test(config, block_style_sets_every_key)
+{
+    struct run_config c;
+    load_ok(full_block, NULL, 0, &c);
+    cr_assert(strcmp(c.name, "run-1.b_c") == 0);
+    cr_assert(eq(u64, c.seed, UINT64_MAX));
+    cr_assert(eq(sz, c.threads, 256));
+    cr_assert(strcmp(c.data.dataset, "synthetic") == 0);
+    cr_assert(strcmp(c.data.root, "/data/my sets") == 0);
+    cr_assert(eq(sz, c.data.train_size, 5000));
+    cr_assert(eq(sz, c.data.image_c, 1));
+    cr_assert(eq(sz, c.data.image_h, 28));
+    cr_assert(eq(sz, c.data.image_w, 4096));
+    cr_assert(eq(sz, c.data.classes, 100000));
+    cr_assert(eq(sz, c.data.synthetic_train, 64));
+    cr_assert(eq(sz, c.data.synthetic_test, 32));
+    cr_assert(eq(sz, c.data.crop_pad, 4));
+    cr_assert(c.data.hflip == true);
+    cr_assert(strcmp(c.backbone.name, "resnet32") == 0);
+    cr_assert(eq(sz, c.backbone.width, 4));
+    cr_assert(eq(sz, c.backbone.channels, 16));
+    cr_assert(eq(sz, c.backbone.nhidden, 3));
+    cr_assert(eq(sz, c.backbone.hidden[0], 512));
+    cr_assert(eq(sz, c.backbone.hidden[1], 128));
+    cr_assert(eq(sz, c.backbone.hidden[2], 1000000));
+    cr_assert(eq(sz, c.train.epochs, 60));
+    cr_assert(eq(sz, c.train.batch_size, 100));
+    const struct optim_config *o = &c.train.optimizer;
+    cr_assert(strcmp(o->name, "adam") == 0);
+    cr_assert(o->lr == 1e-3 && o->momentum == 0.0 && o->nesterov == false);
+    cr_assert(o->weight_decay == 5e-4 && o->beta1 == 0.5 && o->beta2 == 0.99 && o->eps == 1e-6);
+    const struct schedule_config *s = &c.train.schedule;
+    cr_assert(strcmp(s->type, "step") == 0);
+    cr_assert(eq(sz, s->nmilestones, 2));
+    cr_assert(eq(sz, s->milestones[0], 40));
+    cr_assert(eq(sz, s->milestones[1], 50));
+    cr_assert(s->gamma == 1.0 && s->min_lr == 0.001);
+    cr_assert(eq(sz, c.eval.every_epochs, 5));
+    cr_assert(eq(sz, c.eval.batch_size, 1000));
+    cr_assert(eq(sz, c.checkpoint.every_epochs, 0));
+}
+
+Test(config, flow_style_equals_block_style)
+{
+    struct run_config a, b;
+    load_ok(full_block, NULL, 0, &a);
+    load_ok(full_flow, NULL, 0, &b);
+    cr_assert(memcmp(&a, &b, sizeof a) == 0);
+}
+
+Test(config, accepts_markers_plus_sign_empty_sections_and_empty_lists)
+{
+    struct run_config c;
+    load_ok("%YAML 1.1\n---\nname: x\nseed: +7\ntrain:\nmethod: {}\n"
+            "backbone: {hidden: []}\n...\n",
+            NULL, 0, &c);
+    cr_assert(eq(u64, c.seed, 7));
+    cr_assert(eq(sz, c.train.epochs, 10)); // `train:` alone keeps the defaults
+    cr_assert(eq(sz, c.backbone.nhidden, 0));
+    cr_assert(eq(sz, c.backbone.hidden[0], 0));
+    load_ok("{}", NULL, 0, &c); // an empty map is all defaults
+    cr_assert(strcmp(c.name, "default") == 0);
+}
+
+Test(config, bounds_themselves_are_accepted)
+{
+    struct run_config c;
+    load_ok(
+        "threads: 1\ndata: {image_c: 4, crop_pad: 64, classes: 2}\n"
+        "train: {epochs: 100000, batch_size: 1000000,\n"
+        "        optimizer: {momentum: 0, weight_decay: 0, beta1: 0, beta2: 0.9999999999999999},\n"
+        "        schedule: {gamma: 1, min_lr: 0, milestones: [1]}}\n"
+        "backbone: {width: 64, channels: 4096, hidden: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, "
+        "1, 1, 1, 1]}\n",
+        NULL, 0, &c);
+    cr_assert(eq(sz, c.backbone.nhidden, 16));
+    cr_assert(c.train.optimizer.beta2 < 1.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// broken configs
+
+struct bad_case {
+    const char *yaml;
+    size_t len;           // 0: strlen(yaml)
+    const char *where;    // expected message after "<file>:": "line:col: key.path: "
+    const char *fragment; // expected somewhere after it
+};
+
+static const struct bad_case bad_cases[] = {
+    // unknown keys
+    {"trian: 3\n", 0, "1:1: trian: ",
+     "unknown key; did you mean 'train'? (known keys: name, "
+     "seed, threads, task, data, backbone, method, train, eval, "
+     "checkpoint)"},
+    {"name: x\ntrain:\n  optimzer: {lr: 1}\n", 0, "3:3: train.optimzer: ",
+     "unknown key; did you mean 'train.optimizer'? (known keys in train: epochs, batch_size, "
+     "optimizer, schedule)"},
+    {"train: {optimizer: {lrate: 1}}\n", 0, "1:21: train.optimizer.lrate: ",
+     "unknown key (known keys in train.optimizer: name, lr, momentum, nesterov"},
+    {"epochs: 3\n", 0, "1:1: epochs: ", "unknown key; did you mean 'train.epochs'?"},
+    {"train: {train: 1}\n", 0, "1:9: train.train: ", "unknown key (known keys in train:"},
+    {"{[a]: 1}\n", 0, "1:2: ", "expected a key name, got a list"},
+    // duplicate keys
+    {"seed: 1\nseed: 2\n", 0, "2:1: seed: ", "duplicate key (first at line 1)"},
+    {"train:\n  epochs: 3\n  batch_size: 4\n  epochs: 5\n", 0,
+     "4:3: train.epochs: ", "duplicate key (first at line 2)"},
+    {"train: {epochs: 1}\ntrain: {batch_size: 2}\n", 0,
+     "2:1: train: ", "duplicate key (first at line 1)"},
+    {"train: {optimizer: {lr: 1, lr: 2}}\n", 0,
+     "1:28: train.optimizer.lr: ", "duplicate key (first at line 1)"},
+    // wrong kinds
+    {"train: {optimizer: {lr: fast}}\n", 0,
+     "1:25: train.optimizer.lr: ", "expected a number > 0, got 'fast'"},
+    {"threads: {a: 1}\n", 0, "1:10: threads: ", "expected an integer in [1, 256], got a map"},
+    {"threads: [1]\n", 0, "1:10: threads: ", "expected an integer in [1, 256], got a list"},
+    {"train: 3\n", 0, "1:8: train: ", "expected a map, got '3'"},
+    {"train: ~\n", 0, "1:8: train: ", "expected a map, got '~'"},
+    {"data: [1]\n", 0, "1:7: data: ", "expected a map, got a list"},
+    {"backbone: {hidden: 256}\n", 0, "1:20: backbone.hidden: ",
+     "expected a list of at most 16 integers in [1, 1000000], got '256'"},
+    {"backbone: {hidden: [64, {a: 1}]}\n", 0,
+     "1:25: backbone.hidden[1]: ", "expected an integer in [1, 1000000], got a map"},
+    {"name: [a]\n", 0, "1:7: name: ", "got a list"},
+    {"data: {hflip: {}}\n", 0, "1:15: data.hflip: ", "expected true or false, got a map"},
+    // out of range, each kind of bound
+    {"threads: 257\n", 0, "1:10: threads: ", "expected an integer in [1, 256], got '257'"},
+    {"threads: 0\n", 0, "1:10: threads: ", "expected an integer in [1, 256], got '0'"},
+    {"eval: {every_epochs: 0}\n", 0,
+     "1:22: eval.every_epochs: ", "expected an integer >= 1, got '0'"},
+    {"data: {image_c: 5}\n", 0, "1:17: data.image_c: ", "expected an integer in [1, 4], got '5'"},
+    {"train: {optimizer: {lr: 0}}\n", 0,
+     "1:25: train.optimizer.lr: ", "expected a number > 0, got '0'"},
+    {"train: {optimizer: {lr: -1}}\n", 0,
+     "1:25: train.optimizer.lr: ", "expected a number > 0, got '-1'"},
+    {"train: {optimizer: {weight_decay: -1e-3}}\n", 0,
+     "1:35: train.optimizer.weight_decay: ", "expected a number >= 0, got '-1e-3'"},
+    {"train: {optimizer: {momentum: 1}}\n", 0,
+     "1:31: train.optimizer.momentum: ", "expected a number in [0, 1), got '1'"},
+    {"train: {optimizer: {beta2: 1.0}}\n", 0,
+     "1:28: train.optimizer.beta2: ", "expected a number in [0, 1), got '1.0'"},
+    {"train: {schedule: {gamma: 0}}\n", 0,
+     "1:27: train.schedule.gamma: ", "expected a number in (0, 1], got '0'"},
+    {"train: {schedule: {gamma: 1.5}}\n", 0,
+     "1:27: train.schedule.gamma: ", "expected a number in (0, 1], got '1.5'"},
+    {"train: {optimizer: {name: sgdd}}\n", 0,
+     "1:27: train.optimizer.name: ", "expected one of sgd, adam, got 'sgdd'"},
+    {"data: {dataset: MNIST}\n", 0, "1:17: data.dataset: ",
+     "expected one of mnist, fashion_mnist, cifar10, cifar100, imagefolder, synthetic, got "
+     "'MNIST'"},
+    {"task: mwn\n", 0, "1:7: task: ", "expected one of supervised, got 'mwn'"},
+    // non-finite and malformed numbers
+    {"train: {optimizer: {lr: .nan}}\n", 0,
+     "1:25: train.optimizer.lr: ", "expected a finite number > 0, got '.nan'"},
+    {"train: {optimizer: {lr: .inf}}\n", 0,
+     "1:25: train.optimizer.lr: ", "expected a finite number > 0, got '.inf'"},
+    {"train: {optimizer: {weight_decay: -.Inf}}\n", 0,
+     "1:35: train.optimizer.weight_decay: ", "expected a finite number >= 0, got '-.Inf'"},
+    {"train: {optimizer: {lr: 1e999}}\n", 0,
+     "1:25: train.optimizer.lr: ", "expected a finite number > 0, got '1e999'"},
+    {"train: {optimizer: {lr: 1e-400}}\n", 0,
+     "1:25: train.optimizer.lr: ", "got '1e-400' (too small to represent)"},
+    {"train: {optimizer: {lr: nan}}\n", 0,
+     "1:25: train.optimizer.lr: ", "expected a number > 0, got 'nan'"},
+    {"train: {optimizer: {lr: 0x1p-3}}\n", 0, "1:25: train.optimizer.lr: ", "got '0x1p-3'"},
+    {"train: {optimizer: {lr: 0.1.2}}\n", 0, "1:25: train.optimizer.lr: ", "got '0.1.2'"},
+    {"train: {optimizer: {lr: }}\n", 0, "1:25: train.optimizer.lr: ", "got ''"},
+    {"train: {optimizer: {lr: ' 0.1'}}\n", 0, "1:25: train.optimizer.lr: ", "got ' 0.1'"},
+    // integers
+    {"train: {epochs: 1.5}\n", 0,
+     "1:17: train.epochs: ", "expected an integer in [1, 100000], got '1.5'"},
+    {"train: {epochs: 1e3}\n", 0,
+     "1:17: train.epochs: ", "expected an integer in [1, 100000], got '1e3'"},
+    {"seed: -1\n", 0, "1:7: seed: ", "expected an integer >= 0, got '-1'"},
+    {"seed: 0x10\n", 0, "1:7: seed: ", "got '0x10'"},
+    {"seed: 18446744073709551616\n", 0,
+     "1:7: seed: ", "expected an integer >= 0, got '18446744073709551616' (too large)"},
+    {"seed: 99999999999999999999999999999999999999999999999999999999999999999\n", 0,
+     "1:7: seed: ", "got '999999999999999999999999999999999999999999999999...' (too large)"},
+    {"seed:\n", 0, "1:6: seed: ", "expected an integer >= 0, got ''"},
+    // booleans
+    {"data: {hflip: yes}\n", 0, "1:15: data.hflip: ", "expected true or false, got 'yes'"},
+    {"data: {hflip: True}\n", 0, "1:15: data.hflip: ", "expected true or false, got 'True'"},
+    {"data: {hflip: 1}\n", 0, "1:15: data.hflip: ", "expected true or false, got '1'"},
+    // strings
+    {"name: a/b\n", 0,
+     "1:7: name: ", "expected 1 to 63 characters from A-Z a-z 0-9 . _ - (not . or ..), got 'a/b'"},
+    {"name: ..\n", 0, "1:7: name: ", "got '..'"},
+    {"name: ''\n", 0, "1:7: name: ", "got ''"},
+    {"name: a234567890123456789012345678901234567890123456789012345678901234\n", 0,
+     "1:7: name: ", "got 'a23456789012345678901234567890123456789012345678...'"},
+    {"name: \"a\\0b\"\n", 0, "1:7: name: ", "got 'a\\x00b' (contains a NUL character)"},
+    // malformed YAML
+    {"data: {dataset: [1, 2\n", 0, "2:1: ",
+     "malformed YAML: did not find expected ',' or ']' (while parsing a flow sequence started at "
+     "line 1, column 17)"},
+    {"train: {epochs: 3\n", 0, "2:1: ", "malformed YAML: did not find expected ',' or '}'"},
+    {"train:\n  epochs: 3\n batch_size: 4\n", 0, "3:2: ",
+     "malformed YAML: did not find expected key (while parsing a block mapping started at line 1"},
+    {"name: x\n  seed: 2\n", 0, "2:7: ", "malformed YAML: mapping values are not allowed"},
+    {"train:\n\tepochs: 3\n", 0, "2:1: ",
+     "malformed YAML: found character that cannot start any "
+     "token"},
+    {"train:\n\tepochs: 3\n", 0, "2:1: ", "a tab: YAML indents with spaces only"},
+    {"name: a\x01\n", 0, "1:8: ", "malformed YAML: control characters are not allowed (#1)"},
+    {"name: a\0b\n", 10, "1:8: ", "malformed YAML: control characters are not allowed (#0)"},
+    {"seed: 1\nname: \xc3\x28\n", 0, "2:8: ", "malformed YAML: invalid trailing UTF-8 octet"},
+    {"data: {root: *nowhere}\n", 0, "1:14: ", "malformed YAML: found undefined alias"},
+    {"name: x\n---\nname: y\n", 0, "3:1: ", "malformed YAML: more than one YAML document"},
+    {"name: 'x\n", 0, "2:1: ", "malformed YAML: found unexpected end of stream"},
+    // empty and wrong top level
+    {"", 0, "1:1: ", "empty config"},
+    {"# only\n# comments\n\n", 0, "1:1: ", "empty config"},
+    {"   \n\n", 0, "1:1: ", "empty config"},
+    {"---\n", 0, "1:1: ", "empty config"},
+    {"- a\n- b\n", 0, "1:1: ", "expected a map of keys at the top level, got a list"},
+    {"# lead\nhello\n", 0, "2:1: ", "expected a map of keys at the top level, got 'hello'"},
+    // cross-key and list rules
+    {"train:\n  optimizer:\n    momentum: 0\n    nesterov: true\n", 0,
+     "4:15: train.optimizer.nesterov: ",
+     "true requires train.optimizer.momentum > 0, but momentum is 0 (set at line 3, column 15)"},
+    {"train: {schedule: {milestones: [40, 30]}}\n", 0, "1:37: train.schedule.milestones[1]: ",
+     "expected an integer > 40 (the list must be strictly ascending), got '30'"},
+    {"train: {schedule: {milestones: [40, 40]}}\n", 0,
+     "1:37: train.schedule.milestones[1]: ", "expected an integer > 40"},
+    {"train: {schedule: {milestones: [0]}}\n", 0,
+     "1:33: train.schedule.milestones[0]: ", "expected an integer >= 1, got '0'"},
+    {"backbone: {hidden: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]}\n", 0,
+     "1:20: backbone.hidden: ", "expected at most 16 items, got 17"},
+    {"backbone: {hidden: [1, 0]}\n", 0,
+     "1:24: backbone.hidden[1]: ", "expected an integer in [1, 1000000], got '0'"},
+};
+
+Test(config, rejects_broken_configs_with_located_messages)
+{
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        const struct bad_case *bc = &bad_cases[i];
+        size_t len = bc->len != 0 ? bc->len : strlen(bc->yaml);
+        const char *path = write_bytes("bad.yaml", bc->yaml, len);
+        struct run_config c;
+        fill_sentinel(&c);
+        struct eg_error err = {0};
+        enum eg_status st = config_load(path, NULL, 0, &c, &err);
+        char prefix[512];
+        snprintf(prefix, sizeof prefix, "%s:%s", path, bc->where);
+        cr_expect(st == EG_ERR_CONFIG, "case %zu: status %s, message '%s'", i, eg_status_name(st),
+                  err.msg);
+        cr_expect(starts_with(err.msg, prefix), "case %zu:\n   got: %s\n  want: %s...", i, err.msg,
+                  prefix);
+        cr_expect(strstr(err.msg + strlen(prefix), bc->fragment) != NULL,
+                  "case %zu:\n   got: %s\n  want: ...%s...", i, err.msg, bc->fragment);
+        cr_expect(is_sentinel(&c), "case %zu: *out was written", i);
+    }
+}
+
+Test(config, missing_file_and_directory_are_io_errors)
+{
+    struct run_config c;
+    fill_sentinel(&c);
+    struct eg_error err = {0};
+    const char *path = fx("missing.yaml");
+    enum eg_status st = config_load(path, NULL, 0, &c, &err);
+    cr_assert(st == EG_ERR_IO);
+    char want[512];
+    snprintf(want, sizeof want, "%s: cannot open: No such file or directory", path);
+    cr_assert(strcmp(err.msg, want) == 0, "%s", err.msg);
+    cr_assert(is_sentinel(&c));
+
+    st = config_load(fx_dir, NULL, 0, &c, &err);
+    cr_assert(st == EG_ERR_IO);
+    snprintf(want, sizeof want, "%s: cannot read: Is a directory", fx_dir);
+    cr_assert(strcmp(err.msg, want) == 0, "%s", err.msg);
+    cr_assert(is_sentinel(&c));
+}
+
+Test(config, rejects_files_over_a_megabyte)
+{
+    size_t n = (1u << 20) + 10;
+    char *big = malloc(n);
+    cr_assert(big != NULL);
+    memset(big, '#', n);
+    const char *path = write_bytes("big.yaml", big, n);
+    free(big);
+    struct run_config c;
+    fill_sentinel(&c);
+    struct eg_error err = {0};
+    cr_assert(config_load(path, NULL, 0, &c, &err) == EG_ERR_CONFIG);
+    cr_assert(strstr(err.msg, "larger than 1048576 bytes") != NULL, "%s", err.msg);
+    cr_assert(is_sentinel(&c));
+}
+
+// ---------------------------------------------------------------------------------------------
+// overrides
+
+struct bad_override {
+    const char *file;    // config text
+    const char *ov[2];   // overrides (second may be NULL)
+    const char *message; // the whole expected message; "%s" stands for the file's path
+};
+
+static const struct bad_override bad_overrides[] = {
+    {"name: x\n",
+     {"train.epochs=abc"},
+     "override 'train.epochs=abc': train.epochs: expected an integer in [1, 100000], got 'abc'"},
+    {"name: x\n",
+     {"train.epochs=1.5"},
+     "override 'train.epochs=1.5': train.epochs: expected an integer in [1, 100000], got '1.5'"},
+    {"name: x\n",
+     {"train.epoch=3"},
+     "override 'train.epoch=3': train.epoch: unknown key; did you mean 'train.epochs'? (known "
+     "keys in train: epochs, batch_size, optimizer, schedule)"},
+    {"name: x\n",
+     {"trian.epochs=3"},
+     "override 'trian.epochs=3': trian: unknown key; did you mean 'train'? (known keys: name, "
+     "seed, threads, task, data, backbone, method, train, eval, checkpoint)"},
+    {"name: x\n",
+     {"lr=0.1"},
+     "override 'lr=0.1': lr: unknown key; did you mean 'train.optimizer.lr'? (known keys: name, "
+     "seed, threads, task, data, backbone, method, train, eval, checkpoint)"},
+    {"name: x\n", {"train.epochs"}, "override 'train.epochs': expected key.path=value"},
+    {"name: x\n", {"=3"}, "override '=3': expected key.path=value"},
+    {"name: x\n",
+     {"train=3"},
+     "override 'train=3': train: is a section, not a value; override one of its keys: epochs, "
+     "batch_size, optimizer, schedule"},
+    {"name: x\n",
+     {"train.optimizer={lr: 1}"},
+     "override 'train.optimizer={lr: 1}': train.optimizer: is a section, not a value; override "
+     "one of its keys: name, lr, momentum, nesterov, weight_decay, beta1, beta2, eps"},
+    {"name: x\n",
+     {"train.epochs.x=3"},
+     "override 'train.epochs.x=3': train.epochs.x: unknown key (train.epochs is a value, not a "
+     "section)"},
+    {"name: x\n",
+     {"train.optimizer.lr=.inf"},
+     "override 'train.optimizer.lr=.inf': train.optimizer.lr: expected a finite number > 0, got "
+     "'.inf'"},
+    {"name: x\n",
+     {"data.hflip=yes"},
+     "override 'data.hflip=yes': data.hflip: expected true or false, got 'yes'"},
+    {"name: x\n",
+     {"train.epochs={a: 1}"},
+     "override 'train.epochs={a: 1}': train.epochs: expected an integer in [1, 100000], got a "
+     "map"},
+    {"name: x\n",
+     {"train.epochs="},
+     "override 'train.epochs=': train.epochs: expected an integer in [1, 100000], got ''"},
+    {"name: x\n",
+     {"backbone.hidden=256"},
+     "override 'backbone.hidden=256': backbone.hidden: expected a list of at most 16 integers in "
+     "[1, 1000000], got '256'"},
+    {"name: x\n",
+     {"train.schedule.milestones=[40, 30]"},
+     "override 'train.schedule.milestones=[40, 30]': train.schedule.milestones[1]: expected an "
+     "integer > 40 (the list must be strictly ascending), got '30'"},
+    {"name: x\n",
+     {"train.schedule.milestones=[40, 50"},
+     "override 'train.schedule.milestones=[40, 50': train.schedule.milestones: malformed YAML "
+     "value: did not find expected ',' or ']' (while parsing a flow sequence started at line 1, "
+     "column 1)"},
+    {"name: x\n",
+     {"data.root=#x"},
+     "override 'data.root=#x': data.root: the value is a YAML comment; quote a value starting "
+     "with '#'"},
+    {"name: x\n",
+     {"name=a/b"},
+     "override 'name=a/b': name: expected 1 to 63 characters from A-Z a-z 0-9 . _ - (not . or "
+     ".."
+     "), got 'a/b'"},
+    {"name: x\n",
+     {"train.optimizer.momentum=0", "train.optimizer.nesterov=true"},
+     "override 'train.optimizer.nesterov=true': train.optimizer.nesterov: true requires "
+     "train.optimizer.momentum > 0, but momentum is 0 (set by override "
+     "'train.optimizer.momentum=0')"},
+    // located in the file when the file set nesterov
+    {"train:\n  optimizer: {nesterov: true}\n",
+     {"train.optimizer.momentum=0"},
+     "%s:2:25: train.optimizer.nesterov: true requires train.optimizer.momentum > 0, but "
+     "momentum is 0 (set by override 'train.optimizer.momentum=0')"},
+    // the first bad override stops the load
+    {"name: x\n",
+     {"seed=x", "threads=0"},
+     "override 'seed=x': seed: expected an integer >= 0, got 'x'"},
+};
+
+Test(config, rejects_bad_overrides_with_exact_messages)
+{
+    for (size_t i = 0; i < sizeof bad_overrides / sizeof bad_overrides[0]; i++) {
+        const struct bad_override *bo = &bad_overrides[i];
+        const char *path = write_text("ov.yaml", bo->file);
+        size_t nov = bo->ov[1] != NULL ? 2 : 1;
+        struct run_config c;
+        fill_sentinel(&c);
+        struct eg_error err = {0};
+        enum eg_status st = config_load(path, bo->ov, nov, &c, &err);
+        char want[1024];
+        if (strstr(bo->message, "%s") != NULL) {
+            snprintf(want, sizeof want, "%s%s", path, bo->message + 2);
+        } else {
+            snprintf(want, sizeof want, "%s", bo->message);
+        }
+        cr_expect(st == EG_ERR_CONFIG, "case %zu: status %s", i, eg_status_name(st));
+        cr_expect(strcmp(err.msg, want) == 0, "case %zu:\n   got: %s\n  want: %s", i, err.msg,
+                  want);
+        cr_expect(is_sentinel(&c), "case %zu: *out was written", i);
+    }
+}
+
+Test(config, overrides_apply_after_the_file_in_order)
+{
+    const char *ov[] = {
+        "train.epochs=3",
+        "train.epochs=7", // later wins
+        "train.schedule.milestones=[40, 50]",
+        "train.schedule.milestones=[5]", // a list is replaced whole
+        "data.root=/a b/c",
+        "name=\"quoted-name\"",
+        "train.optimizer.lr=2.5e-2",
+        "data.hflip=true",
+        "seed=+42",
+    };
+    struct run_config c;
+    load_ok("name: x\ntrain: {epochs: 5, schedule: {milestones: [1, 2, 3]}}\ndata: {root: /r}\n",
+            ov, sizeof ov / sizeof ov[0], &c);
+    cr_assert(eq(sz, c.train.epochs, 7));
+    cr_assert(eq(sz, c.train.schedule.nmilestones, 1));
+    cr_assert(eq(sz, c.train.schedule.milestones[0], 5));
+    cr_assert(eq(sz, c.train.schedule.milestones[1], 0));
+    cr_assert(strcmp(c.data.root, "/a b/c") == 0);
+    cr_assert(strcmp(c.name, "quoted-name") == 0);
+    cr_assert(c.train.optimizer.lr == 2.5e-2);
+    cr_assert(c.data.hflip == true);
+    cr_assert(eq(u64, c.seed, 42));
+
+    const char *empty_root[] = {"data.root="};
+    load_ok("data: {root: /r}\n", empty_root, 1, &c);
+    cr_assert(strcmp(c.data.root, "") == 0);
+}
+
+Test(config, cross_key_check_runs_after_the_overrides)
+{
+    // the file alone is invalid (nesterov with momentum 0); the override fixes it
+    const char *ov[] = {"train.optimizer.momentum=0.5"};
+    struct run_config c;
+    load_ok("train: {optimizer: {momentum: 0, nesterov: true}}\n", ov, 1, &c);
+    cr_assert(c.train.optimizer.nesterov == true && c.train.optimizer.momentum == 0.5);
+}
+
+// ---------------------------------------------------------------------------------------------
+// round trip and hash
+
+// Writes c with config_write, loads it back and checks the struct is byte-identical.
+static void assert_round_trip(const struct run_config *c)
+{
+    const char *path = fx("resolved.yaml");
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL);
+    config_write(c, f);
+    cr_assert(fclose(f) == 0);
+    struct run_config back;
+    memset(&back, 0, sizeof back);
+    struct eg_error err = {0};
+    char *text = config_to_string(c);
+    cr_assert(config_load(path, NULL, 0, &back, &err) == EG_OK, "%s\n--- written:\n%s", err.msg,
+              text);
+    cr_assert(memcmp(c, &back, sizeof back) == 0, "round trip changed the config:\n%s", text);
+    char *again = config_to_string(&back);
+    cr_assert(strcmp(text, again) == 0);
+    free(text);
+    free(again);
+}
+
+Test(config, write_then_load_gives_the_same_struct)
+{
+    struct run_config c;
+    load_ok("{}\n", NULL, 0, &c);
+    assert_round_trip(&c);
+    load_ok(full_block, NULL, 0, &c);
+    assert_round_trip(&c);
+
+    // awkward doubles and strings
+    const char *ov[] = {
+        "train.optimizer.lr=0.30000000000000004",
+        "train.optimizer.weight_decay=2.2250738585072014e-308",
+        "train.optimizer.eps=1.7976931348623157e308",
+        "train.optimizer.beta2=0.99999999999999989",
+        "train.schedule.min_lr=-0.0",
+        "name=123",
+        "data.root=\"dir \\\"q\\\" \\\\ \\t\\n\\r\\x01\\x7f\\x85\\u2028\\u2029\\uFEFF\\uFFFE é "
+        "日本 \\U0001F600 # : - [x]\"",
+    };
+    load_ok("{}\n", ov, sizeof ov / sizeof ov[0], &c);
+    cr_assert(strstr(c.data.root, "\t\n\r\x01\x7f") != NULL, "%s", c.data.root);
+    cr_assert(signbit(c.train.schedule.min_lr));
+    assert_round_trip(&c);
+
+    const char *plainish[] = {"data.root=true", "name=null"};
+    load_ok("{}\n", plainish, 2, &c);
+    char *text = config_to_string(&c);
+    cr_assert(strstr(text, "  root: \"true\"\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "name: \"null\"\n") != NULL, "%s", text);
+    free(text);
+    assert_round_trip(&c);
+}
+
+// One override per key, each a non-default value.
+static const char *const every_key[] = {
+    "name=other",
+    "seed=2",
+    "threads=3",
+    // task has a single choice: nothing to change
+    "data.dataset=cifar10",
+    "data.root=/x",
+    "data.train_size=100",
+    "data.image_c=1",
+    "data.image_h=31",
+    "data.image_w=33",
+    "data.classes=11",
+    "data.synthetic_train=999",
+    "data.synthetic_test=201",
+    "data.crop_pad=4",
+    "data.hflip=true",
+    "backbone.name=mlp",
+    "backbone.width=2",
+    "backbone.channels=8",
+    "backbone.hidden=[256]",
+    // method.name has a single choice
+    "train.epochs=11",
+    "train.batch_size=129",
+    "train.optimizer.name=adam",
+    "train.optimizer.lr=0.2",
+    "train.optimizer.momentum=0.8",
+    "train.optimizer.nesterov=true",
+    "train.optimizer.weight_decay=1e-4",
+    "train.optimizer.beta1=0.8",
+    "train.optimizer.beta2=0.99",
+    "train.optimizer.eps=1e-7",
+    "train.schedule.type=cosine",
+    "train.schedule.milestones=[3]",
+    "train.schedule.gamma=0.5",
+    "train.schedule.min_lr=1e-5",
+    "eval.every_epochs=2",
+    "eval.batch_size=100",
+    "checkpoint.every_epochs=5",
+};
+#define NEVERY (sizeof every_key / sizeof every_key[0])
+
+Test(config, every_key_changed_round_trips_and_each_change_changes_the_hash)
+{
+    struct run_config base, all;
+    load_ok("{}\n", NULL, 0, &base);
+    load_ok("{}\n", (const char *const *)every_key, NEVERY, &all);
+    assert_round_trip(&all);
+    cr_assert(config_hash(&all) != config_hash(&base));
+
+    // hashes[NEVERY] is the defaults'; every single change must give a different hash
+    uint64_t hashes[NEVERY + 1];
+    hashes[NEVERY] = config_hash(&base);
+    cr_assert(eq(u64, config_hash(&base), hashes[NEVERY])); // deterministic
+    for (size_t i = 0; i < NEVERY; i++) {
+        struct run_config c;
+        load_ok("{}\n", (const char *const *)&every_key[i], 1, &c);
+        cr_assert(memcmp(&c, &base, sizeof c) != 0, "%s changed nothing", every_key[i]);
+        hashes[i] = config_hash(&c);
+    }
+    for (size_t i = 0; i < NEVERY; i++) {
+        for (size_t j = i + 1; j <= NEVERY; j++) {
+            cr_assert(hashes[i] != hashes[j], "%s: same hash as %s", every_key[i],
+                      j == NEVERY ? "the defaults" : every_key[j]);
+        }
+    }
+}
+
+Test(config, to_string_starts_with_a_comment_and_lists_every_section)
+{
+    struct run_config c;
+    load_ok("{}\n", NULL, 0, &c);
+    char *s = config_to_string(&c);
+    cr_assert(s[0] == '#');
+    const char *want[] = {
+        "\nname: default\n",
+        "\ndata:\n  dataset: fashion_mnist\n",
+        "  root: \"\"\n",
+        "  hidden: [256, 256]\n",
+        "\ntrain:\n  epochs: 10\n  batch_size: 128\n  optimizer:\n    name: sgd\n",
+        "    lr: 0.1\n",
+        "    eps: 1e-08\n",
+        "    milestones: []\n",
+        "\ncheckpoint:\n  every_epochs: 1\n"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        cr_assert(strstr(s, want[i]) != NULL, "missing '%s' in\n%s", want[i], s);
+    }
+    free(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// robustness: mutated configs must load or fail cleanly (ASan/LSan check crashes and leaks)
+
+Test(config, mutated_input_never_crashes_and_accepted_input_round_trips)
+{
+    size_t n0 = strlen(full_block);
+    char *buf = malloc(n0 + 64);
+    cr_assert(buf != NULL);
+    unsigned long long x = 0x9E3779B97F4A7C15ull;
+    size_t accepted = 0;
+    static const char inserts[] = "\0\t\n:{}[],'\"&*!|>-#%@` 9.e\x80\xff";
+    for (int iter = 0; iter < 1500; iter++) {
+        memcpy(buf, full_block, n0);
+        size_t n = n0;
+        int nmut = 1 + iter % 4;
+        for (int m = 0; m < nmut; m++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            size_t pos = (size_t)(x >> 8) % n;
+            switch (x % 4) {
+            case 0:
+                buf[pos] = inserts[(x >> 40) % (sizeof inserts - 1)];
+                break;
+            case 1:
+                n = pos + 1;
+                break; // truncate
+            case 2:    // delete a byte
+                memmove(buf + pos, buf + pos + 1, n - pos - 1);
+                n--;
+                break;
+            default:
+                buf[pos] = (char)(x >> 32);
+                break;
+            }
+            if (n == 0) n = 1;
+        }
+        const char *path = write_bytes("fuzz.yaml", buf, n);
+        struct run_config c;
+        memset(&c, 0, sizeof c);
+        struct eg_error err = {0};
+        enum eg_status st = config_load(path, NULL, 0, &c, &err);
+        cr_assert(st == EG_OK || st == EG_ERR_CONFIG, "status %d", st);
+        if (st == EG_OK) {
+            accepted++;
+            assert_round_trip(&c);
+        } else {
+            cr_assert(starts_with(err.msg, path), "%s", err.msg);
+        }
+    }
+    free(buf);
+    cr_assert(accepted > 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// reference documentation
+
+Test(config, reference_md_is_in_sync_with_the_tables)
+{
+    char *gen = NULL;
+    size_t gen_len = 0;
+    FILE *m = open_memstream(&gen, &gen_len);
+    cr_assert(m != NULL);
+    config_write_reference(m, true);
+    cr_assert(fclose(m) == 0);
+
+    FILE *f = fopen("../configs/REFERENCE.md", "rb");
+    cr_assert(f != NULL, "cannot open ../configs/REFERENCE.md (regenerate it with "
+                         "config_write_reference(f, true))");
+    char *file = malloc(gen_len + 2);
+    cr_assert(file != NULL);
+    size_t file_len = fread(file, 1, gen_len + 1, f);
+    fclose(f);
+    bool same = file_len == gen_len && memcmp(file, gen, gen_len) == 0;
+    cr_assert(same, "configs/REFERENCE.md is out of date: regenerate it with "
+                    "config_write_reference(f, true)");
+    free(file);
+    free(gen);
+}
+
+Test(config, reference_lists_every_key_in_both_formats)
+{
+    for (int md = 0; md < 2; md++) {
+        char *s = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&s, &len);
+        config_write_reference(m, md == 1);
+        cr_assert(fclose(m) == 0);
+        for (size_t i = 0; i < NEVERY; i++) {
+            char key[64];
+            size_t n = strcspn(every_key[i], "=");
+            snprintf(key, sizeof key, "%.*s", (int)n, every_key[i]);
+            cr_assert(strstr(s, key) != NULL, "%s missing from the reference", key);
+        }
+        cr_assert(strstr(s, "task") != NULL && strstr(s, "method.name") != NULL);
+        free(s);
+    }
+}
