@@ -1,0 +1,32 @@
+/* checkpoint.h - atomic checkpoint files: named binary sections, a header (magic, format version,
+ * the config hash) and a CRC-32 of everything, written to a temporary file in the same folder,
+ * flushed (fflush + fsync) and renamed over the old file, so a killed run never leaves a torn
+ * checkpoint. Loading checks magic, version, hash, CRC and every section's name and size before
+ * copying anything into the caller's buffers (all or nothing). Byte order is the machine's
+ * (little-endian x86-64); a checkpoint moves between machines of the same kind. */
+#ifndef EG_CHECKPOINT_H
+#define EG_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+struct ckpt_section {
+    const char *name; // short identifier, unique within a checkpoint, at most 31 bytes
+    void *data;       // save: read from; load: written to
+    size_t bytes;
+};
+
+// Writes sections[0..n) to path atomically.
+enum eg_status ckpt_save(const char *path, uint64_t config_hash,
+                         const struct ckpt_section *sections, size_t n, struct eg_error *err);
+
+// Reads path into sections[0..n): the file must hold exactly these sections, in this order,
+// with these sizes, and the given config hash ("checkpoint ... was written by a different
+// config" otherwise). Corruption (CRC, truncation, bad magic) is reported as such. On failure no
+// buffer is modified.
+enum eg_status ckpt_load(const char *path, uint64_t config_hash,
+                         const struct ckpt_section *sections, size_t n, struct eg_error *err);
+
+#endif // EG_CHECKPOINT_H

@@ -1,0 +1,423 @@
+/* test_checkpoint.c - atomic checkpoint files: round trip, atomic replacement, and every way a
+ * load can fail (corruption, truncation, bad magic, other version, other config, other network,
+ * missing file), each leaving the destination buffers untouched. Files live in a fresh mkdtemp()
+ * folder made in .init and removed in .fini. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "core/alloc.h"
+#include "core/status.h"
+#include "io/checkpoint.h"
+
+// ---------------------------------------------------------------------------------------------
+// fixture folder, file helpers
+
+static char fx_dir[64];
+static char fx_file[128];
+
+static void fx_setup(void)
+{
+    strcpy(fx_dir, "/tmp/evograd-ckpt-XXXXXX");
+    cr_assert(mkdtemp(fx_dir) != NULL, "mkdtemp failed");
+    snprintf(fx_file, sizeof fx_file, "%s/checkpoint.bin", fx_dir);
+}
+
+static void fx_teardown(void)
+{
+    DIR *dir = opendir(fx_dir);
+    if (dir == NULL) return;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(dir)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(p, sizeof p, "%s/%s", fx_dir, e->d_name);
+        unlink(p);
+    }
+    closedir(dir);
+    rmdir(fx_dir);
+}
+
+TestSuite(checkpoint, .init = fx_setup, .fini = fx_teardown);
+
+// Number of entries in the fixture folder (excluding . and ..).
+static size_t dir_entries(void)
+{
+    DIR *dir = opendir(fx_dir);
+    cr_assert(dir != NULL);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    }
+    closedir(dir);
+    return n;
+}
+
+// The whole file (caller frees); *len its size.
+static unsigned char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f != NULL, "cannot open %s", path);
+    cr_assert(fseek(f, 0, SEEK_END) == 0);
+    long n = ftell(f);
+    cr_assert(n >= 0);
+    rewind(f);
+    unsigned char *b = eg_xmalloc((size_t)n);
+    cr_assert(fread(b, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+static void write_all(const char *path, const void *b, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert(f != NULL);
+    cr_assert(fwrite(b, 1, len, f) == len);
+    cr_assert(fclose(f) == 0);
+}
+
+// Recomputes the trailing CRC after a test edits the file image (so only the edit is wrong).
+static void fix_crc(unsigned char *b, size_t len)
+{
+    uint32_t crc = (uint32_t)crc32(0L, b, (uInt)(len - 4));
+    memcpy(b + len - 4, &crc, 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// a small "network": params, momentum, a step counter
+
+#define HASH 0x1234abcd5678ef01ull
+enum { NP = 37, NM = 37 };
+
+struct state {
+    float params[NP];
+    float momentum[NM];
+    uint64_t step;
+};
+
+static void fill(struct state *s, float base)
+{
+    for (int i = 0; i < NP; i++) s->params[i] = base + (float)i * 0.25f;
+    for (int i = 0; i < NM; i++) s->momentum[i] = -base - (float)i;
+    s->step = (uint64_t)base * 1000u + 7u;
+}
+
+static void sections_of(struct state *s, struct ckpt_section out[3])
+{
+    out[0] = (struct ckpt_section){.name = "params", .data = s->params, .bytes = sizeof s->params};
+    out[1] = (struct ckpt_section){.name = "momentum", .data = s->momentum,
+                                   .bytes = sizeof s->momentum};
+    out[2] = (struct ckpt_section){.name = "step", .data = &s->step, .bytes = sizeof s->step};
+}
+
+static void save_state(float base)
+{
+    struct state s;
+    fill(&s, base);
+    struct ckpt_section sec[3];
+    sections_of(&s, sec);
+    struct eg_error err = {0};
+    cr_assert(eq(int, ckpt_save(fx_file, HASH, sec, 3, &err), EG_OK), "%s", err.msg);
+}
+
+// Loads fx_file into a pattern-filled state, expects status `want` and a message containing
+// `needle`, and checks that the destination was not touched.
+static void expect_load_fails(enum eg_status want, const char *needle)
+{
+    struct state d;
+    memset(&d, 0xA5, sizeof d);
+    struct ckpt_section sec[3];
+    sections_of(&d, sec);
+    struct eg_error err = {0};
+    cr_assert(eq(int, ckpt_load(fx_file, HASH, sec, 3, &err), want), "%s", err.msg);
+    cr_assert(strstr(err.msg, fx_file) != NULL, "message does not name the file: %s", err.msg);
+    cr_assert(strstr(err.msg, needle) != NULL, "expected '%s' in: %s", needle, err.msg);
+    const unsigned char *p = (const unsigned char *)&d;
+    size_t i = 0;
+    while (i < sizeof d && p[i] == 0xA5) i++;
+    cr_assert(eq(sz, i, sizeof d), "destination byte %zu modified on failure", i);
+}
+
+// Byte offsets in the file written by save_state.
+enum {
+    OFF_VERSION = 8,
+    OFF_HASH = 12,
+    OFF_COUNT = 20,
+    OFF_SEC0 = 24,                           // name of "params"
+    OFF_SEC0_BYTES = OFF_SEC0 + 32,
+    OFF_SEC0_DATA = OFF_SEC0 + 40,
+    OFF_SEC1 = OFF_SEC0_DATA + NP * 4,       // name of "momentum"
+};
+
+// ---------------------------------------------------------------------------------------------
+// tests
+
+Test(checkpoint, round_trip_of_several_sections_is_byte_identical)
+{
+    struct state a, b;
+    fill(&a, 3.0f);
+    memset(&b, 0, sizeof b);
+    struct ckpt_section sa[3], sb[3];
+    sections_of(&a, sa);
+    sections_of(&b, sb);
+    struct eg_error err = {0};
+    cr_assert(eq(int, ckpt_save(fx_file, HASH, sa, 3, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, ckpt_load(fx_file, HASH, sb, 3, &err), EG_OK), "%s", err.msg);
+    cr_assert(memcmp(&a, &b, sizeof a) == 0);
+
+    size_t len;
+    unsigned char *f = read_all(fx_file, &len);
+    cr_assert(eq(sz, len, (size_t)(24 + 3 * 40 + sizeof a.params + sizeof a.momentum + 8 + 4)));
+    cr_assert(memcmp(f, "EGCKPT01", 8) == 0);
+    free(f);
+
+    // zero sections and an empty section are valid too
+    cr_assert(eq(int, ckpt_save(fx_file, HASH, NULL, 0, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, ckpt_load(fx_file, HASH, NULL, 0, &err), EG_OK), "%s", err.msg);
+    struct ckpt_section empty = {.name = "nothing", .data = NULL, .bytes = 0};
+    cr_assert(eq(int, ckpt_save(fx_file, HASH, &empty, 1, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, ckpt_load(fx_file, HASH, &empty, 1, &err), EG_OK), "%s", err.msg);
+}
+
+Test(checkpoint, second_save_replaces_the_file_and_leaves_no_temp_files)
+{
+    save_state(1.0f);
+    save_state(2.0f);
+    cr_assert(eq(sz, dir_entries(), 1), "temp files left behind");
+    struct state want, got;
+    fill(&want, 2.0f);
+    struct ckpt_section sec[3];
+    sections_of(&got, sec);
+    struct eg_error err = {0};
+    cr_assert(eq(int, ckpt_load(fx_file, HASH, sec, 3, &err), EG_OK), "%s", err.msg);
+    cr_assert(memcmp(&want, &got, sizeof want) == 0);
+}
+
+Test(checkpoint, save_replaces_by_rename_so_an_open_reader_keeps_the_old_file)
+{
+    // Atomic replacement: the path switches to a new inode; the old content stays intact.
+    save_state(1.0f);
+    struct stat before, after;
+    cr_assert(stat(fx_file, &before) == 0);
+    FILE *old = fopen(fx_file, "rb");
+    cr_assert(old != NULL);
+    save_state(2.0f);
+    cr_assert(stat(fx_file, &after) == 0);
+    cr_assert(before.st_ino != after.st_ino);
+    unsigned char head[OFF_SEC0_DATA + 4];
+    cr_assert(fread(head, 1, sizeof head, old) == sizeof head);
+    fclose(old);
+    float p0;
+    memcpy(&p0, head + OFF_SEC0_DATA, 4);
+    cr_assert(p0 == 1.0f, "old reader saw %g", (double)p0);
+}
+
+Test(checkpoint, flipped_byte_is_a_crc_mismatch)
+{
+    save_state(1.0f);
+    size_t len;
+    unsigned char *f = read_all(fx_file, &len);
+    f[OFF_SEC0_DATA + 5] ^= 0x10;
+    write_all(fx_file, f, len);
+    free(f);
+    expect_load_fails(EG_ERR_FORMAT, "corrupted (CRC mismatch)");
+}
+
+Test(checkpoint, flipped_crc_byte_is_a_crc_mismatch)
+{
+    save_state(1.0f);
+    size_t len;
+    unsigned char *f = read_all(fx_file, &len);
+    f[len - 1] ^= 0x01;
+    write_all(fx_file, f, len);
+    free(f);
+    expect_load_fails(EG_ERR_FORMAT, "corrupted (CRC mismatch)");
+}
+
+Test(checkpoint, truncated_file_is_reported_as_truncated)
+{
+    save_state(1.0f);
+    size_t len;
+    unsigned char *f = read_all(fx_file, &len);
+    const size_t cuts[] = {len - 1, len - 4, OFF_SEC1 + 10, OFF_SEC0_DATA, OFF_SEC0, 22, 10, 5};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        write_all(fx_file, f, cuts[i]);
+        expect_load_fails(EG_ERR_FORMAT, "truncated");
+    }
+    free(f);
+}
+
+Test(checkpoint, wrong_magic_is_not_a_checkpoint)
+{
+    save_state(1.0f);
+    size_t len;
+    unsigned char *f = read_all(fx_file, &len);
+    memcpy(f, "EGCKPT02", 8);
+    write_all(fx_file, f, len);
+    expect_load_fails(EG_ERR_FORMAT, "not an evograd checkpoint");
+    write_all(fx_file, "hello, world\n", 13);
+    expect_load_fails(EG_ERR_FORMAT, "not an evograd checkpoint");
+    write_all(fx_file, "", 0);
+    expect_load_fails(EG_ERR_FORMAT, "not an evograd checkpoint");
+    free(f);
+}
+
+Test(checkpoint, other_format_version_names_both_versions)
+{
+    save_state(1.0f);
+    size_t len;
+    unsigned char *f = read_all(fx_file, &len);
+    const uint32_t v2 = 2;
+    memcpy(f + OFF_VERSION, &v2, 4);
+    fix_crc(f, len);
+    write_all(fx_file, f, len);
+    free(f);
+    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 2, this build reads 1");
+}
+
+Test(checkpoint, other_config_hash_is_a_different_config)
+{
+    save_state(1.0f);
+    struct state d;
+    memset(&d, 0xA5, sizeof d);
+    struct ckpt_section sec[3];
+    sections_of(&d, sec);
+    struct eg_error err = {0};
+    cr_assert(eq(int, ckpt_load(fx_file, HASH + 1, sec, 3, &err), EG_ERR_FORMAT));
+    cr_assert(strstr(err.msg, fx_file) != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "was written by a different config; start a fresh run or use the "
+                              "config it was written with") != NULL,
+              "%s", err.msg);
+    const unsigned char *p = (const unsigned char *)&d;
+    size_t i = 0;
+    while (i < sizeof d && p[i] == 0xA5) i++;
+    cr_assert(eq(sz, i, sizeof d), "destination byte %zu modified on failure", i);
+}
+
+Test(checkpoint, other_config_with_a_bigger_network_is_a_different_config)
+{
+    // A file larger than the expected sections is judged by its header, not read in full.
+    float big[200] = {0};
+    struct ckpt_section s = {.name = "params", .data = big, .bytes = sizeof big};
+    struct eg_error err = {0};
+    cr_assert(eq(int, ckpt_save(fx_file, HASH + 1, &s, 1, &err), EG_OK), "%s", err.msg);
+    expect_load_fails(EG_ERR_FORMAT, "was written by a different config");
+    cr_assert(eq(int, ckpt_save(fx_file, HASH, &s, 1, &err), EG_OK), "%s", err.msg);
+    expect_load_fails(EG_ERR_FORMAT, "the network differs");
+}
+
+Test(checkpoint, wrong_section_size_says_the_network_differs)
+{
+    // Same config hash, but "params" saved with fewer floats than the loader expects.
+    struct state s;
+    fill(&s, 1.0f);
+    struct ckpt_section sec[3];
+    sections_of(&s, sec);
+    sec[0].bytes = 10 * sizeof(float);
+    struct eg_error err = {0};
+    cr_assert(eq(int, ckpt_save(fx_file, HASH, sec, 3, &err), EG_OK), "%s", err.msg);
+    char want[128];
+    snprintf(want, sizeof want, "section 'params' has 40 bytes, expected %zu - the network differs",
+             NP * sizeof(float));
+    expect_load_fails(EG_ERR_FORMAT, want);
+}
+
+Test(checkpoint, wrong_section_name_or_count_is_reported)
+{
+    save_state(1.0f);
+    size_t len;
+    unsigned char *f = read_all(fx_file, &len);
+    memcpy(f + OFF_SEC1, "velocity", 8); // "momentum" -> "velocity"
+    fix_crc(f, len);
+    write_all(fx_file, f, len);
+    expect_load_fails(EG_ERR_FORMAT, "section 2 is 'velocity', expected 'momentum'");
+    free(f);
+
+    // two sections where three are expected
+    struct state s;
+    fill(&s, 1.0f);
+    struct ckpt_section sec[3];
+    sections_of(&s, sec);
+    struct eg_error err = {0};
+    cr_assert(eq(int, ckpt_save(fx_file, HASH, sec, 2, &err), EG_OK), "%s", err.msg);
+    expect_load_fails(EG_ERR_FORMAT, "holds 2 sections, expected 3");
+}
+
+Test(checkpoint, corrupt_section_size_field_is_detected)
+{
+    // A huge size field cannot make the loader read past the file.
+    save_state(1.0f);
+    size_t len;
+    unsigned char *f = read_all(fx_file, &len);
+    const uint64_t huge = UINT64_MAX - 8;
+    memcpy(f + OFF_SEC0_BYTES, &huge, 8);
+    write_all(fx_file, f, len);
+    expect_load_fails(EG_ERR_FORMAT, "truncated");
+    // a smaller size field misaligns every later field: reported as damage, nothing copied
+    const uint64_t small = 4;
+    memcpy(f + OFF_SEC0_BYTES, &small, 8);
+    write_all(fx_file, f, len);
+    expect_load_fails(EG_ERR_FORMAT, fx_file);
+    free(f);
+}
+
+Test(checkpoint, missing_file_is_an_io_error)
+{
+    expect_load_fails(EG_ERR_IO, "No such file or directory");
+}
+
+Test(checkpoint, save_into_a_missing_folder_fails_and_leaves_nothing)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/no-such-dir/checkpoint.bin", fx_dir);
+    struct state s;
+    fill(&s, 1.0f);
+    struct ckpt_section sec[3];
+    sections_of(&s, sec);
+    struct eg_error err = {0};
+    cr_assert(eq(int, ckpt_save(path, HASH, sec, 3, &err), EG_ERR_IO));
+    cr_assert(strstr(err.msg, path) != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "No such file or directory") != NULL, "%s", err.msg);
+    cr_assert(eq(sz, dir_entries(), 0));
+}
+
+Test(checkpoint, failed_save_keeps_the_old_checkpoint)
+{
+    // The destination is a non-empty directory, so the final rename fails: the temp file must
+    // be removed and the error must name the path.
+    save_state(1.0f);
+    char path[160], inner[200];
+    snprintf(path, sizeof path, "%s/d", fx_dir);
+    cr_assert(mkdir(path, 0755) == 0);
+    snprintf(inner, sizeof inner, "%s/x", path);
+    write_all(inner, "x", 1);
+    struct state s;
+    fill(&s, 2.0f);
+    struct ckpt_section sec[3];
+    sections_of(&s, sec);
+    struct eg_error err = {0};
+    cr_assert(eq(int, ckpt_save(path, HASH, sec, 3, &err), EG_ERR_IO));
+    cr_assert(strstr(err.msg, path) != NULL, "%s", err.msg);
+    cr_assert(eq(sz, dir_entries(), 2), "temp file left behind");
+    unlink(inner);
+    rmdir(path);
+}
+
+// No fixture folder (an aborted test never reaches .fini): the name is checked before any file.
+Test(checkpoint_contract, long_section_name_is_a_bug, .signal = SIGABRT)
+{
+    char x = 0;
+    struct ckpt_section s = {.name = "a_section_name_of_32_characters_", .data = &x, .bytes = 1};
+    ckpt_save("/nonexistent-evograd-dir/checkpoint.bin", HASH, &s, 1, NULL);
+}

@@ -1,0 +1,444 @@
+/* test_csv.c - the CSV result writer (metrics.csv: create, flush per row, reopen for a resumed
+ * run, write errors) and the locked append for the shared runs.csv (header rules and 8 concurrent
+ * processes). Files live in a fresh mkdtemp() folder made in .init and removed in .fini. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/status.h"
+#include "io/csv.h"
+
+// ---------------------------------------------------------------------------------------------
+// fixture folder
+
+static char fx_dir[64];
+static char fx_path[8][128];
+
+static void fx_setup(void)
+{
+    strcpy(fx_dir, "/tmp/evograd-csv-XXXXXX");
+    cr_assert(mkdtemp(fx_dir) != NULL, "mkdtemp failed");
+}
+
+static void fx_teardown(void)
+{
+    DIR *dir = opendir(fx_dir);
+    if (dir == NULL) return;
+    struct dirent *e;
+    char p[512];
+    while ((e = readdir(dir)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(p, sizeof p, "%s/%s", fx_dir, e->d_name);
+        unlink(p);
+    }
+    closedir(dir);
+    rmdir(fx_dir);
+}
+
+TestSuite(csv, .init = fx_setup, .fini = fx_teardown);
+TestSuite(csv_append, .init = fx_setup, .fini = fx_teardown);
+
+// The path of a file in the fixture folder; up to 8 may be live at once.
+static const char *fx(const char *name)
+{
+    static int next = 0;
+    char *p = fx_path[next++ % 8];
+    snprintf(p, 128, "%s/%s", fx_dir, name);
+    return p;
+}
+
+// The whole file as a string (caller frees); fails the test if it cannot be read.
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f != NULL, "cannot open %s", path);
+    size_t cap = 256, len = 0, n;
+    char *s = eg_xmalloc(cap);
+    while ((n = fread(s + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len - 1 == 0) s = eg_xrealloc(s, cap *= 2);
+    }
+    cr_assert(ferror(f) == 0);
+    fclose(f);
+    s[len] = '\0';
+    return s;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert(f != NULL);
+    cr_assert(fputs(text, f) >= 0);
+    cr_assert(fclose(f) == 0);
+}
+
+static const char *const COLS[] = {"epoch", "step", "train_loss"};
+
+// Writes rows "i,10*i,0.5" for i in [from, to).
+static void put_rows(struct csv *c, int from, int to)
+{
+    struct eg_error err = {0};
+    for (int i = from; i < to; i++) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%d", i);
+        snprintf(b, sizeof b, "%d", 10 * i);
+        const char *cells[] = {a, b, "0.5"};
+        cr_assert(eq(int, csv_row(c, cells, &err), EG_OK), "%s", err.msg);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// metrics.csv
+
+Test(csv, header_and_rows_round_trip_exactly)
+{
+    const char *p = fx("m.csv");
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_create(p, COLS, 3, &c, &err), EG_OK), "%s", err.msg);
+    char v[32];
+    const char *row[] = {"1", "100", csv_fmt(v, (double)1.25f)};
+    cr_assert(eq(int, csv_row(c, row, &err), EG_OK), "%s", err.msg);
+    put_rows(c, 2, 4);
+    cr_assert(eq(sz, csv_rows(c), 3));
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+    char *s = slurp(p);
+    cr_assert(strcmp(s, "epoch,step,train_loss\n1,100,1.25\n2,20,0.5\n3,30,0.5\n") == 0, "%s", s);
+    free(s);
+    cr_assert(eq(int, csv_close(NULL, &err), EG_OK));
+}
+
+Test(csv, each_row_is_flushed_before_close)
+{
+    const char *p = fx("m.csv");
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_create(p, COLS, 3, &c, &err), EG_OK), "%s", err.msg);
+    char *s = slurp(p);
+    cr_assert(strcmp(s, "epoch,step,train_loss\n") == 0, "%s", s);
+    free(s);
+    put_rows(c, 7, 8);
+    s = slurp(p); // still open: the row must already be in the file
+    cr_assert(strcmp(s, "epoch,step,train_loss\n7,70,0.5\n") == 0, "%s", s);
+    free(s);
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+}
+
+Test(csv, reopen_keeps_first_rows_and_appends_after_them)
+{
+    const char *p = fx("m.csv");
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_create(p, COLS, 3, &c, &err), EG_OK), "%s", err.msg);
+    put_rows(c, 0, 5);
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+
+    c = NULL;
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 2, &c, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(sz, csv_rows(c), 2));
+    char *s = slurp(p); // the rows after the checkpoint are gone at once
+    cr_assert(strcmp(s, "epoch,step,train_loss\n0,0,0.5\n1,10,0.5\n") == 0, "%s", s);
+    free(s);
+    put_rows(c, 8, 10);
+    cr_assert(eq(sz, csv_rows(c), 4));
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+    s = slurp(p);
+    cr_assert(strcmp(s, "epoch,step,train_loss\n0,0,0.5\n1,10,0.5\n8,80,0.5\n9,90,0.5\n") == 0,
+              "%s", s);
+    free(s);
+
+    // keeping every row, and keeping none
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 4, &c, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 0, &c, &err), EG_OK), "%s", err.msg);
+    put_rows(c, 1, 2);
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+    s = slurp(p);
+    cr_assert(strcmp(s, "epoch,step,train_loss\n1,10,0.5\n") == 0, "%s", s);
+    free(s);
+}
+
+Test(csv, reopen_drops_a_cut_off_last_row)
+{
+    const char *p = fx("m.csv");
+    write_text(p, "epoch,step,train_loss\n0,0,0.5\n1,1");
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 2, &c, &err), EG_ERR_FORMAT));
+    cr_assert(c == NULL);
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 1, &c, &err), EG_OK), "%s", err.msg);
+    put_rows(c, 1, 2);
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+    char *s = slurp(p);
+    cr_assert(strcmp(s, "epoch,step,train_loss\n0,0,0.5\n1,10,0.5\n") == 0, "%s", s);
+    free(s);
+}
+
+Test(csv, reopen_with_a_different_header_fails_naming_the_file)
+{
+    const char *p = fx("m.csv");
+    const char *text = "epoch,step,val_loss\n0,0,0.5\n";
+    write_text(p, text);
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 1, &c, &err), EG_ERR_FORMAT));
+    cr_assert(c == NULL);
+    cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "epoch,step,val_loss") != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "epoch,step,train_loss") != NULL, "%s", err.msg);
+    char *s = slurp(p);
+    cr_assert(strcmp(s, text) == 0, "the file was modified: %s", s);
+    free(s);
+
+    // fewer columns with the same prefix is a different header too
+    const char *const two[] = {"epoch", "step"};
+    cr_assert(eq(int, csv_reopen(p, two, 2, 1, &c, &err), EG_ERR_FORMAT));
+    cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
+}
+
+Test(csv, reopen_asking_for_more_rows_than_exist_fails)
+{
+    const char *p = fx("m.csv");
+    const char *text = "epoch,step,train_loss\n0,0,0.5\n1,10,0.5\n";
+    write_text(p, text);
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 3, &c, &err), EG_ERR_FORMAT));
+    cr_assert(c == NULL);
+    cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "2 complete data rows") != NULL, "%s", err.msg);
+    char *s = slurp(p);
+    cr_assert(strcmp(s, text) == 0, "the file was modified: %s", s);
+    free(s);
+}
+
+Test(csv, reopen_of_a_missing_or_empty_file_fails)
+{
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    const char *p = fx("missing.csv");
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 0, &c, &err), EG_ERR_IO));
+    cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
+    const char *e = fx("empty.csv");
+    write_text(e, "");
+    cr_assert(eq(int, csv_reopen(e, COLS, 3, 0, &c, &err), EG_ERR_FORMAT));
+    cr_assert(strstr(err.msg, e) != NULL, "%s", err.msg);
+    cr_assert(c == NULL);
+}
+
+Test(csv, write_to_a_full_device_is_reported)
+{
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    enum eg_status s = csv_create("/dev/full", COLS, 3, &c, &err);
+    if (s == EG_OK) { // the header may sit in a buffer; then the first row or close must fail
+        const char *row[] = {"1", "2", "3"};
+        s = csv_row(c, row, &err);
+        enum eg_status sc = csv_close(c, s == EG_OK ? &err : NULL);
+        if (s == EG_OK) s = sc;
+    }
+    cr_assert(eq(int, s, EG_ERR_IO));
+    cr_assert(strstr(err.msg, "/dev/full") != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "No space left on device") != NULL, "%s", err.msg);
+}
+
+Test(csv, row_past_the_file_size_limit_is_reported)
+{
+    // RLIMIT_FSIZE makes write() fail with EFBIG once the file reaches 64 bytes (this test runs
+    // in its own process, so the limit ends with it).
+    signal(SIGXFSZ, SIG_IGN);
+    const char *p = fx("m.csv");
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_create(p, COLS, 3, &c, &err), EG_OK), "%s", err.msg);
+    struct rlimit rl = {.rlim_cur = 64, .rlim_max = RLIM_INFINITY};
+    cr_assert(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+    enum eg_status s = EG_OK;
+    int i = 0;
+    for (; i < 20 && s == EG_OK; i++) {
+        const char *row[] = {"1", "2", "0.123456789"};
+        s = csv_row(c, row, &err);
+    }
+    cr_assert(eq(int, s, EG_ERR_IO), "20 rows of 16 bytes fit under a 64-byte limit?");
+    cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
+    cr_assert(lt(sz, csv_rows(c), (size_t)i));
+    csv_close(c, NULL);
+}
+
+Test(csv, fmt_prints_shortest_round_trip_and_special_values)
+{
+    char b[32];
+    cr_assert(strcmp(csv_fmt(b, 0.1), "0.1") == 0, "%s", b);
+    cr_assert(strcmp(csv_fmt(b, (double)0.1f), "0.100000001") == 0, "%s", b);
+    cr_assert(strcmp(csv_fmt(b, 0.0), "0") == 0, "%s", b);
+    cr_assert(strcmp(csv_fmt(b, -2.5), "-2.5") == 0, "%s", b);
+    cr_assert(strcmp(csv_fmt(b, 123456789.0), "123456789") == 0, "%s", b);
+    cr_assert(strcmp(csv_fmt(b, 1e-20), "1e-20") == 0, "%s", b);
+    cr_assert(strcmp(csv_fmt(b, -1.7976931348623157e308), "-1.79769313e+308") == 0, "%s", b);
+    cr_assert(strcmp(csv_fmt(b, (double)NAN), "nan") == 0, "%s", b);
+    cr_assert(strcmp(csv_fmt(b, (double)-NAN), "nan") == 0, "%s", b);
+    cr_assert(strcmp(csv_fmt(b, (double)INFINITY), "inf") == 0, "%s", b);
+    cr_assert(strcmp(csv_fmt(b, -(double)INFINITY), "-inf") == 0, "%s", b);
+    // %.9g round-trips every float
+    const float vals[] = {0.1f, 1.0f / 3.0f, 3.14159274f, 1e-38f, 3.4e38f, -7.0e-45f};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        cr_assert(strtof(csv_fmt(b, (double)vals[i]), NULL) == vals[i], "%s", b);
+    }
+}
+
+// No fixture folder: an aborted test never reaches .fini. /dev/null swallows the header.
+Test(csv_contract, cell_with_a_comma_is_a_bug, .signal = SIGABRT)
+{
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_create("/dev/null", COLS, 3, &c, &err), EG_OK), "%s", err.msg);
+    const char *row[] = {"1", "2,3", "4"};
+    csv_row(c, row, &err);
+}
+
+// ---------------------------------------------------------------------------------------------
+// runs.csv
+
+static const char *const RUN_COLS[] = {"method", "seed", "final_acc"};
+
+Test(csv_append, creates_the_file_with_a_header_then_adds_rows_only)
+{
+    const char *p = fx("runs.csv");
+    struct eg_error err = {0};
+    const char *r1[] = {"evograd", "1", "0.91"};
+    const char *r2[] = {"none", "2", "0.88"};
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r1, 3, &err), EG_OK), "%s", err.msg);
+    char *s = slurp(p);
+    cr_assert(strcmp(s, "method,seed,final_acc\nevograd,1,0.91\n") == 0, "%s", s);
+    free(s);
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r2, 3, &err), EG_OK), "%s", err.msg);
+    s = slurp(p);
+    cr_assert(strcmp(s, "method,seed,final_acc\nevograd,1,0.91\nnone,2,0.88\n") == 0, "%s", s);
+    free(s);
+
+    // an existing empty file gets the header too
+    const char *e = fx("empty.csv");
+    write_text(e, "");
+    cr_assert(eq(int, csv_append_locked(e, RUN_COLS, r2, 3, &err), EG_OK), "%s", err.msg);
+    s = slurp(e);
+    cr_assert(strcmp(s, "method,seed,final_acc\nnone,2,0.88\n") == 0, "%s", s);
+    free(s);
+}
+
+Test(csv_append, mismatched_header_is_an_error_naming_the_file)
+{
+    const char *p = fx("runs.csv");
+    const char *text = "method,seed,best_acc\nnone,1,0.5\n";
+    write_text(p, text);
+    struct eg_error err = {0};
+    const char *r[] = {"evograd", "1", "0.91"};
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_FORMAT));
+    cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "method,seed,best_acc") != NULL, "%s", err.msg);
+    char *s = slurp(p);
+    cr_assert(strcmp(s, text) == 0, "the file was modified: %s", s);
+    free(s);
+
+    // a file shorter than the header, and a header that is only a prefix of the line
+    write_text(p, "meth");
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_FORMAT));
+    write_text(p, "method,seed,final_acc,extra\n");
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_FORMAT));
+    cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
+}
+
+Test(csv_append, row_after_a_cut_off_row_starts_on_its_own_line)
+{
+    const char *p = fx("runs.csv");
+    write_text(p, "method,seed,final_acc\nnone,1,0.");
+    struct eg_error err = {0};
+    const char *r[] = {"evograd", "2", "0.9"};
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_OK), "%s", err.msg);
+    char *s = slurp(p);
+    cr_assert(strcmp(s, "method,seed,final_acc\nnone,1,0.\nevograd,2,0.9\n") == 0, "%s", s);
+    free(s);
+}
+
+Test(csv_append, missing_folder_is_an_io_error_naming_the_file)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s/no/such/runs.csv", fx_dir);
+    struct eg_error err = {0};
+    const char *r[] = {"evograd", "1", "0.91"};
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_IO));
+    cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
+}
+
+enum { APPENDERS = 8, ROWS_EACH = 200, PAYLOAD = 300 };
+
+// One appender process: rows "c<child>,<i>,<PAYLOAD copies of a letter>". Returns its exit code.
+static int appender(const char *path, int child)
+{
+    char name[16], idx[16], payload[PAYLOAD + 1];
+    snprintf(name, sizeof name, "c%d", child);
+    memset(payload, 'a' + child, PAYLOAD);
+    payload[PAYLOAD] = '\0';
+    const char *const cols[] = {"child", "i", "payload"};
+    for (int i = 0; i < ROWS_EACH; i++) {
+        snprintf(idx, sizeof idx, "%d", i);
+        const char *cells[] = {name, idx, payload};
+        struct eg_error err;
+        if (csv_append_locked(path, cols, cells, 3, &err) != EG_OK) {
+            fprintf(stderr, "child %d: %s\n", child, err.msg);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+Test(csv_append, concurrent_appenders_each_land_whole_distinct_rows)
+{
+    const char *p = fx("runs.csv");
+    pid_t pids[APPENDERS];
+    for (int k = 0; k < APPENDERS; k++) {
+        pids[k] = fork();
+        cr_assert(pids[k] >= 0, "fork failed");
+        if (pids[k] == 0) _exit(appender(p, k));
+    }
+    for (int k = 0; k < APPENDERS; k++) {
+        int st = 0;
+        cr_assert(waitpid(pids[k], &st, 0) == pids[k]);
+        bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        cr_assert(ok, "child %d failed", k);
+    }
+
+    char *s = slurp(p);
+    size_t lines = 0;
+    for (const char *q = s; *q != '\0'; q++) lines += *q == '\n';
+    cr_assert(eq(sz, lines, (size_t)(1 + APPENDERS * ROWS_EACH)));
+    bool seen[APPENDERS][ROWS_EACH] = {{false}};
+    size_t rows = 0;
+    char *save = NULL;
+    char *line = strtok_r(s, "\n", &save);
+    cr_assert(line != NULL && strcmp(line, "child,i,payload") == 0, "header: %s", line);
+    while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
+        int child = -1, i = -1, used = 0;
+        cr_assert(sscanf(line, "c%d,%d,%n", &child, &i, &used) == 2, "torn row: %.40s", line);
+        cr_assert(child >= 0 && child < APPENDERS && i >= 0 && i < ROWS_EACH, "%.40s", line);
+        const char *pay = line + used;
+        cr_assert(eq(sz, strlen(pay), (size_t)PAYLOAD), "torn row: %.40s", line);
+        size_t j = 0;
+        while (j < PAYLOAD && pay[j] == 'a' + child) j++;
+        cr_assert(eq(sz, j, (size_t)PAYLOAD), "mixed row at c%d,%d", child, i);
+        cr_assert(seen[child][i] == false, "duplicate row c%d,%d", child, i);
+        seen[child][i] = true;
+        rows++;
+    }
+    cr_assert(eq(sz, rows, (size_t)(APPENDERS * ROWS_EACH)));
+    free(s);
+}
