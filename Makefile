@@ -1,5 +1,7 @@
 # evograd - one non-recursive Makefile.
 #   make            library (build/libevograd.a) and the command (build/evograd)
+#   make run        the default experiment (configs/default.yaml) and its plot
+#   make plots      a PNG per run from plots/*.gp (results/*/*/train.png)
 #   make test       the Criterion suite (installs missing packages first, see .ci/ensure-deps)
 #   make bench      speed and memory benchmarks (never part of make test)
 #   make valgrind   the suite under valgrind (memcheck)
@@ -62,7 +64,7 @@ TESTS_BIN := $(B)/evograd-tests
 BENCH_BIN := $(B)/evograd-bench
 STAMP     := $(BUILD)/.deps-ok
 
-.PHONY: all test bench valgrind format clean deps
+.PHONY: all run plots test bench valgrind format clean deps
 all: $(EVOGRAD)
 	@ln -sf $(VARIANT)/evograd $(BUILD)/evograd
 
@@ -97,17 +99,33 @@ $(BENCH_BIN): $(BENCH_OBJS) $(LIB)
 export OMP_WAIT_POLICY ?= passive
 export OPENBLAS_THREAD_TIMEOUT ?= 10
 
+# The default experiment, then its plot; the last lines say where both are.
+CONFIG ?= configs/default.yaml
+run: all
+	@run=$$($(B)/evograd run $(CONFIG) $(ARGS)) && \
+	    gnuplot -e "run='$$run'" plots/train.gp && \
+	    echo "results: $$run/ (metrics.csv, summary.csv, config.yaml)" && \
+	    echo "plot:    $$run/train.png"
+
+plots: $(STAMP)
+	@n=0; for m in results/*/*/metrics.csv; do \
+	    [ -f "$$m" ] || continue; \
+	    gnuplot -e "run='$$(dirname "$$m")'" plots/train.gp && n=$$((n + 1)) && \
+	    echo "$$(dirname "$$m")/train.png"; \
+	done; echo "$$n plots written"
+
 # The suite must really run: Criterion exits 0 on zero tests, so the synthesis line is checked.
-test: $(TESTS_BIN)
-	@cd tests && ../$(TESTS_BIN) $(TESTFLAGS) 2>&1 | tee ../$(B)/test.log
+test: $(TESTS_BIN) $(EVOGRAD)
+	@cd tests && EVOGRAD_BIN=$(abspath $(EVOGRAD)) ../$(TESTS_BIN) $(TESTFLAGS) 2>&1 \
+	    | tee ../$(B)/test.log
 	@grep -Eq 'Synthesis: Tested: [1-9][0-9]* \| Passing: [0-9]+ \| Failing: 0 \| Crashing: 0' \
 	    $(B)/test.log || { echo "make test: the suite did not run clean (see $(B)/test.log)"; exit 1; }
 
 bench: $(BENCH_BIN)
 	$(BENCH_BIN) $(BENCHFLAGS)
 
-valgrind: $(TESTS_BIN)
-	cd tests && OPENBLAS_NUM_THREADS=1 valgrind --error-exitcode=1 --leak-check=full \
+valgrind: $(TESTS_BIN) $(EVOGRAD)
+	cd tests && EVOGRAD_BIN=$(abspath $(EVOGRAD)) OPENBLAS_NUM_THREADS=1 valgrind --error-exitcode=1 --leak-check=full \
 	    --errors-for-leak-kinds=definite --trace-children=yes --quiet \
 	    ../$(TESTS_BIN) --jobs=1 $(TESTFLAGS)
 

@@ -5,15 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commands.h"
 #include "core/parallel.h"
+#include "io/config.h"
 #include "core/rng.h"
 #include "nn/backbones.h"
 #include "nn/net.h"
 #include "nn/optim.h"
 
 #define EVOGRAD_VERSION "0.1.0"
-
-enum { EXIT_USAGE = 2 };
 
 static void usage(FILE *f)
 {
@@ -23,6 +23,19 @@ static void usage(FILE *f)
           "meta-learning and hyperparameter optimisation on the CPU.\n"
           "\n"
           "commands:\n"
+          "  run CONFIG.yaml [key.path=value ...] [--out DIR] [--resume] [--quiet]\n"
+          "      [--stop-after STEPS]\n"
+          "                                train as the config says; results go to\n"
+          "                                results/<name>/<method>-seed<seed>[-N]/ (or --out):\n"
+          "                                config.yaml, metrics.csv, summary.csv, DONE, and a\n"
+          "                                row in results/<name>/runs.csv. SIGINT/SIGTERM\n"
+          "                                checkpoint and stop; --resume continues exactly.\n"
+          "                                Prints the run directory on standard output.\n"
+          "                                --stop-after: checkpoint and stop (exit 0, no DONE)\n"
+          "                                after STEPS steps, e.g. to fit a job's time limit\n"
+          "  check CONFIG.yaml [key.path=value ...]\n"
+          "                                validate and print the resolved config\n"
+          "  list config                   every config key: type, default, bounds, meaning\n"
           "  list [backbones|optimizers]   what this build provides (all of it by default);\n"
           "                                backbones with parameter counts at the input shape\n"
           "                                the paper uses them with\n"
@@ -32,7 +45,8 @@ static void usage(FILE *f)
           "  -h, --help      this text\n"
           "  --version       the version\n"
           "\n"
-          "exit status: 0 success, 1 bad input, 2 usage error, 3 the run failed\n",
+          "exit status: 0 success, 1 bad input, 2 usage error, 3 the run failed (diverged, or\n"
+          "an output could not be written), 130/143 stopped by SIGINT/SIGTERM\n",
           f);
 }
 
@@ -86,6 +100,10 @@ static int cmd_list(int argc, char **argv)
     const char *what = argc == 1 ? argv[0] : "all";
     bool all = strcmp(what, "all") == 0;
     enum backbone_kind kind;
+    if (strcmp(what, "config") == 0) {
+        config_write_reference(stdout, false);
+        return EXIT_SUCCESS;
+    }
     if (backbone_find(what, &kind)) {
         list_layers(kind);
         return EXIT_SUCCESS;
@@ -118,6 +136,8 @@ int main(int argc, char **argv)
         return EXIT_SUCCESS;
     }
     if (strcmp(cmd, "list") == 0) return cmd_list(argc - 2, argv + 2);
+    if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
     fprintf(stderr, "evograd: unknown command '%s' (try evograd --help)\n", cmd);
     return EXIT_USAGE;
 }

@@ -1,0 +1,502 @@
+/* run.c - the training loop of a run (run.h): plain supervised training (method none) of any
+ * backbone on any dataset, evaluated on the test set. The meta-learning methods plug into the
+ * same loop with their own issues.
+ *
+ * Randomness: one seed, separate streams: network initialisation (stream 1), the training
+ * batches' shuffles and augmentation (stream 2, owned by the batcher). A resumed run restores the
+ * batcher's order, position and generator, the network, its running statistics and the
+ * optimiser, so it continues exactly where the checkpoint was taken. */
+#include "run.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/parallel.h"
+#include "core/rng.h"
+#include "core/timer.h"
+#include "data/batch.h"
+#include "data/source.h"
+#include "io/checkpoint.h"
+#include "io/csv.h"
+#include "nn/backbones.h"
+#include "nn/loss.h"
+#include "nn/net.h"
+#include "nn/optim.h"
+
+enum { STREAM_INIT = 1, STREAM_BATCHES = 2 };
+
+static const char *const metric_columns[] = {
+    "epoch", "step", "wall_s", "train_loss", "val_loss", "test_acc", "test_loss", "lr",
+    "peak_rss_mb",
+};
+#define NMETRICS (sizeof metric_columns / sizeof metric_columns[0])
+
+// The loop's own state: one checkpoint section, plain data.
+struct loop_state {
+    uint64_t epoch;       // epochs completed
+    uint64_t step;        // steps done in the epoch in progress
+    uint64_t global_step;
+    uint64_t rows;        // metrics rows written
+    double wall_s;        // wall seconds of earlier sessions
+    double step_s;        // seconds spent in training steps, all sessions
+    double loss_sum;      // epoch in progress: sum of per-sample losses
+    uint64_t loss_count;  //   and the samples they cover
+    double best_acc, last_acc, last_train_loss;
+};
+
+// The batcher's resumable state.
+struct batcher_state {
+    uint64_t pos, epoch;
+    struct rng rng;
+};
+
+struct trainer {
+    const struct run_config *cfg;
+    struct dataset train, test;
+    struct net *net;
+    struct optim *opt;
+    struct schedule sched;
+    struct batcher batches, evalb;
+    size_t classes, steps_per_epoch;
+    float *x, *dlogits, *losses;
+    int32_t *y;
+    struct csv *metrics;
+    struct loop_state st;
+    double session_start;
+};
+
+// ---------------------------------------------------------------------------------------------
+// config -> library settings
+
+static bool find_source(const struct run_config *cfg, enum data_source *src)
+{
+    return data_source_find(cfg->data.dataset, src);
+}
+
+// The image shape and class count a dataset will have (imagefolder: classes unknown, 0).
+static void expected_data(const struct run_config *cfg, enum data_source src, struct shape *s,
+                          size_t *classes)
+{
+    switch (src) {
+    case DATA_SOURCE_MNIST:
+    case DATA_SOURCE_FASHION_MNIST:
+        *s = (struct shape){1, 28, 28};
+        *classes = 10;
+        return;
+    case DATA_SOURCE_CIFAR10:
+    case DATA_SOURCE_CIFAR100:
+        *s = (struct shape){3, 32, 32};
+        *classes = src == DATA_SOURCE_CIFAR10 ? 10 : 100;
+        return;
+    default:
+        *s = (struct shape){cfg->data.image_c, cfg->data.image_h, cfg->data.image_w};
+        *classes = src == DATA_SOURCE_SYNTHETIC ? cfg->data.classes : 0;
+        return;
+    }
+}
+
+static struct backbone_spec backbone_spec_of(const struct run_config *cfg)
+{
+    enum backbone_kind kind = BACKBONE_LENET;
+    EG_ASSERT(backbone_find(cfg->backbone.name, &kind)); // the config tables allow known names
+    struct backbone_spec spec = backbone_defaults(kind);
+    spec.width = cfg->backbone.width;
+    if (cfg->backbone.channels > 0) spec.channels = cfg->backbone.channels;
+    if (kind == BACKBONE_MLP) {
+        EG_ASSERT(cfg->backbone.nhidden <= BACKBONE_MAX_HIDDEN);
+        spec.nhidden = cfg->backbone.nhidden;
+        for (size_t i = 0; i < spec.nhidden; i++) spec.hidden[i] = cfg->backbone.hidden[i];
+    }
+    return spec;
+}
+
+static struct optim_params optim_of(const struct optim_config *c)
+{
+    bool adam = strcmp(c->name, "adam") == 0;
+    struct optim_params p = optim_defaults(adam ? OPTIM_KIND_ADAM : OPTIM_KIND_SGD);
+    p.lr = (float)c->lr;
+    p.weight_decay = (float)c->weight_decay;
+    if (adam) {
+        p.beta1 = (float)c->beta1;
+        p.beta2 = (float)c->beta2;
+        p.eps = (float)c->eps;
+    } else {
+        p.momentum = (float)c->momentum;
+        p.nesterov = c->nesterov;
+    }
+    return p;
+}
+
+static struct schedule schedule_of(const struct run_config *cfg)
+{
+    const struct schedule_config *c = &cfg->train.schedule;
+    struct schedule s = {.kind = SCHEDULE_KIND_CONSTANT, .base_lr = (float)cfg->train.optimizer.lr};
+    if (strcmp(c->type, "step") == 0) {
+        s.kind = SCHEDULE_KIND_STEP;
+        s.gamma = (float)c->gamma;
+        s.nmilestones = c->nmilestones;
+        for (size_t i = 0; i < c->nmilestones; i++) s.milestones[i] = c->milestones[i];
+    } else if (strcmp(c->type, "cosine") == 0) {
+        s.kind = SCHEDULE_KIND_COSINE;
+        s.total_epochs = cfg->train.epochs;
+        s.min_lr = (float)c->min_lr;
+    }
+    return s;
+}
+
+static struct augment augment_of(const struct run_config *cfg, bool train)
+{
+    struct augment a = augment_none();
+    const char *norm = cfg->data.dataset;
+    if (strcmp(norm, "imagefolder") == 0) norm = "imagenet";
+    augment_normalisation(norm, &a); // synthetic: plain x/255
+    if (train) {
+        a.crop_pad = cfg->data.crop_pad;
+        a.hflip = cfg->data.hflip;
+    }
+    return a;
+}
+
+enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
+{
+    enum data_source src;
+    if (!find_source(cfg, &src)) {
+        return eg_errorf(err, EG_ERR_CONFIG, "data.dataset: unknown dataset '%s'",
+                         cfg->data.dataset);
+    }
+    struct shape s;
+    size_t classes;
+    expected_data(cfg, src, &s, &classes);
+    struct backbone_spec spec = backbone_spec_of(cfg);
+    const char *why = backbone_check(&spec, s, classes > 0 ? classes : 2);
+    if (why != NULL) {
+        return eg_errorf(err, EG_ERR_CONFIG,
+                         "backbone.name: %s cannot take %s's %zux%zux%zu images: %s",
+                         cfg->backbone.name, cfg->data.dataset, s.c, s.h, s.w, why);
+    }
+    if (cfg->backbone.nhidden > BACKBONE_MAX_HIDDEN) {
+        return eg_errorf(err, EG_ERR_CONFIG, "backbone.hidden: at most %d hidden layers, got %zu",
+                         BACKBONE_MAX_HIDDEN, cfg->backbone.nhidden);
+    }
+    if (cfg->data.crop_pad > 0 && (cfg->data.crop_pad >= s.h || cfg->data.crop_pad >= s.w)) {
+        return eg_errorf(err, EG_ERR_CONFIG,
+                         "data.crop_pad: %zu must be smaller than the %zux%zu images",
+                         cfg->data.crop_pad, s.h, s.w);
+    }
+    struct optim_params op = optim_of(&cfg->train.optimizer);
+    const char *bad = optim_params_check(&op);
+    if (bad != NULL) return eg_errorf(err, EG_ERR_CONFIG, "train.optimizer: %s", bad);
+    return EG_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// set-up and tear-down
+
+static void trainer_free(struct trainer *t)
+{
+    struct eg_error ignored;
+    csv_close(t->metrics, &ignored);
+    batcher_deinit(&t->batches);
+    batcher_deinit(&t->evalb);
+    optim_free(t->opt);
+    net_free(t->net);
+    dataset_deinit(&t->train);
+    dataset_deinit(&t->test);
+    free(t->x);
+    free(t->y);
+    free(t->dlogits);
+    free(t->losses);
+}
+
+static enum eg_status load_data(struct trainer *t, struct eg_error *err)
+{
+    const struct run_config *cfg = t->cfg;
+    enum data_source src;
+    EG_ASSERT(find_source(cfg, &src));
+    struct data_spec spec = {
+        .source = src,
+        .root = cfg->data.root[0] != '\0' ? cfg->data.root : NULL,
+        .image = {cfg->data.image_c, cfg->data.image_h, cfg->data.image_w},
+        .classes = cfg->data.classes,
+        .synthetic_train = cfg->data.synthetic_train,
+        .synthetic_test = cfg->data.synthetic_test,
+        .seed = cfg->seed,
+    };
+    struct dataset full;
+    enum eg_status st = data_load(&spec, &full, &t->test, err);
+    if (st != EG_OK) return st;
+    if (cfg->data.train_size > 0 && cfg->data.train_size < full.n) {
+        size_t *idx = eg_xmalloc_array(cfg->data.train_size, sizeof *idx);
+        for (size_t i = 0; i < cfg->data.train_size; i++) idx[i] = i;
+        dataset_subset(&full, idx, cfg->data.train_size, &t->train);
+        free(idx);
+        dataset_deinit(&full);
+    } else {
+        t->train = full;
+    }
+    return EG_OK;
+}
+
+static enum eg_status trainer_init(struct trainer *t, const struct run_config *cfg,
+                                   struct eg_error *err)
+{
+    *t = (struct trainer){.cfg = cfg};
+    eg_set_threads((int)cfg->threads);
+    enum eg_status st = load_data(t, err);
+    if (st != EG_OK) return st;
+    t->classes = t->train.classes;
+
+    struct rng init;
+    rng_seed_stream(&init, cfg->seed, STREAM_INIT);
+    struct backbone_spec spec = backbone_spec_of(cfg);
+    const char *why = backbone_check(&spec, t->train.shape, t->classes);
+    if (why != NULL) {
+        return eg_errorf(err, EG_ERR_CONFIG, "backbone.name: %s: %s", cfg->backbone.name, why);
+    }
+    t->net = backbone_new(&spec, t->train.shape, t->classes, &init);
+    struct optim_params op = optim_of(&cfg->train.optimizer);
+    t->opt = optim_new(&op, t->net->nparams);
+    t->sched = schedule_of(cfg);
+
+    struct augment aug = augment_of(cfg, true), plain = augment_of(cfg, false);
+    struct rng s2;
+    rng_seed_stream(&s2, cfg->seed, STREAM_BATCHES);
+    batcher_init(&t->batches, &t->train, NULL, t->train.n, true, &aug, rng_u64(&s2));
+    batcher_init(&t->evalb, &t->test, NULL, t->test.n, false, &plain, 0);
+
+    size_t bs = cfg->train.batch_size > cfg->eval.batch_size ? cfg->train.batch_size
+                                                             : cfg->eval.batch_size;
+    t->x = eg_xmalloc_floats(bs * shape_numel(t->train.shape));
+    t->y = eg_xmalloc_array(bs, sizeof *t->y);
+    t->dlogits = eg_xmalloc_floats(bs * t->classes);
+    t->losses = eg_xmalloc_floats(bs);
+    t->steps_per_epoch = batcher_batches_per_epoch(&t->batches, cfg->train.batch_size);
+    t->st.best_acc = NAN;
+    t->st.last_acc = NAN;
+    t->st.last_train_loss = NAN;
+    return EG_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// checkpoints
+
+static void join(char *out, size_t cap, const char *dir, const char *name)
+{
+    snprintf(out, cap, "%s/%s", dir, name);
+}
+
+// The sections of a checkpoint, pointing into t (the same list saves and loads).
+static size_t sections_of(struct trainer *t, struct batcher_state *bs, struct ckpt_section *s)
+{
+    size_t n = 0;
+    s[n++] = (struct ckpt_section){"loop", &t->st, sizeof t->st};
+    s[n++] = (struct ckpt_section){"params", t->net->params, t->net->nparams * sizeof(float)};
+    s[n++] = (struct ckpt_section){"stats", t->net->stats, t->net->nstats * sizeof(float)};
+    s[n++] = (struct ckpt_section){"optim_steps", &t->opt->steps, sizeof t->opt->steps};
+    if (t->opt->buf != NULL) {
+        s[n++] = (struct ckpt_section){"optim_buf", t->opt->buf, t->opt->P * sizeof(float)};
+    }
+    if (t->opt->buf2 != NULL) {
+        s[n++] = (struct ckpt_section){"optim_buf2", t->opt->buf2, t->opt->P * sizeof(float)};
+    }
+    s[n++] = (struct ckpt_section){"batch_order", t->batches.order,
+                                   t->batches.n * sizeof *t->batches.order};
+    s[n++] = (struct ckpt_section){"batch_state", bs, sizeof *bs};
+    return n;
+}
+
+static enum eg_status save_checkpoint(struct trainer *t, const char *dir, struct eg_error *err)
+{
+    struct batcher_state bs = {t->batches.pos, t->batches.epoch, t->batches.rng};
+    struct ckpt_section s[8];
+    size_t n = sections_of(t, &bs, s);
+    char path[CFG_PATH_MAX + 32];
+    join(path, sizeof path, dir, "checkpoint.bin");
+    struct loop_state keep = t->st;
+    t->st.wall_s += eg_wall_seconds() - t->session_start; // as of now
+    enum eg_status st = ckpt_save(path, config_hash(t->cfg), s, n, err);
+    t->st = keep;
+    return st;
+}
+
+static enum eg_status load_checkpoint(struct trainer *t, const char *dir, struct eg_error *err)
+{
+    struct batcher_state bs;
+    struct ckpt_section s[8];
+    size_t n = sections_of(t, &bs, s);
+    char path[CFG_PATH_MAX + 32];
+    join(path, sizeof path, dir, "checkpoint.bin");
+    enum eg_status st = ckpt_load(path, config_hash(t->cfg), s, n, err);
+    if (st != EG_OK) return st;
+    t->batches.pos = bs.pos;
+    t->batches.epoch = bs.epoch;
+    t->batches.rng = bs.rng;
+    return EG_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the loop
+
+// Mean loss and accuracy of the network on the test set (eval mode).
+static void evaluate(struct trainer *t, double *acc, double *loss)
+{
+    size_t bs = t->cfg->eval.batch_size, correct = 0, seen = 0;
+    double sum = 0.0;
+    t->evalb.pos = t->evalb.n; // start a fresh pass: the eval batcher never shuffles
+    for (size_t b = 0; b < batcher_batches_per_epoch(&t->evalb, bs); b++) {
+        size_t m = batcher_next(&t->evalb, bs, t->x, t->y);
+        const float *logits = net_forward(t->net, t->x, m, LAYER_MODE_EVAL);
+        sum += xent_forward(logits, t->y, m, t->classes, t->losses);
+        correct += xent_correct(logits, t->y, m, t->classes);
+        seen += m;
+    }
+    *acc = (double)correct / (double)seen;
+    *loss = sum / (double)seen;
+}
+
+static enum eg_status write_metrics(struct trainer *t, double lr, double test_acc,
+                                    double test_loss, struct eg_error *err)
+{
+    char cells[NMETRICS][40];
+    const char *row[NMETRICS];
+    snprintf(cells[0], sizeof cells[0], "%llu", (unsigned long long)t->st.epoch);
+    snprintf(cells[1], sizeof cells[1], "%llu", (unsigned long long)t->st.global_step);
+    csv_fmt(cells[2], t->st.wall_s + eg_wall_seconds() - t->session_start);
+    csv_fmt(cells[3], t->st.last_train_loss);
+    cells[4][0] = '\0'; // val_loss: plain supervised training has no validation set
+    csv_fmt(cells[5], test_acc);
+    csv_fmt(cells[6], test_loss);
+    csv_fmt(cells[7], lr);
+    csv_fmt(cells[8], eg_peak_rss_mb());
+    for (size_t i = 0; i < NMETRICS; i++) row[i] = cells[i];
+    enum eg_status st = csv_row(t->metrics, row, err);
+    if (st == EG_OK) t->st.rows = csv_rows(t->metrics);
+    return st;
+}
+
+static void report(struct trainer *t, const struct run_options *o, bool epoch_end)
+{
+    if (o->progress == NULL) return;
+    struct run_progress p = {
+        .epoch = epoch_end ? t->st.epoch : t->st.epoch + 1,
+        .epochs = t->cfg->train.epochs,
+        .step = epoch_end ? t->steps_per_epoch : t->st.step,
+        .steps_per_epoch = t->steps_per_epoch,
+        .global_step = t->st.global_step,
+        .elapsed_s = t->st.wall_s + eg_wall_seconds() - t->session_start,
+        .train_loss = epoch_end ? t->st.last_train_loss
+                                : t->st.loss_sum / (double)(t->st.loss_count ? t->st.loss_count : 1),
+        .test_acc = t->st.last_acc,
+    };
+    o->progress(o->progress_ctx, &p, epoch_end);
+}
+
+// One training step on the next batch; returns the batch's mean loss.
+static double train_step(struct trainer *t, float lr)
+{
+    size_t m = batcher_next(&t->batches, t->cfg->train.batch_size, t->x, t->y);
+    net_zero_grad(t->net);
+    const float *logits = net_forward(t->net, t->x, m, LAYER_MODE_TRAIN);
+    double sum = xent_forward(logits, t->y, m, t->classes, t->losses);
+    xent_backward(logits, t->y, NULL, m, t->classes, t->dlogits);
+    net_backward(t->net, t->dlogits, NULL);
+    optim_step(t->opt, t->net->params, t->net->grads, lr);
+    t->st.loss_sum += sum;
+    t->st.loss_count += m;
+    return sum / (double)m;
+}
+
+static enum eg_status train_loop(struct trainer *t, const struct run_options *o,
+                                 struct run_result *res, struct eg_error *err)
+{
+    const struct run_config *cfg = t->cfg;
+    enum eg_status st = EG_OK;
+    while (t->st.epoch < cfg->train.epochs) {
+        float lr = schedule_lr(&t->sched, (double)t->st.epoch);
+        while (t->st.step < t->steps_per_epoch) {
+            double t0 = eg_wall_seconds();
+            double loss = train_step(t, lr);
+            t->st.step_s += eg_wall_seconds() - t0;
+            t->st.step++;
+            t->st.global_step++;
+            if (!isfinite(loss)) {
+                return eg_errorf(err, EG_ERR_DIVERGED,
+                                 "diverged: the training loss is %g at epoch %llu, step %llu "
+                                 "(global step %llu); metrics so far are kept",
+                                 loss, (unsigned long long)t->st.epoch + 1,
+                                 (unsigned long long)t->st.step,
+                                 (unsigned long long)t->st.global_step);
+            }
+            report(t, o, false);
+            if (o->stop != NULL && *o->stop) {
+                res->stopped = true;
+                return save_checkpoint(t, o->dir, err);
+            }
+        }
+        // epoch end
+        t->st.epoch++;
+        t->st.step = 0;
+        t->st.last_train_loss = t->st.loss_sum / (double)t->st.loss_count;
+        t->st.loss_sum = 0.0;
+        t->st.loss_count = 0;
+        bool eval = t->st.epoch % cfg->eval.every_epochs == 0 || t->st.epoch == cfg->train.epochs;
+        double acc = NAN, test_loss = NAN;
+        if (eval) {
+            evaluate(t, &acc, &test_loss);
+            t->st.last_acc = acc;
+            if (isnan(t->st.best_acc) || acc > t->st.best_acc) t->st.best_acc = acc;
+            st = write_metrics(t, lr, acc, test_loss, err);
+            if (st != EG_OK) return st;
+        }
+        report(t, o, true);
+        bool ckpt = cfg->checkpoint.every_epochs > 0 &&
+                    t->st.epoch % cfg->checkpoint.every_epochs == 0;
+        bool stop = o->stop != NULL && *o->stop;
+        if (ckpt || stop) {
+            st = save_checkpoint(t, o->dir, err);
+            if (st != EG_OK) return st;
+        }
+        if (stop && t->st.epoch < cfg->train.epochs) {
+            res->stopped = true;
+            return EG_OK;
+        }
+    }
+    return EG_OK;
+}
+
+enum eg_status run_experiment(const struct run_config *cfg, const struct run_options *opts,
+                              struct run_result *res, struct eg_error *err)
+{
+    *res = (struct run_result){0};
+    struct trainer t;
+    enum eg_status st = trainer_init(&t, cfg, err);
+    char path[CFG_PATH_MAX + 32];
+    join(path, sizeof path, opts->dir, "metrics.csv");
+    if (st == EG_OK && opts->resume) {
+        st = load_checkpoint(&t, opts->dir, err);
+        if (st == EG_OK) {
+            st = csv_reopen(path, metric_columns, NMETRICS, (size_t)t.st.rows, &t.metrics, err);
+        }
+    } else if (st == EG_OK) {
+        st = csv_create(path, metric_columns, NMETRICS, &t.metrics, err);
+    }
+    t.session_start = eg_wall_seconds();
+    if (st == EG_OK) st = train_loop(&t, opts, res, err);
+    if (st == EG_OK) st = csv_close(t.metrics, err);
+    t.metrics = NULL;
+
+    res->epochs_done = (size_t)t.st.epoch;
+    res->global_step = (size_t)t.st.global_step;
+    res->final_acc = t.st.last_acc;
+    res->best_acc = t.st.best_acc;
+    res->final_train_loss = t.st.last_train_loss;
+    res->wall_s = t.st.wall_s + eg_wall_seconds() - t.session_start;
+    res->sec_per_step = t.st.global_step ? t.st.step_s / (double)t.st.global_step : 0.0;
+    res->sec_per_epoch = res->sec_per_step * (double)t.steps_per_epoch;
+    res->peak_rss_mb = eg_peak_rss_mb();
+    trainer_free(&t);
+    return st;
+}

@@ -1,0 +1,13 @@
+/* commands.h - the evograd subcommands. Each returns the process exit status:
+ * 0 success, 1 bad input, 2 usage, 3 the run failed, 130/143 stopped by SIGINT/SIGTERM. */
+#ifndef EG_COMMANDS_H
+#define EG_COMMANDS_H
+
+enum { EXIT_USAGE = 2, EXIT_RUN_FAILED = 3 };
+
+// evograd run CONFIG [key=value ...] [--out DIR] [--resume] [--quiet]
+int cmd_run(int argc, char **argv);
+// evograd check CONFIG [key=value ...]
+int cmd_check(int argc, char **argv);
+
+#endif // EG_COMMANDS_H
