@@ -5,6 +5,7 @@
 #   make test       the Criterion suite (installs missing packages first, see .ci/ensure-deps)
 #   make bench      speed and memory benchmarks (never part of make test)
 #   make valgrind   the suite under valgrind (memcheck)
+#   make fuzz       libFuzzer on the config loader for FUZZ_TIME seconds (clang-14)
 #   make format     clang-format every source file
 #   make clean
 # Variants: DEBUG=1 (-O0), SAN=1 (ASan+UBSan), WERROR=1 (-Werror, as CI builds).
@@ -64,7 +65,7 @@ TESTS_BIN := $(B)/evograd-tests
 BENCH_BIN := $(B)/evograd-bench
 STAMP     := $(BUILD)/.deps-ok
 
-.PHONY: all run plots test bench valgrind format clean deps
+.PHONY: all run plots test bench valgrind fuzz format clean deps
 all: $(EVOGRAD)
 	@ln -sf $(VARIANT)/evograd $(BUILD)/evograd
 
@@ -128,6 +129,26 @@ valgrind: $(TESTS_BIN) $(EVOGRAD)
 	cd tests && EVOGRAD_BIN=$(abspath $(EVOGRAD)) OPENBLAS_NUM_THREADS=1 valgrind --error-exitcode=1 --leak-check=full \
 	    --errors-for-leak-kinds=definite --trace-children=yes --quiet \
 	    ../$(TESTS_BIN) --jobs=1 $(TESTFLAGS)
+
+# libFuzzer harness for the config loader (needs clang-14 and libclang-rt-14-dev, installed here
+# on first use). -fno-sanitize-recover makes UBSan findings stop the fuzzer.
+FUZZ_CC   ?= clang-14
+FUZZ_BIN  := $(BUILD)/fuzz/fuzz_config
+FUZZ_SRCS := fuzz/fuzz_config.c lib/io/config.c lib/core/status.c lib/core/alloc.c
+FUZZ_TIME ?= 180
+
+$(FUZZ_BIN): $(FUZZ_SRCS) lib/io/config.h lib/core/status.h lib/core/alloc.h | $(STAMP)
+	@command -v $(FUZZ_CC) >/dev/null && [ -n "$$(ls /usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)" ] || \
+	    { [ "$$(id -u)" -eq 0 ] && apt-get install -y --no-install-recommends clang-14 libclang-rt-14-dev >&2; } || \
+	    { echo "make fuzz: install clang-14 libclang-rt-14-dev (apt-get install --no-install-recommends clang-14 libclang-rt-14-dev)"; exit 1; }
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    $(CPPFLAGS) $$(pkg-config --cflags yaml-0.1) $(FUZZ_SRCS) $$(pkg-config --libs yaml-0.1) -lm -o $@
+
+fuzz: $(FUZZ_BIN)
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -max_len=4096 -artifact_prefix=$(BUILD)/fuzz/ \
+	    $(BUILD)/fuzz/corpus fuzz/corpus
 
 format:
 	clang-format -i $(LIB_SRCS) $(RUNNER_SRCS) $(TEST_SRCS) $(BENCH_SRCS) \
