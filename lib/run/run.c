@@ -424,9 +424,10 @@ static enum eg_status train_loop(struct trainer *t, const struct run_options *o,
             t->st.global_step++;
             if (!isfinite(loss)) {
                 return eg_errorf(err, EG_ERR_DIVERGED,
-                                 "diverged: the training loss is %g at epoch %llu, step %llu "
+                                 "diverged: the training loss is %s at epoch %llu, step %llu "
                                  "(global step %llu); metrics so far are kept",
-                                 loss, (unsigned long long)t->st.epoch + 1,
+                                 isnan(loss) ? "NaN" : loss > 0 ? "+Inf" : "-Inf",
+                                 (unsigned long long)t->st.epoch + 1,
                                  (unsigned long long)t->st.step,
                                  (unsigned long long)t->st.global_step);
             }
@@ -485,8 +486,10 @@ enum eg_status run_experiment(const struct run_config *cfg, const struct run_opt
     }
     t.session_start = eg_wall_seconds();
     if (st == EG_OK) st = train_loop(&t, opts, res, err);
-    if (st == EG_OK) st = csv_close(t.metrics, err);
-    t.metrics = NULL;
+    if (st == EG_OK) {
+        st = csv_close(t.metrics, err);
+        t.metrics = NULL;
+    } // on failure trainer_free closes it: every row written so far is kept
 
     res->epochs_done = (size_t)t.st.epoch;
     res->global_step = (size_t)t.st.global_step;
