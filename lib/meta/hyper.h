@@ -1,0 +1,72 @@
+/* hyper.h - hypergradient methods: dl_V/dlambda for a meta-problem (problem.h).
+ *
+ *   evograd   (Bohdal et al. 2021) K candidates theta_k = theta + eps_k (eps Rademacher +-sigma, or
+ *             sigma * N(0, 1)), losses l_k = l_T(theta_k, lambda) on the same batch, weights
+ *             w = softmax(-l / tau) (stable), merged theta* = sum_k w_k theta_k, g_V = grad l_V at
+ *             theta*, and back through the weights (paper-spec 1.3, exact for this objective):
+ *               h = -(1/tau) sum_k w_k s_k d_k,  d_k = dl_T(theta_k, lambda)/dlambda,
+ *               s_k = g_V . (eps_k - sum_j w_j eps_j)   (in double, from the eps directly)
+ *             Memory: the K perturbations (K x P floats) and K x H for the d_k.
+ *   unrolled  one-step look-ahead: theta' = theta - alpha grad_theta l_T(theta, lambda),
+ *             v = grad l_V(theta'), h = -alpha (d^2 l_T / dlambda dtheta) v, the mixed derivative
+ *             as a central difference of grad_lambda l_T at theta +- e v, e = UNROLLED_FD_SCALE /
+ *             |v| (DARTS's choice), both sides under the same task noise.
+ *   none      h = 0 (lambda stays fixed).
+ * Every method returns l_V at the point it evaluated it (theta* or theta'). */
+#ifndef EG_HYPER_H
+#define EG_HYPER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "problem.h"
+
+struct rng;
+
+enum hyper_method { HYPER_NONE, HYPER_EVOGRAD, HYPER_UNROLLED, HYPER__COUNT };
+enum hyper_noise { HYPER_NOISE_RADEMACHER, HYPER_NOISE_GAUSSIAN };
+
+// Finite-difference scale of the unrolled method's mixed derivative: e = scale / |v|.
+#define UNROLLED_FD_SCALE 0.01
+
+struct hyper_params {
+    enum hyper_method method;
+    size_t candidates;    // K >= 1 (evograd)
+    double sigma;         // > 0 (evograd)
+    double temperature;   // tau > 0 (evograd)
+    enum hyper_noise noise;
+    double lookahead_lr;  // alpha > 0 (unrolled)
+};
+
+// "none", "evograd", "unrolled"; and back.
+const char *hyper_method_name(enum hyper_method m);
+bool hyper_method_find(const char *name, enum hyper_method *m);
+
+// Work space for problems of sizes P, H. Caller frees with hyper_free.
+struct hyper;
+struct hyper *hyper_new(const struct hyper_params *hp, size_t P, size_t H);
+void hyper_free(struct hyper *h);
+
+// What a step saw, for logging and tests.
+struct hyper_info {
+    double val_loss;         // l_V at theta* (evograd), theta' (unrolled), theta (none)
+    double train_loss_mean;  // mean of the l_k (evograd) or l_T(theta) (unrolled)
+    double weight_max;       // largest softmax weight (evograd)
+};
+
+// hg: (H) written with the hypergradient at (theta, lambda). theta: (P), lambda: (H), neither
+// modified. rng draws the perturbations (evograd). info may be NULL.
+void hyper_grad(struct hyper *h, struct meta_problem *p, const float *theta, const float *lambda,
+                struct rng *rng, float *hg, struct hyper_info *info);
+
+// The same step with the perturbations given instead of drawn: eps (K x P), candidate k at
+// eps + k*P (evograd only; hyper_grad draws eps_k for k = 0..K-1 with rng_fill_rademacher(rng,
+// eps_k, P, sigma) or rng_fill_gaussian(rng, eps_k, P, 0, sigma) and calls this).
+void hyper_grad_eps(struct hyper *h, struct meta_problem *p, const float *theta,
+                    const float *lambda, const float *eps, float *hg, struct hyper_info *info);
+
+// w: (K) written with softmax(-losses / tau), shifted by the smallest loss (finite for any
+// finite losses, sums to 1). Exposed for tests.
+void hyper_softmax_weights(const double *losses, size_t K, double tau, double *w);
+
+#endif // EG_HYPER_H
