@@ -53,9 +53,12 @@ struct hyper_info {
     double train_loss_mean;  // mean of the l_k (evograd) or l_T(theta) (unrolled)
     double weight_max;       // largest softmax weight (evograd)
 };
+// Fields a method does not measure are NAN: weight_max for unrolled and none, train_loss_mean
+// for none. "none" evaluates l_V(theta) only when info is not NULL.
 
 // hg: (H) written with the hypergradient at (theta, lambda). theta: (P), lambda: (H), neither
-// modified. rng draws the perturbations (evograd). info may be NULL.
+// modified. rng draws the perturbations (evograd; may be NULL for the other methods). info may
+// be NULL.
 void hyper_grad(struct hyper *h, struct meta_problem *p, const float *theta, const float *lambda,
                 struct rng *rng, float *hg, struct hyper_info *info);
 
