@@ -1,7 +1,8 @@
 # evograd - one non-recursive Makefile.
 #   make            library (build/libevograd.a) and the command (build/evograd)
 #   make run        the default experiment (configs/default.yaml) and its plot
-#   make plots      a PNG per run from plots/*.gp (results/*/*/train.png)
+#   make plots      a PNG per run from plots/*.gp (results/*/*/train.png), and the toy1d
+#                   figures per results/<name>/ holding toy1d runs (toy1d_*.png)
 #   make test       the Criterion suite (installs missing packages first, see .ci/ensure-deps)
 #   make bench      speed and memory benchmarks (never part of make test)
 #   make valgrind   the suite under valgrind (memcheck)
@@ -113,6 +114,10 @@ plots: $(STAMP)
 	    [ -f "$$m" ] || continue; \
 	    gnuplot -e "run='$$(dirname "$$m")'" plots/train.gp && n=$$((n + 1)) && \
 	    echo "$$(dirname "$$m")/train.png"; \
+	done; \
+	for d in results/*/; do \
+	    ls "$$d"*/hypergrad.csv >/dev/null 2>&1 || continue; \
+	    gnuplot -e "folder='$${d%/}'" plots/toy1d.gp && n=$$((n + 2)); \
 	done; echo "$$n plots written"
 
 # The suite must really run: Criterion exits 0 on zero tests, so the synthesis line is checked.

@@ -181,11 +181,11 @@ static bool choose_dir(const struct run_args *a, const struct run_config *cfg, c
             fprintf(stderr, "error: %s/checkpoint.bin: no checkpoint to resume from\n", dir);
             return false;
         }
-        if (!a->resume && has_file(dir, "metrics.csv")) {
+        if (!a->resume && (has_file(dir, "metrics.csv") || has_file(dir, "hypergrad.csv"))) {
             fprintf(stderr,
-                    "error: %s already holds a run (metrics.csv); choose another --out, or add "
+                    "error: %s already holds a run (%s); choose another --out, or add "
                     "--resume to continue it\n",
-                    dir);
+                    dir, has_file(dir, "metrics.csv") ? "metrics.csv" : "hypergrad.csv");
             return false;
         }
         return true;
@@ -278,8 +278,8 @@ static void on_progress(void *ctx, const struct run_progress *p, bool epoch_end)
 // results
 
 static const char *const summary_columns[] = {
-    "name", "task", "dataset", "backbone", "method", "seed", "epochs", "batch_size", "lr",
-    "final_test_acc", "best_test_acc", "final_train_loss", "sec_per_step", "sec_per_epoch",
+    "name", "task", "dataset", "backbone", "method", "candidates", "sigma", "temperature", "seed",
+    "epochs", "batch_size", "lr", "final_test_acc", "best_test_acc", "final_train_loss", "sec_per_step", "sec_per_epoch",
     "wall_s", "peak_rss_mb", "dir",
 };
 #define NSUMMARY (sizeof summary_columns / sizeof summary_columns[0])
@@ -287,18 +287,24 @@ static const char *const summary_columns[] = {
 static bool write_results(const char *dir, const struct run_config *cfg,
                           const struct run_result *r)
 {
-    char cells[NSUMMARY][64], seed[32], epochs[32], bs[32];
+    char cells[NSUMMARY][64], seed[32], epochs[32], bs[32], cand[32], sigma[32], tau[32];
     const char *row[NSUMMARY];
+    // toy1d has no data, network or batches: "none", batch size 0, and x's step as the lr
+    bool toy = strcmp(cfg->task, "toy1d") == 0;
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
     snprintf(epochs, sizeof epochs, "%zu", r->epochs_done);
-    snprintf(bs, sizeof bs, "%zu", cfg->train.batch_size);
-    const char *text[] = {cfg->name, cfg->task, cfg->data.dataset, cfg->backbone.name,
-                          cfg->method.name, seed, epochs, bs};
+    snprintf(bs, sizeof bs, "%zu", toy ? (size_t)0 : cfg->train.batch_size);
+    snprintf(cand, sizeof cand, "%zu", cfg->method.candidates);
+    csv_fmt(sigma, cfg->method.sigma);
+    csv_fmt(tau, cfg->method.temperature);
+    const char *text[] = {cfg->name, cfg->task, toy ? "none" : cfg->data.dataset,
+                          toy ? "none" : cfg->backbone.name, cfg->method.name, cand, sigma, tau,
+                          seed, epochs, bs};
     size_t i = 0;
     for (; i < sizeof text / sizeof text[0]; i++) row[i] = text[i];
-    const double nums[] = {cfg->train.optimizer.lr, r->final_acc, r->best_acc,
-                           r->final_train_loss, r->sec_per_step, r->sec_per_epoch, r->wall_s,
-                           r->peak_rss_mb};
+    const double nums[] = {toy ? cfg->toy1d.lr : cfg->train.optimizer.lr, r->final_acc,
+                           r->best_acc, r->final_train_loss, r->sec_per_step, r->sec_per_epoch,
+                           r->wall_s, r->peak_rss_mb};
     for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++, i++) {
         row[i] = csv_fmt(cells[i], nums[k]);
     }
@@ -358,9 +364,15 @@ int cmd_run(int argc, char **argv)
 
     struct progress pr = {
         .tty = isatty(STDERR_FILENO) == 1, .quiet = a.quiet, .stop_after = a.stop_after};
-    fprintf(stderr, "%s %s: %s on %s, %s, method %s, seed %llu -> %s\n",
-            a.resume ? "resuming" : "run", cfg.name, cfg.task, cfg.data.dataset,
-            cfg.backbone.name, cfg.method.name, (unsigned long long)cfg.seed, dir);
+    bool toy = strcmp(cfg.task, "toy1d") == 0;
+    if (toy) {
+        fprintf(stderr, "run %s: toy1d, method %s, K %zu, seed %llu -> %s\n", cfg.name,
+                cfg.method.name, cfg.method.candidates, (unsigned long long)cfg.seed, dir);
+    } else {
+        fprintf(stderr, "%s %s: %s on %s, %s, method %s, seed %llu -> %s\n",
+                a.resume ? "resuming" : "run", cfg.name, cfg.task, cfg.data.dataset,
+                cfg.backbone.name, cfg.method.name, (unsigned long long)cfg.seed, dir);
+    }
     struct run_options opts = {
         .dir = dir,
         .resume = a.resume,
@@ -386,6 +398,12 @@ int cmd_run(int argc, char **argv)
         return sig > 0 ? 128 + sig : EXIT_SUCCESS;
     }
     if (!write_results(dir, &cfg, &r)) return EXIT_RUN_FAILED;
+    if (toy) {
+        fprintf(stderr, "done: hypergrad.csv, trajectory.csv, trajectory_exact.csv in %.3f s\n",
+                r.wall_s);
+        printf("%s\n", dir);
+        return EXIT_SUCCESS;
+    }
     fprintf(stderr, "done: final test accuracy %.4f (best %.4f), %.3f s per step, peak RSS %.0f MB\n",
             r.final_acc, r.best_acc, r.sec_per_step, r.peak_rss_mb);
     printf("%s\n", dir); // the run directory, for scripts: dir=$(evograd run ...)

@@ -130,6 +130,20 @@ Test(config, name_only_gives_every_default)
     cr_assert(eq(sz, c.backbone.hidden[1], 256));
     cr_assert(eq(sz, c.backbone.hidden[2], 0)); // unused slots are zero
     cr_assert(strcmp(c.method.name, "none") == 0);
+    cr_assert(eq(sz, c.method.candidates, 2));
+    cr_assert(c.method.sigma == 0.001 && c.method.temperature == 0.05);
+    cr_assert(strcmp(c.method.noise, "rademacher") == 0);
+    cr_assert(c.method.lookahead_lr == 0.0);
+    cr_assert(eq(sz, c.meta.batch_size, 100));
+    const struct optim_config *mo = &c.meta.optimizer;
+    cr_assert(strcmp(mo->name, "sgd") == 0);
+    cr_assert(mo->lr == 1e-3 && mo->momentum == 0.9 && mo->nesterov == true);
+    cr_assert(mo->weight_decay == 5e-4 && mo->beta1 == 0.9 && mo->beta2 == 0.999);
+    cr_assert(eq(sz, c.toy1d.trials, 100));
+    cr_assert(eq(sz, c.toy1d.grid_points, 100));
+    cr_assert(c.toy1d.lambda_min == 0.1 && c.toy1d.lambda_max == 2.0);
+    cr_assert(eq(sz, c.toy1d.steps, 5));
+    cr_assert(c.toy1d.lr == 0.1);
     cr_assert(eq(sz, c.train.epochs, 10));
     cr_assert(eq(sz, c.train.batch_size, 128));
     const struct optim_config *o = &c.train.optimizer;
@@ -303,8 +317,8 @@ static const struct bad_case bad_cases[] = {
     // unknown keys
     {"trian: 3\n", 0, "1:1: trian: ",
      "unknown key; did you mean 'train'? (known keys: name, "
-     "seed, threads, task, data, backbone, method, train, eval, "
-     "checkpoint)"},
+     "seed, threads, task, data, backbone, method, train, meta, eval, "
+     "checkpoint, toy1d)"},
     {"name: x\ntrain:\n  optimzer: {lr: 1}\n", 0, "3:3: train.optimzer: ",
      "unknown key; did you mean 'train.optimizer'? (known keys in train: epochs, batch_size, "
      "optimizer, schedule)"},
@@ -360,7 +374,7 @@ static const struct bad_case bad_cases[] = {
     {"data: {dataset: MNIST}\n", 0, "1:17: data.dataset: ",
      "expected one of mnist, fashion_mnist, cifar10, cifar100, imagefolder, synthetic, got "
      "'MNIST'"},
-    {"task: mwn\n", 0, "1:7: task: ", "expected one of supervised, got 'mwn'"},
+    {"task: mwn\n", 0, "1:7: task: ", "expected one of supervised, toy1d, got 'mwn'"},
     // non-finite and malformed numbers
     {"train: {optimizer: {lr: .nan}}\n", 0,
      "1:25: train.optimizer.lr: ", "expected a finite number > 0, got '.nan'"},
@@ -431,6 +445,14 @@ static const struct bad_case bad_cases[] = {
     {"train:\n  optimizer:\n    momentum: 0\n    nesterov: true\n", 0,
      "4:15: train.optimizer.nesterov: ",
      "true requires train.optimizer.momentum > 0, but momentum is 0 (set at line 3, column 15)"},
+    {"meta:\n  optimizer: {momentum: 0}\n", 0, "2:25: meta.optimizer.nesterov: ",
+     "true requires meta.optimizer.momentum > 0, but momentum is 0 (set at line 2, column 25)"},
+    {"toy1d:\n  lambda_min: 1\n  lambda_max: 0.5\n", 0, "3:15: toy1d.lambda_max: ",
+     "0.5 must be greater than toy1d.lambda_min = 1 (set at line 2, column 15)"},
+    {"toy1d: {lambda_min: 2}\n", 0, "1:21: toy1d.lambda_min: ",
+     "2 must be smaller than toy1d.lambda_max = 2 (the default)"},
+    {"method: {name: maml}\n", 0, "1:16: method.name: ",
+     "expected one of none, evograd, unrolled, got 'maml'"},
     {"train: {schedule: {milestones: [40, 30]}}\n", 0, "1:37: train.schedule.milestones[1]: ",
      "expected an integer > 40 (the list must be strictly ascending), got '30'"},
     {"train: {schedule: {milestones: [40, 40]}}\n", 0,
@@ -524,11 +546,13 @@ static const struct bad_override bad_overrides[] = {
     {"name: x\n",
      {"trian.epochs=3"},
      "override 'trian.epochs=3': trian: unknown key; did you mean 'train'? (known keys: name, "
-     "seed, threads, task, data, backbone, method, train, eval, checkpoint)"},
+     "seed, threads, task, data, backbone, method, train, meta, eval, checkpoint, "
+     "toy1d)"},
     {"name: x\n",
      {"lr=0.1"},
      "override 'lr=0.1': lr: unknown key; did you mean 'train.optimizer.lr'? (known keys: name, "
-     "seed, threads, task, data, backbone, method, train, eval, checkpoint)"},
+     "seed, threads, task, data, backbone, method, train, meta, eval, checkpoint, "
+     "toy1d)"},
     {"name: x\n", {"train.epochs"}, "override 'train.epochs': expected key.path=value"},
     {"name: x\n", {"=3"}, "override '=3': expected key.path=value"},
     {"name: x\n",
@@ -720,7 +744,7 @@ static const char *const every_key[] = {
     "name=other",
     "seed=2",
     "threads=3",
-    // task has a single choice: nothing to change
+    "task=toy1d",
     "data.dataset=cifar10",
     "data.root=/x",
     "data.train_size=100",
@@ -736,7 +760,12 @@ static const char *const every_key[] = {
     "backbone.width=2",
     "backbone.channels=8",
     "backbone.hidden=[256]",
-    // method.name has a single choice
+    "method.name=evograd",
+    "method.candidates=10",
+    "method.sigma=1",
+    "method.temperature=0.5",
+    "method.noise=gaussian",
+    "method.lookahead_lr=0.01",
     "train.epochs=11",
     "train.batch_size=129",
     "train.optimizer.name=adam",
@@ -751,9 +780,24 @@ static const char *const every_key[] = {
     "train.schedule.milestones=[3]",
     "train.schedule.gamma=0.5",
     "train.schedule.min_lr=1e-5",
+    "meta.batch_size=50",
+    "meta.optimizer.name=adam",
+    "meta.optimizer.lr=0.1",
+    "meta.optimizer.momentum=0.8",
+    "meta.optimizer.nesterov=false",
+    "meta.optimizer.weight_decay=0",
+    "meta.optimizer.beta1=0.8",
+    "meta.optimizer.beta2=0.99",
+    "meta.optimizer.eps=1e-7",
     "eval.every_epochs=2",
     "eval.batch_size=100",
     "checkpoint.every_epochs=5",
+    "toy1d.trials=10",
+    "toy1d.grid_points=7",
+    "toy1d.lambda_min=0.2",
+    "toy1d.lambda_max=3",
+    "toy1d.steps=6",
+    "toy1d.lr=0.05",
 };
 #define NEVERY (sizeof every_key / sizeof every_key[0])
 

@@ -117,30 +117,35 @@ struct cfg_section {
 
 static bool name_is_valid(const char *s);
 
-static const char *const task_choices[] = {"supervised", NULL};
+static const char *const task_choices[] = {"supervised", "toy1d", NULL};
 static const char *const dataset_choices[] = {"mnist",       "fashion_mnist", "cifar10", "cifar100",
                                               "imagefolder", "synthetic",     NULL};
 static const char *const backbone_choices[] = {"mlp",      "lenet",    "conv4",    "resnet32",
                                                "resnet10", "resnet18", "resnet34", NULL};
-static const char *const method_choices[] = {"none", NULL};
+static const char *const method_choices[] = {"none", "evograd", "unrolled", NULL};
+static const char *const noise_choices[] = {"rademacher", "gaussian", NULL};
 static const char *const optimizer_choices[] = {"sgd", "adam", NULL};
 static const char *const schedule_choices[] = {"constant", "step", "cosine", NULL};
 static const size_t hidden_default[] = {256, 256};
 
+// The keys of an optimiser section at member m (train.optimizer, meta.optimizer) with its
+// defaults; both sections share the bounds and the nesterov cross-check (check_cross).
+#define OPTIMIZER_KEYS(m, def_lr, def_momentum, def_nesterov, def_wd)                              \
+    KEY_ENUM("name", m.name, optimizer_choices, "sgd", "optimiser"),                               \
+        KEY_NUM("lr", m.lr, 0.0, true, HUGE_VAL, false, def_lr, "learning rate"),                  \
+        KEY_NUM("momentum", m.momentum, 0.0, false, 1.0, true, def_momentum, "momentum (sgd)"),    \
+        KEY_BOOL("nesterov", m.nesterov, def_nesterov,                                             \
+                 "Nesterov momentum (sgd); needs momentum > 0"),                                   \
+        KEY_NUM("weight_decay", m.weight_decay, 0.0, false, HUGE_VAL, false, def_wd,               \
+                "L2 weight decay, added to the gradient"),                                         \
+        KEY_NUM("beta1", m.beta1, 0.0, false, 1.0, true, 0.9,                                      \
+                "decay of the first-moment average (adam)"),                                       \
+        KEY_NUM("beta2", m.beta2, 0.0, false, 1.0, true, 0.999,                                    \
+                "decay of the second-moment average (adam)"),                                      \
+        KEY_NUM("eps", m.eps, 0.0, true, HUGE_VAL, false, 1e-8, "added to the denominator (adam)")
+
 static const struct cfg_key optimizer_keys[] = {
-    KEY_ENUM("name", train.optimizer.name, optimizer_choices, "sgd", "optimiser"),
-    KEY_NUM("lr", train.optimizer.lr, 0.0, true, HUGE_VAL, false, 0.1, "learning rate"),
-    KEY_NUM("momentum", train.optimizer.momentum, 0.0, false, 1.0, true, 0.9, "momentum (sgd)"),
-    KEY_BOOL("nesterov", train.optimizer.nesterov, false,
-             "Nesterov momentum (sgd); needs momentum > 0"),
-    KEY_NUM("weight_decay", train.optimizer.weight_decay, 0.0, false, HUGE_VAL, false, 0.0,
-            "L2 weight decay, added to the gradient"),
-    KEY_NUM("beta1", train.optimizer.beta1, 0.0, false, 1.0, true, 0.9,
-            "decay of the first-moment average (adam)"),
-    KEY_NUM("beta2", train.optimizer.beta2, 0.0, false, 1.0, true, 0.999,
-            "decay of the second-moment average (adam)"),
-    KEY_NUM("eps", train.optimizer.eps, 0.0, true, HUGE_VAL, false, 1e-8,
-            "added to the denominator (adam)"),
+    OPTIMIZER_KEYS(train.optimizer, 0.1, 0.9, false, 0.0),
 };
 static const struct cfg_section optimizer_section = SECTION("train.optimizer", optimizer_keys);
 
@@ -189,7 +194,17 @@ static const struct cfg_section backbone_section = SECTION("backbone", backbone_
 
 static const struct cfg_key method_keys[] = {
     KEY_ENUM("name", method.name, method_choices, "none",
-             "hyperparameter method; none = plain training"),
+             "hypergradient method; none = the hyperparameters stay fixed (plain training)"),
+    KEY_SIZE("candidates", method.candidates, 1, 100000, 2,
+             "evograd: K, the number of perturbed candidates"),
+    KEY_NUM("sigma", method.sigma, 0.0, true, HUGE_VAL, false, 0.001,
+            "evograd: scale of the perturbations"),
+    KEY_NUM("temperature", method.temperature, 0.0, true, HUGE_VAL, false, 0.05,
+            "evograd: softmax temperature tau of the candidate weights"),
+    KEY_ENUM("noise", method.noise, noise_choices, "rademacher",
+             "evograd: perturbations +-sigma (rademacher) or sigma * N(0, 1) (gaussian)"),
+    KEY_NUM("lookahead_lr", method.lookahead_lr, 0.0, false, HUGE_VAL, false, 0.0,
+            "unrolled: step of the one-step look-ahead; 0 = the base learning rate"),
 };
 static const struct cfg_section method_section = SECTION("method", method_keys);
 
@@ -200,6 +215,18 @@ static const struct cfg_key train_keys[] = {
     KEY_SECTION("schedule", schedule_section),
 };
 static const struct cfg_section train_section = SECTION("train", train_keys);
+
+static const struct cfg_key meta_optimizer_keys[] = {
+    OPTIMIZER_KEYS(meta.optimizer, 1e-3, 0.9, true, 5e-4),
+};
+static const struct cfg_section meta_optimizer_section =
+    SECTION("meta.optimizer", meta_optimizer_keys);
+
+static const struct cfg_key meta_keys[] = {
+    KEY_SIZE("batch_size", meta.batch_size, 1, 1000000, 100, "validation (meta) batch size"),
+    KEY_SECTION("optimizer", meta_optimizer_section),
+};
+static const struct cfg_section meta_section = SECTION("meta", meta_keys);
 
 static const struct cfg_key eval_keys[] = {
     KEY_SIZE("every_epochs", eval.every_epochs, 1, SIZE_MAX, 1,
@@ -214,6 +241,21 @@ static const struct cfg_key checkpoint_keys[] = {
 };
 static const struct cfg_section checkpoint_section = SECTION("checkpoint", checkpoint_keys);
 
+static const struct cfg_key toy1d_keys[] = {
+    KEY_SIZE("trials", toy1d.trials, 1, 100000000, 100,
+             "hypergradient estimates (random x ~ N(0, 1)) per lambda"),
+    KEY_SIZE("grid_points", toy1d.grid_points, 2, 1000000, 100,
+             "lambdas on linspace(lambda_min, lambda_max, grid_points)"),
+    KEY_NUM("lambda_min", toy1d.lambda_min, 0.0, false, HUGE_VAL, false, 0.1,
+            "first lambda of the grid"),
+    KEY_NUM("lambda_max", toy1d.lambda_max, 0.0, true, HUGE_VAL, false, 2.0,
+            "last lambda of the grid; must exceed lambda_min"),
+    KEY_SIZE("steps", toy1d.steps, 1, 1000000, 5, "joint (x, lambda) steps per trajectory"),
+    KEY_NUM("lr", toy1d.lr, 0.0, true, HUGE_VAL, false, 0.1,
+            "gradient-descent step on x (the base learning rate)"),
+};
+static const struct cfg_section toy1d_section = SECTION("toy1d", toy1d_keys);
+
 static const struct cfg_key root_keys[] = {
     KEY_STR("name", name, name_is_valid, "1 to 63 characters from A-Z a-z 0-9 . _ - (not . or ..)",
             "default", "run name; results go to results/<name>/"),
@@ -225,8 +267,10 @@ static const struct cfg_key root_keys[] = {
     KEY_SECTION("backbone", backbone_section),
     KEY_SECTION("method", method_section),
     KEY_SECTION("train", train_section),
+    KEY_SECTION("meta", meta_section),
     KEY_SECTION("eval", eval_section),
     KEY_SECTION("checkpoint", checkpoint_section),
+    KEY_SECTION("toy1d", toy1d_section),
 };
 static const struct cfg_section root_section = SECTION("", root_keys);
 
@@ -511,7 +555,7 @@ struct loader {
     struct run_config cfg; // zero-filled, then defaults, then the file, then the overrides
     const char *file;
     const char *override; // the override being applied, NULL while walking the file
-    struct cfg_origin origins[64];
+    struct cfg_origin origins[96];
     size_t norigins;
     struct eg_error *err;
 };
@@ -1118,17 +1162,43 @@ static const struct cfg_key *key_named(const struct cfg_section *sec, const char
     return k;
 }
 
+// nesterov needs momentum > 0, in the optimiser section sec holding o.
+static enum eg_status check_nesterov(const struct loader *ld, const struct cfg_section *sec,
+                                     const struct optim_config *o)
+{
+    if (!o->nesterov || o->momentum != 0.0) return EG_OK;
+    const struct cfg_key *nk = key_named(sec, "nesterov");
+    const struct cfg_key *mk = key_named(sec, "momentum");
+    const struct cfg_loc *at = find_origin(ld, nk);
+    if (at == NULL) at = find_origin(ld, mk); // nesterov is the default: point at the momentum
+    char where[300], path[64];
+    origin_text(ld, mk, where, sizeof where);
+    join_path(path, sizeof path, sec->path, "nesterov");
+    return fail(ld, at != NULL ? *at : (struct cfg_loc){0}, path,
+                "true requires %s.momentum > 0, but momentum is 0%s", sec->path, where);
+}
+
 static enum eg_status check_cross(const struct loader *ld)
 {
-    const struct optim_config *o = &ld->cfg.train.optimizer;
-    if (o->nesterov && o->momentum == 0.0) {
-        const struct cfg_key *nk = key_named(&optimizer_section, "nesterov");
-        const struct cfg_key *mk = key_named(&optimizer_section, "momentum");
-        const struct cfg_loc *at = find_origin(ld, nk);
+    enum eg_status st = check_nesterov(ld, &optimizer_section, &ld->cfg.train.optimizer);
+    if (st == EG_OK) st = check_nesterov(ld, &meta_optimizer_section, &ld->cfg.meta.optimizer);
+    if (st != EG_OK) return st;
+    const double lo = ld->cfg.toy1d.lambda_min, hi = ld->cfg.toy1d.lambda_max;
+    if (hi <= lo) {
+        // located where lambda_max was set; when it is the default, where lambda_min was
+        const struct cfg_key *hk = key_named(&toy1d_section, "lambda_max");
+        const struct cfg_key *lk = key_named(&toy1d_section, "lambda_min");
+        const struct cfg_loc *at = find_origin(ld, hk);
         char where[300];
-        origin_text(ld, mk, where, sizeof where);
-        return fail(ld, at != NULL ? *at : (struct cfg_loc){0}, "train.optimizer.nesterov",
-                    "true requires train.optimizer.momentum > 0, but momentum is 0%s", where);
+        if (at != NULL) {
+            origin_text(ld, lk, where, sizeof where);
+            return fail(ld, *at, "toy1d.lambda_max",
+                        "%g must be greater than toy1d.lambda_min = %g%s", hi, lo, where);
+        }
+        at = find_origin(ld, lk);
+        origin_text(ld, hk, where, sizeof where);
+        return fail(ld, at != NULL ? *at : (struct cfg_loc){0}, "toy1d.lambda_min",
+                    "%g must be smaller than toy1d.lambda_max = %g%s", lo, hi, where);
     }
     return EG_OK;
 }

@@ -46,7 +46,8 @@ struct run_config {
     char name[CFG_STR_MAX];  // results/<name>/...; [A-Za-z0-9._-]+
     uint64_t seed;
     size_t threads;          // BLAS + OpenMP threads, >= 1
-    char task[CFG_STR_MAX];  // supervised (the meta-learning tasks come with their issues)
+    char task[CFG_STR_MAX];  // supervised | toy1d (the other meta-learning tasks come with their
+                             // issues)
     struct {
         char dataset[CFG_STR_MAX];  // mnist | fashion_mnist | cifar10 | cifar100 | imagefolder |
                                     // synthetic
@@ -66,7 +67,12 @@ struct run_config {
         size_t nhidden;
     } backbone;
     struct {
-        char name[CFG_STR_MAX];     // none (evograd, unrolled come with the hypergradient issue)
+        char name[CFG_STR_MAX];     // none | evograd | unrolled (lib/meta/hyper.h)
+        size_t candidates;          // K, evograd's population, in [1, 100000]
+        double sigma;               // evograd's perturbation scale, > 0
+        double temperature;         // evograd's softmax temperature tau, > 0
+        char noise[CFG_STR_MAX];    // rademacher | gaussian (evograd's perturbations)
+        double lookahead_lr;        // unrolled's look-ahead step alpha, >= 0; 0 = the base lr
     } method;
     struct {
         size_t epochs, batch_size;
@@ -74,12 +80,23 @@ struct run_config {
         struct schedule_config schedule;
     } train;
     struct {
+        size_t batch_size;               // validation (meta) batch size
+        struct optim_config optimizer;   // the hyperparameters' optimiser
+    } meta;
+    struct {
         size_t every_epochs;        // test accuracy every N epochs (and after the last)
         size_t batch_size;
     } eval;
     struct {
         size_t every_epochs;        // 0 = only on SIGINT/SIGTERM
     } checkpoint;
+    struct {                        // the 1-D illustration (task toy1d, lib/tasks/toy1d.h)
+        size_t trials;              // hypergradient estimates per lambda
+        size_t grid_points;         // lambdas on linspace(lambda_min, lambda_max), >= 2
+        double lambda_min, lambda_max; // 0 <= lambda_min < lambda_max
+        size_t steps;               // joint (x, lambda) steps per trajectory
+        double lr;                  // gradient-descent step on x
+    } toy1d;
 };
 
 // Loads config_path, applies overrides[0..noverrides) ("key.path=value", in order), fills

@@ -1,6 +1,7 @@
 /* run.c - the training loop of a run (run.h): plain supervised training (method none) of any
  * backbone on any dataset, evaluated on the test set. The meta-learning methods plug into the
- * same loop with their own issues.
+ * same loop with their own issues. Task toy1d (the 1-D illustration) is dispatched to
+ * lib/tasks/toy1d.c, which has no training loop, metrics.csv or checkpoint.
  *
  * Randomness: one seed, separate streams: network initialisation (stream 1), the training
  * batches' shuffles and augmentation (stream 2, owned by the batcher). A resumed run restores the
@@ -25,6 +26,7 @@
 #include "nn/loss.h"
 #include "nn/net.h"
 #include "nn/optim.h"
+#include "tasks/toy1d.h"
 
 enum { STREAM_INIT = 1, STREAM_BATCHES = 2 };
 
@@ -160,8 +162,24 @@ static struct augment augment_of(const struct run_config *cfg, bool train)
     return a;
 }
 
+// toy1d: no data or network; the method and the meta optimiser.
+static enum eg_status toy1d_check(const struct run_config *cfg, struct eg_error *err)
+{
+    struct optim_params op = optim_of(&cfg->meta.optimizer);
+    const char *bad = optim_params_check(&op);
+    if (bad != NULL) return eg_errorf(err, EG_ERR_CONFIG, "meta.optimizer: %s", bad);
+    return EG_OK;
+}
+
 enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
 {
+    if (strcmp(cfg->task, "toy1d") == 0) return toy1d_check(cfg, err);
+    if (strcmp(cfg->method.name, "none") != 0) {
+        return eg_errorf(err, EG_ERR_CONFIG,
+                         "method.name: %s needs a task with hyperparameters (toy1d); task %s "
+                         "trains with method none",
+                         cfg->method.name, cfg->task);
+    }
     enum data_source src;
     if (!find_source(cfg, &src)) {
         return eg_errorf(err, EG_ERR_CONFIG, "data.dataset: unknown dataset '%s'",
@@ -471,6 +489,7 @@ static enum eg_status train_loop(struct trainer *t, const struct run_options *o,
 enum eg_status run_experiment(const struct run_config *cfg, const struct run_options *opts,
                               struct run_result *res, struct eg_error *err)
 {
+    if (strcmp(cfg->task, "toy1d") == 0) return toy1d_run(cfg, opts->dir, res, err);
     *res = (struct run_result){0};
     struct trainer t;
     enum eg_status st = trainer_init(&t, cfg, err);
