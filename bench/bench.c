@@ -15,7 +15,11 @@
  *     CIFAR-shaped set with the paper's crop + flip + normalisation), timed apart: the
  *     pipeline's share of a step.
  * The `data` case times loading Fashion-MNIST's 60,000 training images (when installed).
- * Usage: evograd-bench [--threads N] [--steps N] [--case resnet32|lenet|data|all] */
+ * The `meta` case: the cost of one meta-step (hypergradient + the base training step) of
+ * `evograd` (K = 2) and `unrolled` against `none` (the base step alone), on resnet32 with batch
+ * 100 and per-sample loss weights as the hyperparameters (lib/meta/weighted.h); time and peak RSS,
+ * each method in its own process.
+ * Usage: evograd-bench [--threads N] [--steps N] [--case resnet32|lenet|data|meta|all] */
 #define _GNU_SOURCE
 #include <cblas.h>
 #include <dlfcn.h>
@@ -35,6 +39,8 @@
 #include "data/batch.h"
 #include "data/dataset.h"
 #include "data/source.h"
+#include "meta/hyper.h"
+#include "meta/weighted.h"
 #include "nn/backbones.h"
 #include "nn/loss.h"
 #include "nn/net.h"
@@ -321,6 +327,109 @@ static void run_data_case(void)
     fflush(stdout); // the child leaves with _exit, which does not flush
 }
 
+// One method's meta-step on resnet32: median seconds over `steps` after a warm-up; prints a line.
+static double run_meta_method(enum hyper_method m, int threads, size_t steps)
+{
+    eg_set_threads(threads);
+    const size_t n = 100, classes = 10;
+    const struct shape in = {3, 32, 32};
+    struct rng rng;
+    rng_seed(&rng, 1);
+    struct backbone_spec spec = backbone_defaults(BACKBONE_RESNET32);
+    struct trainer t = {.n = n, .classes = classes};
+    t.net = backbone_new(&spec, in, classes, &rng);
+    struct optim_params op = optim_defaults(OPTIM_KIND_SGD);
+    op.lr = 0.01f;
+    op.momentum = 0.9f;
+    t.opt = optim_new(&op, t.net->nparams);
+    size_t nx = shape_numel(in) * n;
+    t.x = eg_xmalloc_floats(nx);
+    float *xv = eg_xmalloc_floats(nx);
+    rng_fill_gaussian(&rng, t.x, nx, 0.0f, 1.0f);
+    rng_fill_gaussian(&rng, xv, nx, 0.0f, 1.0f);
+    t.y = eg_xmalloc_array(n, sizeof *t.y);
+    int32_t *yv = eg_xmalloc_array(n, sizeof *yv);
+    for (size_t i = 0; i < n; i++) {
+        t.y[i] = (int32_t)rng_below(&rng, classes);
+        yv[i] = (int32_t)rng_below(&rng, classes);
+    }
+    t.dlogits = eg_xmalloc_floats(n * classes);
+    t.losses = eg_xmalloc_floats(n);
+
+    struct weighted_problem *wp =
+        weighted_problem_new(t.net, n, LAYER_MODE_TRAIN_FROZEN, LAYER_MODE_TRAIN_FROZEN);
+    weighted_problem_set_batches(wp, t.x, t.y, n, xv, yv, n);
+    struct hyper_params hp = {.method = m, .candidates = 2, .sigma = 1e-3, .temperature = 0.05,
+                              .noise = HYPER_NOISE_RADEMACHER, .lookahead_lr = 0.1};
+    struct hyper *h = hyper_new(&hp, t.net->nparams, n);
+    float *lambda = eg_xmalloc_floats(n), *hg = eg_xmalloc_floats(n);
+    for (size_t i = 0; i < n; i++) lambda[i] = 1.0f;
+    // theta is a copy: the methods must not see the parameters they are about to overwrite
+    float *theta = eg_xmalloc_floats(t.net->nparams);
+
+    double *times = eg_xmalloc_array(steps, sizeof *times);
+    for (size_t s = 0; s < steps + 1; s++) {
+        double t0 = eg_wall_seconds();
+        if (m != HYPER_NONE) {
+            memcpy(theta, t.net->params, t.net->nparams * sizeof(float));
+            hyper_grad(h, &wp->mp, theta, lambda, &rng, hg, NULL);
+        }
+        train_step(&t);
+        if (s > 0) times[s - 1] = eg_wall_seconds() - t0; // the first is the warm-up
+    }
+    double med = median(times, steps);
+    printf("    %-9s %8.1f ms per meta-step (hypergradient + base step)  peak RSS %6.1f MB\n",
+           hyper_method_name(m), 1e3 * med, eg_peak_rss_mb());
+    fflush(stdout);
+    free(times);
+    free(theta);
+    free(lambda);
+    free(hg);
+    hyper_free(h);
+    weighted_problem_free(wp);
+    free(xv);
+    free(yv);
+    free(t.x);
+    free(t.y);
+    free(t.dlogits);
+    free(t.losses);
+    optim_free(t.opt);
+    net_free(t.net);
+    return med;
+}
+
+// Each method in its own process (own peak RSS); the medians come back through a pipe.
+static void run_meta_case(int threads, size_t steps)
+{
+    printf("meta: resnet32, batch 100, 3x32x32, per-sample loss weights as lambda (H = 100), "
+           "evograd K = 2, %d BLAS threads\n",
+           threads);
+    fflush(stdout);
+    const enum hyper_method methods[3] = {HYPER_NONE, HYPER_EVOGRAD, HYPER_UNROLLED};
+    double med[3] = {0};
+    for (size_t i = 0; i < 3; i++) {
+        int fd[2];
+        EG_ASSERT(pipe(fd) == 0);
+        pid_t pid = fork();
+        EG_ASSERT(pid >= 0);
+        if (pid == 0) {
+            close(fd[0]);
+            double v = run_meta_method(methods[i], threads, steps);
+            ssize_t wr = write(fd[1], &v, sizeof v);
+            _exit(wr == (ssize_t)sizeof v ? 0 : 1);
+        }
+        close(fd[1]);
+        ssize_t rd = read(fd[0], &med[i], sizeof med[i]);
+        close(fd[0]);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        EG_ASSERT(rd == (ssize_t)sizeof med[i] && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    printf("    relative to none: evograd %.2fx, unrolled %.2fx\n", med[1] / med[0],
+           med[2] / med[0]);
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     eg_runtime_setup(argv);
@@ -344,6 +453,7 @@ int main(int argc, char **argv)
         {"resnet32", BACKBONE_RESNET32, {3, 32, 32}, 10, 100, 15, true},
         {"lenet", BACKBONE_LENET, {1, 28, 28}, 10, 128, 60, false},
         {"data", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 0, false},
+        {"meta", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 6, false},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         if (strcmp(which, "all") != 0 && strcmp(which, cases[c].name) != 0) continue;
@@ -354,7 +464,9 @@ int main(int argc, char **argv)
             return 1;
         }
         if (pid == 0) {
-            if (cases[c].kind == BACKBONE__COUNT) {
+            if (strcmp(cases[c].name, "meta") == 0) {
+                run_meta_case(threads, steps ? steps : cases[c].steps);
+            } else if (cases[c].kind == BACKBONE__COUNT) {
                 run_data_case();
             } else {
                 run_case(&cases[c], threads, steps ? steps : cases[c].steps);
