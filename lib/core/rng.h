@@ -9,9 +9,10 @@
 
 struct rng {
     uint64_t s[4];
-    // Box-Muller makes two normals at a time; the second is kept here.
+    // Box-Muller makes two normals at a time; the second is kept here. (A 64-bit flag: the
+    // struct has no padding, so it can be compared and checkpointed byte for byte.)
     double spare;
-    int has_spare;
+    uint64_t has_spare;
 };
 
 // Seeds the generator; any seed (0 included) gives a well-mixed state.
