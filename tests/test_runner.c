@@ -220,8 +220,8 @@ Test(runner, sigterm_checkpoints_and_resume_completes_identically)
     char p[256];
     snprintf(p, sizeof p, "%s/tiny.yaml", tmp);
     write_file(p, "name: tiny\nthreads: 1\ndata: {dataset: synthetic, image_c: 3, image_h: 8, "
-                  "image_w: 8, classes: 4, synthetic_train: 2000, synthetic_test: 64}\n"
-                  "backbone: {name: mlp, hidden: [64]}\ntrain: {epochs: 40, batch_size: 10}\n");
+                  "image_w: 8, classes: 4, synthetic_train: 1000, synthetic_test: 64}\n"
+                  "backbone: {name: mlp, hidden: [64]}\ntrain: {epochs: 20, batch_size: 10}\n");
     const char *full[] = {"run", "tiny.yaml", "--out", "full", "--quiet", NULL};
     cr_assert(eq(int, run_evograd(full), 0), "%s", stderr_text());
     snprintf(p, sizeof p, "%s/part/metrics.csv", tmp);
