@@ -115,7 +115,7 @@ static struct backbone_spec backbone_spec_of(const struct run_config *cfg)
     return spec;
 }
 
-static struct optim_params optim_of(const struct optim_config *c)
+struct optim_params run_optim_params(const struct optim_config *c)
 {
     bool adam = strcmp(c->name, "adam") == 0;
     struct optim_params p = optim_defaults(adam ? OPTIM_KIND_ADAM : OPTIM_KIND_SGD);
@@ -165,7 +165,7 @@ static struct augment augment_of(const struct run_config *cfg, bool train)
 // toy1d: no data or network; the method and the meta optimiser.
 static enum eg_status toy1d_check(const struct run_config *cfg, struct eg_error *err)
 {
-    struct optim_params op = optim_of(&cfg->meta.optimizer);
+    struct optim_params op = run_optim_params(&cfg->meta.optimizer);
     const char *bad = optim_params_check(&op);
     if (bad != NULL) return eg_errorf(err, EG_ERR_CONFIG, "meta.optimizer: %s", bad);
     return EG_OK;
@@ -204,7 +204,7 @@ enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
                          "data.crop_pad: %zu must be smaller than the %zux%zu images",
                          cfg->data.crop_pad, s.h, s.w);
     }
-    struct optim_params op = optim_of(&cfg->train.optimizer);
+    struct optim_params op = run_optim_params(&cfg->train.optimizer);
     const char *bad = optim_params_check(&op);
     if (bad != NULL) return eg_errorf(err, EG_ERR_CONFIG, "train.optimizer: %s", bad);
     return EG_OK;
@@ -275,7 +275,7 @@ static enum eg_status trainer_init(struct trainer *t, const struct run_config *c
         return eg_errorf(err, EG_ERR_CONFIG, "backbone.name: %s: %s", cfg->backbone.name, why);
     }
     t->net = backbone_new(&spec, t->train.shape, t->classes, &init);
-    struct optim_params op = optim_of(&cfg->train.optimizer);
+    struct optim_params op = run_optim_params(&cfg->train.optimizer);
     t->opt = optim_new(&op, t->net->nparams);
     t->sched = schedule_of(cfg);
 

@@ -45,6 +45,12 @@ struct run_result {
     double sec_per_step, sec_per_epoch, wall_s, peak_rss_mb;
 };
 
+struct optim_params;
+
+// The optimiser settings of a config section (sgd: momentum, nesterov; adam: betas, eps; both lr
+// and coupled weight decay), for nn/optim.h. Used for the base and the meta optimiser alike.
+struct optim_params run_optim_params(const struct optim_config *c);
+
 // Checks what can be checked without data: the backbone against the dataset's image shape.
 // Returns EG_ERR_CONFIG with a message naming the keys.
 enum eg_status run_check(const struct run_config *cfg, struct eg_error *err);

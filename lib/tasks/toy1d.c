@@ -18,6 +18,7 @@
 #include "io/csv.h"
 #include "meta/hyper.h"
 #include "nn/optim.h"
+#include "run/run.h"
 
 // rng streams of this task (run.c uses 1 and 2 for the supervised task).
 enum { TOY1D_STREAM_GRID = 11, TOY1D_STREAM_TRAJECTORY = 12 };
@@ -86,24 +87,6 @@ static struct hyper_params hyper_params_of(const struct run_config *cfg)
     bool known = hyper_method_find(cfg->method.name, &hp.method);
     EG_ASSERT(known); // the config's enum lists the same names
     return hp;
-}
-
-// The same mapping as run.c's for train.optimizer (sgd: momentum, nesterov; adam: betas, eps).
-static struct optim_params meta_optim_of(const struct optim_config *c)
-{
-    bool adam = strcmp(c->name, "adam") == 0;
-    struct optim_params p = optim_defaults(adam ? OPTIM_KIND_ADAM : OPTIM_KIND_SGD);
-    p.lr = (float)c->lr;
-    p.weight_decay = (float)c->weight_decay;
-    if (adam) {
-        p.beta1 = (float)c->beta1;
-        p.beta2 = (float)c->beta2;
-        p.eps = (float)c->eps;
-    } else {
-        p.momentum = (float)c->momentum;
-        p.nesterov = c->nesterov;
-    }
-    return p;
 }
 
 // numpy.linspace(lo, hi, n)[i]: lo + i*step, the last point exactly hi.
@@ -191,7 +174,7 @@ static enum eg_status run_trajectories(const struct run_config *cfg, struct hype
 
     struct rng rng;
     rng_seed_stream(&rng, cfg->seed, TOY1D_STREAM_TRAJECTORY);
-    const struct optim_params op = meta_optim_of(&cfg->meta.optimizer);
+    const struct optim_params op = run_optim_params(&cfg->meta.optimizer);
     const float meta_lr = (float)cfg->meta.optimizer.lr, lr = (float)cfg->toy1d.lr;
     for (size_t s = 0; st == EG_OK && s < TOY1D_NSTARTS; s++) {
         struct optim *opt = optim_new(&op, 1);
