@@ -6,7 +6,9 @@
  *
  * Files written into opts->dir: metrics.csv (one row per evaluation, flushed), checkpoint.bin
  * (every checkpoint.every_epochs epochs and on a stop request). The runner writes config.yaml
- * before and summary.csv, runs.csv and DONE after. */
+ * before and summary.csv, runs.csv and DONE after. Task toy1d has no training loop: it is handed
+ * to lib/tasks/toy1d.c, which writes hypergrad.csv and the trajectory files instead (no
+ * metrics.csv, no checkpoint). */
 #ifndef EG_RUN_H
 #define EG_RUN_H
 
