@@ -1,8 +1,10 @@
 # evograd - one non-recursive Makefile.
 #   make            library (build/libevograd.a) and the command (build/evograd)
 #   make run        the default experiment (configs/default.yaml) and its plot
-#   make plots      a PNG per run from plots/*.gp (results/*/*/train.png), and the toy1d
-#                   figures per results/<name>/ holding toy1d runs (toy1d_*.png)
+#   make plots      a PNG per run from plots/*.gp (results/*/*/train.png), the toy1d
+#                   figures per results/<name>/ holding toy1d runs (toy1d_*.png), and per
+#                   results/<name>/ holding rotation runs the learned angles
+#                   (rotation_angle.png) and the table (rotation_table.{csv,md})
 #   make test       the Criterion suite (installs missing packages first, see .ci/ensure-deps)
 #   make bench      speed and memory benchmarks (never part of make test)
 #   make valgrind   the suite under valgrind (memcheck)
@@ -118,6 +120,12 @@ plots: $(STAMP)
 	for d in results/*/; do \
 	    ls "$$d"*/hypergrad.csv >/dev/null 2>&1 || continue; \
 	    gnuplot -e "folder='$${d%/}'" plots/toy1d.gp && n=$$((n + 2)); \
+	done; \
+	for d in results/*/; do \
+	    grep -lqs '^task: rotation$$' "$$d"*/config.yaml || continue; \
+	    gnuplot -e "folder='$${d%/}'" plots/rotation.gp && n=$$((n + 1)) && \
+	    echo "$${d}rotation_angle.png"; \
+	    bash plots/rotation_table.sh "$${d%/}" >/dev/null && echo "$${d}rotation_table.md"; \
 	done; echo "$$n plots written"
 
 # The suite must really run: Criterion exits 0 on zero tests, so the synthesis line is checked.

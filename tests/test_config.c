@@ -144,6 +144,10 @@ Test(config, name_only_gives_every_default)
     cr_assert(c.toy1d.lambda_min == 0.1 && c.toy1d.lambda_max == 2.0);
     cr_assert(eq(sz, c.toy1d.steps, 5));
     cr_assert(c.toy1d.lr == 0.1);
+    cr_assert(c.rotation.degrees == 30.0 && c.rotation.init_deg == 0.0);
+    cr_assert(eq(sz, c.rotation.train_end, 40000));
+    cr_assert(eq(sz, c.rotation.val_begin, 50000));
+    cr_assert(eq(sz, c.rotation.val_end, 60000));
     cr_assert(eq(sz, c.train.epochs, 10));
     cr_assert(eq(sz, c.train.batch_size, 128));
     const struct optim_config *o = &c.train.optimizer;
@@ -318,7 +322,7 @@ static const struct bad_case bad_cases[] = {
     {"trian: 3\n", 0, "1:1: trian: ",
      "unknown key; did you mean 'train'? (known keys: name, "
      "seed, threads, task, data, backbone, method, train, meta, eval, "
-     "checkpoint, toy1d)"},
+     "checkpoint, toy1d, rotation)"},
     {"name: x\ntrain:\n  optimzer: {lr: 1}\n", 0, "3:3: train.optimzer: ",
      "unknown key; did you mean 'train.optimizer'? (known keys in train: epochs, batch_size, "
      "optimizer, schedule)"},
@@ -374,7 +378,7 @@ static const struct bad_case bad_cases[] = {
     {"data: {dataset: MNIST}\n", 0, "1:17: data.dataset: ",
      "expected one of mnist, fashion_mnist, cifar10, cifar100, imagefolder, synthetic, got "
      "'MNIST'"},
-    {"task: mwn\n", 0, "1:7: task: ", "expected one of supervised, toy1d, got 'mwn'"},
+    {"task: mwn\n", 0, "1:7: task: ", "expected one of supervised, toy1d, rotation, got 'mwn'"},
     // non-finite and malformed numbers
     {"train: {optimizer: {lr: .nan}}\n", 0,
      "1:25: train.optimizer.lr: ", "expected a finite number > 0, got '.nan'"},
@@ -547,12 +551,12 @@ static const struct bad_override bad_overrides[] = {
      {"trian.epochs=3"},
      "override 'trian.epochs=3': trian: unknown key; did you mean 'train'? (known keys: name, "
      "seed, threads, task, data, backbone, method, train, meta, eval, checkpoint, "
-     "toy1d)"},
+     "toy1d, rotation)"},
     {"name: x\n",
      {"lr=0.1"},
      "override 'lr=0.1': lr: unknown key; did you mean 'train.optimizer.lr'? (known keys: name, "
      "seed, threads, task, data, backbone, method, train, meta, eval, checkpoint, "
-     "toy1d)"},
+     "toy1d, rotation)"},
     {"name: x\n", {"train.epochs"}, "override 'train.epochs': expected key.path=value"},
     {"name: x\n", {"=3"}, "override '=3': expected key.path=value"},
     {"name: x\n",
@@ -798,6 +802,11 @@ static const char *const every_key[] = {
     "toy1d.lambda_max=3",
     "toy1d.steps=6",
     "toy1d.lr=0.05",
+    "rotation.degrees=45",
+    "rotation.train_end=100",
+    "rotation.val_begin=200",
+    "rotation.val_end=300",
+    "rotation.init_deg=5",
 };
 #define NEVERY (sizeof every_key / sizeof every_key[0])
 

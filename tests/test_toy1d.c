@@ -338,7 +338,7 @@ Test(toy1d_run, bad_configs_exit_1_with_the_key)
     const char *a2[] = {"check", "sup.yaml", NULL};
     cr_assert(eq(int, run_evograd(a2), 1));
     e = stderr_text();
-    cr_assert(strstr(e, "error: method.name: evograd needs a task with hyperparameters (toy1d)") !=
+    cr_assert(strstr(e, "error: method.name: evograd needs a task with hyperparameters (toy1d, rotation)") !=
                   NULL,
               "%s", e);
     free(e);

@@ -117,7 +117,7 @@ struct cfg_section {
 
 static bool name_is_valid(const char *s);
 
-static const char *const task_choices[] = {"supervised", "toy1d", NULL};
+static const char *const task_choices[] = {"supervised", "toy1d", "rotation", NULL};
 static const char *const dataset_choices[] = {"mnist",       "fashion_mnist", "cifar10", "cifar100",
                                               "imagefolder", "synthetic",     NULL};
 static const char *const backbone_choices[] = {"mlp",      "lenet",    "conv4",    "resnet32",
@@ -256,6 +256,20 @@ static const struct cfg_key toy1d_keys[] = {
 };
 static const struct cfg_section toy1d_section = SECTION("toy1d", toy1d_keys);
 
+static const struct cfg_key rotation_keys[] = {
+    KEY_NUM("degrees", rotation.degrees, -360.0, false, 360.0, false, 30.0,
+            "rotation of the validation and test images (counter-clockwise, degrees)"),
+    KEY_SIZE("train_end", rotation.train_end, 1, SIZE_MAX, 40000,
+             "training images are [0, train_end) of the training file, unrotated"),
+    KEY_SIZE("val_begin", rotation.val_begin, 0, SIZE_MAX, 50000,
+             "first validation image of the training file"),
+    KEY_SIZE("val_end", rotation.val_end, 1, SIZE_MAX, 60000,
+             "validation images are [val_begin, val_end) of the training file"),
+    KEY_NUM("init_deg", rotation.init_deg, -360.0, false, 360.0, false, 0.0,
+            "initial learned angle (degrees)"),
+};
+static const struct cfg_section rotation_section = SECTION("rotation", rotation_keys);
+
 static const struct cfg_key root_keys[] = {
     KEY_STR("name", name, name_is_valid, "1 to 63 characters from A-Z a-z 0-9 . _ - (not . or ..)",
             "default", "run name; results go to results/<name>/"),
@@ -271,6 +285,7 @@ static const struct cfg_key root_keys[] = {
     KEY_SECTION("eval", eval_section),
     KEY_SECTION("checkpoint", checkpoint_section),
     KEY_SECTION("toy1d", toy1d_section),
+    KEY_SECTION("rotation", rotation_section),
 };
 static const struct cfg_section root_section = SECTION("", root_keys);
 

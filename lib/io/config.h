@@ -46,7 +46,7 @@ struct run_config {
     char name[CFG_STR_MAX];  // results/<name>/...; [A-Za-z0-9._-]+
     uint64_t seed;
     size_t threads;          // BLAS + OpenMP threads, >= 1
-    char task[CFG_STR_MAX];  // supervised | toy1d (the other meta-learning tasks come with their
+    char task[CFG_STR_MAX];  // supervised | toy1d | rotation (the other meta-learning tasks come with their
                              // issues)
     struct {
         char dataset[CFG_STR_MAX];  // mnist | fashion_mnist | cifar10 | cifar100 | imagefolder |
@@ -97,6 +97,11 @@ struct run_config {
         size_t steps;               // joint (x, lambda) steps per trajectory
         double lr;                  // gradient-descent step on x
     } toy1d;
+    struct {                        // the rotation experiment (task rotation, lib/tasks/rotation.h)
+        double degrees;             // validation/test rotation, degrees counter-clockwise
+        size_t train_end, val_begin, val_end; // data_rotation_split's ranges
+        double init_deg;            // initial learned angle, degrees
+    } rotation;
 };
 
 // Loads config_path, applies overrides[0..noverrides) ("key.path=value", in order), fills

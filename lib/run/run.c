@@ -26,15 +26,27 @@
 #include "nn/loss.h"
 #include "nn/net.h"
 #include "nn/optim.h"
+#include "nn/rotate.h"
+#include "tasks/rotation.h"
 #include "tasks/toy1d.h"
 
-enum { STREAM_INIT = 1, STREAM_BATCHES = 2 };
+enum { STREAM_INIT = 1, STREAM_BATCHES = 2, STREAM_HYPER = 3 };
+
+// pi (RUN_PI is not declared under strict C11 + POSIX); the angle is logged with the exact value.
+static const double RUN_PI = 3.14159265358979323846;
 
 static const char *const metric_columns[] = {
     "epoch", "step", "wall_s", "train_loss", "val_loss", "test_acc", "test_loss", "lr",
     "peak_rss_mb",
 };
 #define NMETRICS (sizeof metric_columns / sizeof metric_columns[0])
+// Task rotation: the same columns and two more.
+static const char *const rotation_columns[] = {
+    "epoch", "step", "wall_s", "train_loss", "val_loss", "test_acc", "test_loss", "lr",
+    "peak_rss_mb", "angle_deg", "test_acc_back",
+};
+#define NROTATION (sizeof rotation_columns / sizeof rotation_columns[0])
+#define NSECTIONS 16
 
 // The loop's own state: one checkpoint section, plain data.
 struct loop_state {
@@ -55,8 +67,39 @@ struct batcher_state {
     struct rng rng;
 };
 
+static struct batcher_state batcher_state_of(const struct batcher *b)
+{
+    return (struct batcher_state){b->pos, b->epoch, b->rng};
+}
+
+static void batcher_restore(struct batcher *b, const struct batcher_state *s)
+{
+    b->pos = s->pos;
+    b->epoch = s->epoch;
+    b->rng = s->rng;
+}
+
+// Task rotation's own state (one checkpoint section): the learned angle and its bookkeeping.
+struct rotation_state {
+    float angle;            // radians
+    float pad_;
+    double val_sum;         // epoch in progress: sum of the meta-steps' validation losses
+    uint64_t val_count;
+    double last_val_loss, last_acc_back;
+    struct rng hyper_rng;   // evograd's perturbations
+};
+
 struct trainer {
     const struct run_config *cfg;
+    bool rot;                    // task rotation
+    struct dataset val;          // rotation: the rotated validation set
+    struct batcher valb;         // rotation: cycled validation batches
+    struct rotation_problem *rp;
+    struct hyper *hyper;         // NULL for method none
+    struct optim *meta_opt;
+    struct rotation_state rs;
+    float *xv, *xr;
+    int32_t *yv;
     struct dataset train, test;
     struct net *net;
     struct optim *opt;
@@ -171,14 +214,48 @@ static enum eg_status toy1d_check(const struct run_config *cfg, struct eg_error 
     return EG_OK;
 }
 
+static bool is_rotation(const struct run_config *cfg)
+{
+    return strcmp(cfg->task, "rotation") == 0;
+}
+
+static struct hyper_params hyper_params_of(const struct run_config *cfg)
+{
+    struct hyper_params hp = {
+        .candidates = cfg->method.candidates,
+        .sigma = cfg->method.sigma,
+        .temperature = cfg->method.temperature,
+        .noise = strcmp(cfg->method.noise, "gaussian") == 0 ? HYPER_NOISE_GAUSSIAN
+                                                            : HYPER_NOISE_RADEMACHER,
+        // 0 = the base learning rate
+        .lookahead_lr = cfg->method.lookahead_lr > 0.0 ? cfg->method.lookahead_lr
+                                                       : cfg->train.optimizer.lr,
+    };
+    bool known = hyper_method_find(cfg->method.name, &hp.method);
+    EG_ASSERT(known); // the config's enum lists the same names
+    return hp;
+}
+
 enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
 {
     if (strcmp(cfg->task, "toy1d") == 0) return toy1d_check(cfg, err);
-    if (strcmp(cfg->method.name, "none") != 0) {
+    if (strcmp(cfg->method.name, "none") != 0 && !is_rotation(cfg)) {
         return eg_errorf(err, EG_ERR_CONFIG,
-                         "method.name: %s needs a task with hyperparameters (toy1d); task %s "
-                         "trains with method none",
+                         "method.name: %s needs a task with hyperparameters (toy1d, rotation); "
+                         "task %s trains with method none",
                          cfg->method.name, cfg->task);
+    }
+    if (is_rotation(cfg)) {
+        const size_t te = cfg->rotation.train_end, vb = cfg->rotation.val_begin,
+                     ve = cfg->rotation.val_end;
+        if (!(te <= vb && vb < ve)) {
+            return eg_errorf(err, EG_ERR_CONFIG,
+                             "rotation: need train_end <= val_begin < val_end, got %zu, %zu, %zu",
+                             te, vb, ve);
+        }
+        struct optim_params mp = run_optim_params(&cfg->meta.optimizer);
+        const char *mbad = optim_params_check(&mp);
+        if (mbad != NULL) return eg_errorf(err, EG_ERR_CONFIG, "meta.optimizer: %s", mbad);
     }
     enum data_source src;
     if (!find_source(cfg, &src)) {
@@ -219,6 +296,16 @@ static void trainer_free(struct trainer *t)
     csv_close(t->metrics, &ignored);
     batcher_deinit(&t->batches);
     batcher_deinit(&t->evalb);
+    if (t->rot) {
+        batcher_deinit(&t->valb);
+        dataset_deinit(&t->val);
+    }
+    rotation_problem_free(t->rp);
+    hyper_free(t->hyper);
+    optim_free(t->meta_opt);
+    free(t->xv);
+    free(t->yv);
+    free(t->xr);
     optim_free(t->opt);
     net_free(t->net);
     dataset_deinit(&t->train);
@@ -244,8 +331,25 @@ static enum eg_status load_data(struct trainer *t, struct eg_error *err)
         .seed = cfg->seed,
     };
     struct dataset full;
-    enum eg_status st = data_load(&spec, &full, &t->test, err);
-    if (st != EG_OK) return st;
+    enum eg_status st;
+    if (t->rot) {
+        struct dataset all, test_in;
+        st = data_load(&spec, &all, &test_in, err);
+        if (st != EG_OK) return st;
+        const struct rotation_ranges r = {
+            .train_end = cfg->rotation.train_end,
+            .val_begin = cfg->rotation.val_begin,
+            .val_end = cfg->rotation.val_end,
+            .degrees = cfg->rotation.degrees,
+        };
+        st = data_rotation_split(&all, &test_in, &r, &full, &t->val, &t->test, err);
+        dataset_deinit(&all);
+        dataset_deinit(&test_in);
+        if (st != EG_OK) return st;
+    } else {
+        st = data_load(&spec, &full, &t->test, err);
+        if (st != EG_OK) return st;
+    }
     if (cfg->data.train_size > 0 && cfg->data.train_size < full.n) {
         size_t *idx = eg_xmalloc_array(cfg->data.train_size, sizeof *idx);
         for (size_t i = 0; i < cfg->data.train_size; i++) idx[i] = i;
@@ -261,7 +365,7 @@ static enum eg_status load_data(struct trainer *t, struct eg_error *err)
 static enum eg_status trainer_init(struct trainer *t, const struct run_config *cfg,
                                    struct eg_error *err)
 {
-    *t = (struct trainer){.cfg = cfg};
+    *t = (struct trainer){.cfg = cfg, .rot = is_rotation(cfg)};
     eg_set_threads((int)cfg->threads);
     enum eg_status st = load_data(t, err);
     if (st != EG_OK) return st;
@@ -284,10 +388,26 @@ static enum eg_status trainer_init(struct trainer *t, const struct run_config *c
     rng_seed_stream(&s2, cfg->seed, STREAM_BATCHES);
     batcher_init(&t->batches, &t->train, NULL, t->train.n, true, &aug, rng_u64(&s2));
     batcher_init(&t->evalb, &t->test, NULL, t->test.n, false, &plain, 0);
+    t->rs.last_val_loss = NAN;
+    t->rs.last_acc_back = NAN;
+    if (t->rot) {
+        batcher_init(&t->valb, &t->val, NULL, t->val.n, true, &plain, rng_u64(&s2));
+        const size_t numel = shape_numel(t->train.shape), mb = cfg->meta.batch_size;
+        t->xv = eg_xmalloc_floats(mb * numel);
+        t->yv = eg_xmalloc_array(mb, sizeof *t->yv);
+        t->rp = rotation_problem_new(t->net);
+        struct hyper_params hp = hyper_params_of(cfg);
+        if (hp.method != HYPER_NONE) t->hyper = hyper_new(&hp, t->net->nparams, 1);
+        struct optim_params mop = run_optim_params(&cfg->meta.optimizer);
+        t->meta_opt = optim_new(&mop, 1);
+        t->rs.angle = (float)(cfg->rotation.init_deg * RUN_PI / 180.0);
+        rng_seed_stream(&t->rs.hyper_rng, cfg->seed, STREAM_HYPER);
+    }
 
     size_t bs = cfg->train.batch_size > cfg->eval.batch_size ? cfg->train.batch_size
                                                              : cfg->eval.batch_size;
     t->x = eg_xmalloc_floats(bs * shape_numel(t->train.shape));
+    if (t->rot) t->xr = eg_xmalloc_floats(bs * shape_numel(t->train.shape));
     t->y = eg_xmalloc_array(bs, sizeof *t->y);
     t->dlogits = eg_xmalloc_floats(bs * t->classes);
     t->losses = eg_xmalloc_floats(bs);
@@ -307,7 +427,8 @@ static void join(char *out, size_t cap, const char *dir, const char *name)
 }
 
 // The sections of a checkpoint, pointing into t (the same list saves and loads).
-static size_t sections_of(struct trainer *t, struct batcher_state *bs, struct ckpt_section *s)
+static size_t sections_of(struct trainer *t, struct batcher_state *bs, struct batcher_state *vbs,
+                          struct ckpt_section *s)
 {
     size_t n = 0;
     s[n++] = (struct ckpt_section){"loop", &t->st, sizeof t->st};
@@ -323,14 +444,29 @@ static size_t sections_of(struct trainer *t, struct batcher_state *bs, struct ck
     s[n++] = (struct ckpt_section){"batch_order", t->batches.order,
                                    t->batches.n * sizeof *t->batches.order};
     s[n++] = (struct ckpt_section){"batch_state", bs, sizeof *bs};
+    if (t->rot) {
+        struct optim *mo = t->meta_opt;
+        s[n++] = (struct ckpt_section){"rotation", &t->rs, sizeof t->rs};
+        s[n++] = (struct ckpt_section){"meta_optim_steps", &mo->steps, sizeof mo->steps};
+        if (mo->buf != NULL) {
+            s[n++] = (struct ckpt_section){"meta_optim_buf", mo->buf, mo->P * sizeof(float)};
+        }
+        if (mo->buf2 != NULL) {
+            s[n++] = (struct ckpt_section){"meta_optim_buf2", mo->buf2, mo->P * sizeof(float)};
+        }
+        s[n++] = (struct ckpt_section){"val_order", t->valb.order,
+                                       t->valb.n * sizeof *t->valb.order};
+        s[n++] = (struct ckpt_section){"val_state", vbs, sizeof *vbs};
+    }
+    EG_ASSERT(n <= NSECTIONS);
     return n;
 }
 
 static enum eg_status save_checkpoint(struct trainer *t, const char *dir, struct eg_error *err)
 {
-    struct batcher_state bs = {t->batches.pos, t->batches.epoch, t->batches.rng};
-    struct ckpt_section s[8];
-    size_t n = sections_of(t, &bs, s);
+    struct batcher_state bs = batcher_state_of(&t->batches), vbs = batcher_state_of(&t->valb);
+    struct ckpt_section s[NSECTIONS];
+    size_t n = sections_of(t, &bs, &vbs, s);
     char path[CFG_PATH_MAX + 32];
     join(path, sizeof path, dir, "checkpoint.bin");
     struct loop_state keep = t->st;
@@ -342,31 +478,37 @@ static enum eg_status save_checkpoint(struct trainer *t, const char *dir, struct
 
 static enum eg_status load_checkpoint(struct trainer *t, const char *dir, struct eg_error *err)
 {
-    struct batcher_state bs;
-    struct ckpt_section s[8];
-    size_t n = sections_of(t, &bs, s);
+    struct batcher_state bs, vbs;
+    struct ckpt_section s[NSECTIONS];
+    size_t n = sections_of(t, &bs, &vbs, s);
     char path[CFG_PATH_MAX + 32];
     join(path, sizeof path, dir, "checkpoint.bin");
     enum eg_status st = ckpt_load(path, config_hash(t->cfg), s, n, err);
     if (st != EG_OK) return st;
-    t->batches.pos = bs.pos;
-    t->batches.epoch = bs.epoch;
-    t->batches.rng = bs.rng;
+    batcher_restore(&t->batches, &bs);
+    if (t->rot) batcher_restore(&t->valb, &vbs);
     return EG_OK;
 }
 
 // ---------------------------------------------------------------------------------------------
 // the loop
 
-// Mean loss and accuracy of the network on the test set (eval mode).
-static void evaluate(struct trainer *t, double *acc, double *loss)
+// Mean loss and accuracy of the network on the test set (eval mode), each batch first rotated by
+// the angle `back` (radians) unless it is 0.
+static void evaluate_at(struct trainer *t, double back, double *acc, double *loss)
 {
     size_t bs = t->cfg->eval.batch_size, correct = 0, seen = 0;
     double sum = 0.0;
     t->evalb.pos = t->evalb.n; // start a fresh pass: the eval batcher never shuffles
     for (size_t b = 0; b < batcher_batches_per_epoch(&t->evalb, bs); b++) {
         size_t m = batcher_next(&t->evalb, bs, t->x, t->y);
-        const float *logits = net_forward(t->net, t->x, m, LAYER_MODE_EVAL);
+        const float *in = t->x;
+        if (back != 0.0) {
+            const struct shape s = t->test.shape;
+            rotate_forward(t->x, t->xr, m, s.c, s.h, s.w, back);
+            in = t->xr;
+        }
+        const float *logits = net_forward(t->net, in, m, LAYER_MODE_EVAL);
         sum += xent_forward(logits, t->y, m, t->classes, t->losses);
         correct += xent_correct(logits, t->y, m, t->classes);
         seen += m;
@@ -375,21 +517,32 @@ static void evaluate(struct trainer *t, double *acc, double *loss)
     *loss = sum / (double)seen;
 }
 
+static void evaluate(struct trainer *t, double *acc, double *loss)
+{
+    evaluate_at(t, 0.0, acc, loss);
+}
+
 static enum eg_status write_metrics(struct trainer *t, double lr, double test_acc,
                                     double test_loss, struct eg_error *err)
 {
-    char cells[NMETRICS][40];
-    const char *row[NMETRICS];
+    char cells[NROTATION][40];
+    const char *row[NROTATION];
+    const size_t ncols = t->rot ? NROTATION : NMETRICS;
     snprintf(cells[0], sizeof cells[0], "%llu", (unsigned long long)t->st.epoch);
     snprintf(cells[1], sizeof cells[1], "%llu", (unsigned long long)t->st.global_step);
     csv_fmt(cells[2], t->st.wall_s + eg_wall_seconds() - t->session_start);
     csv_fmt(cells[3], t->st.last_train_loss);
     cells[4][0] = '\0'; // val_loss: plain supervised training has no validation set
+    if (t->rot && !isnan(t->rs.last_val_loss)) csv_fmt(cells[4], t->rs.last_val_loss);
     csv_fmt(cells[5], test_acc);
     csv_fmt(cells[6], test_loss);
     csv_fmt(cells[7], lr);
     csv_fmt(cells[8], eg_peak_rss_mb());
-    for (size_t i = 0; i < NMETRICS; i++) row[i] = cells[i];
+    if (t->rot) {
+        csv_fmt(cells[9], (double)t->rs.angle * 180.0 / RUN_PI);
+        csv_fmt(cells[10], t->rs.last_acc_back);
+    }
+    for (size_t i = 0; i < ncols; i++) row[i] = cells[i];
     enum eg_status st = csv_row(t->metrics, row, err);
     if (st == EG_OK) t->st.rows = csv_rows(t->metrics);
     return st;
@@ -412,9 +565,31 @@ static void report(struct trainer *t, const struct run_options *o, bool epoch_en
     o->progress(o->progress_ctx, &p, epoch_end);
 }
 
+// Task rotation: one iteration (tasks/rotation.h); returns the batch's mean loss.
+static double rotation_train_step(struct trainer *t, float lr)
+{
+    size_t m = batcher_next(&t->batches, t->cfg->train.batch_size, t->x, t->y);
+    size_t mv = 0;
+    if (t->hyper != NULL) mv = batcher_next(&t->valb, t->cfg->meta.batch_size, t->xv, t->yv);
+    rotation_problem_set_batches(t->rp, t->x, t->y, m, mv ? t->xv : NULL, mv ? t->yv : NULL, mv);
+    struct hyper_info info;
+    double loss = rotation_step(t->rp, t->opt, lr, t->hyper, t->meta_opt,
+                                (float)t->cfg->meta.optimizer.lr, &t->rs.angle,
+                                &t->rs.hyper_rng, &info);
+    if (t->hyper != NULL && isfinite(info.val_loss)) {
+        t->rs.val_sum += info.val_loss;
+        t->rs.val_count++;
+    }
+    t->st.loss_sum += loss * (double)m;
+    t->st.loss_count += m;
+    if (!isfinite(t->rs.angle)) return NAN;
+    return loss;
+}
+
 // One training step on the next batch; returns the batch's mean loss.
 static double train_step(struct trainer *t, float lr)
 {
+    if (t->rot) return rotation_train_step(t, lr);
     size_t m = batcher_next(&t->batches, t->cfg->train.batch_size, t->x, t->y);
     net_zero_grad(t->net);
     const float *logits = net_forward(t->net, t->x, m, LAYER_MODE_TRAIN);
@@ -461,11 +636,20 @@ static enum eg_status train_loop(struct trainer *t, const struct run_options *o,
         t->st.last_train_loss = t->st.loss_sum / (double)t->st.loss_count;
         t->st.loss_sum = 0.0;
         t->st.loss_count = 0;
+        if (t->rot) {
+            t->rs.last_val_loss = t->rs.val_count ? t->rs.val_sum / (double)t->rs.val_count : (double)NAN;
+            t->rs.val_sum = 0.0;
+            t->rs.val_count = 0;
+        }
         bool eval = t->st.epoch % cfg->eval.every_epochs == 0 || t->st.epoch == cfg->train.epochs;
         double acc = NAN, test_loss = NAN;
         if (eval) {
             evaluate(t, &acc, &test_loss);
             t->st.last_acc = acc;
+            if (t->rot) {
+                double back_loss;
+                evaluate_at(t, -(double)t->rs.angle, &t->rs.last_acc_back, &back_loss);
+            }
             if (isnan(t->st.best_acc) || acc > t->st.best_acc) t->st.best_acc = acc;
             st = write_metrics(t, lr, acc, test_loss, err);
             if (st != EG_OK) return st;
@@ -498,10 +682,12 @@ enum eg_status run_experiment(const struct run_config *cfg, const struct run_opt
     if (st == EG_OK && opts->resume) {
         st = load_checkpoint(&t, opts->dir, err);
         if (st == EG_OK) {
-            st = csv_reopen(path, metric_columns, NMETRICS, (size_t)t.st.rows, &t.metrics, err);
+            st = csv_reopen(path, t.rot ? rotation_columns : metric_columns,
+                            t.rot ? NROTATION : NMETRICS, (size_t)t.st.rows, &t.metrics, err);
         }
     } else if (st == EG_OK) {
-        st = csv_create(path, metric_columns, NMETRICS, &t.metrics, err);
+        st = csv_create(path, t.rot ? rotation_columns : metric_columns,
+                        t.rot ? NROTATION : NMETRICS, &t.metrics, err);
     }
     t.session_start = eg_wall_seconds();
     if (st == EG_OK) st = train_loop(&t, opts, res, err);
