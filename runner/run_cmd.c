@@ -279,8 +279,8 @@ static void on_progress(void *ctx, const struct run_progress *p, bool epoch_end)
 
 static const char *const summary_columns[] = {
     "name", "task", "dataset", "backbone", "method", "candidates", "sigma", "temperature", "seed",
-    "epochs", "batch_size", "lr", "final_test_acc", "best_test_acc", "final_train_loss", "sec_per_step", "sec_per_epoch",
-    "wall_s", "peak_rss_mb", "dir",
+    "epochs", "batch_size", "lr", "final_test_acc", "best_test_acc", "angle_deg", "test_acc_back",
+    "final_train_loss", "sec_per_step", "sec_per_epoch", "wall_s", "peak_rss_mb", "dir",
 };
 #define NSUMMARY (sizeof summary_columns / sizeof summary_columns[0])
 
@@ -302,8 +302,11 @@ static bool write_results(const char *dir, const struct run_config *cfg,
                           seed, epochs, bs};
     size_t i = 0;
     for (; i < sizeof text / sizeof text[0]; i++) row[i] = text[i];
+    // the learned angle and the rotated-back accuracy exist for task rotation only
+    bool rot = strcmp(cfg->task, "rotation") == 0;
     const double nums[] = {toy ? cfg->toy1d.lr : cfg->train.optimizer.lr, r->final_acc,
-                           r->best_acc, r->final_train_loss, r->sec_per_step, r->sec_per_epoch,
+                           r->best_acc, rot ? r->final_angle_deg : (double)NAN,
+                           rot ? r->final_acc_back : (double)NAN, r->final_train_loss, r->sec_per_step, r->sec_per_epoch,
                            r->wall_s, r->peak_rss_mb};
     for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++, i++) {
         row[i] = csv_fmt(cells[i], nums[k]);

@@ -700,6 +700,8 @@ enum eg_status run_experiment(const struct run_config *cfg, const struct run_opt
     res->global_step = (size_t)t.st.global_step;
     res->final_acc = t.st.last_acc;
     res->best_acc = t.st.best_acc;
+    res->final_angle_deg = (double)t.rs.angle * 180.0 / RUN_PI;
+    res->final_acc_back = t.rs.last_acc_back;
     res->final_train_loss = t.st.last_train_loss;
     res->wall_s = t.st.wall_s + eg_wall_seconds() - t.session_start;
     res->sec_per_step = t.st.global_step ? t.st.step_s / (double)t.st.global_step : 0.0;

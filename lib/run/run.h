@@ -45,6 +45,8 @@ struct run_result {
     double final_acc, best_acc;  // test accuracy after the last epoch, and the best seen
     double final_train_loss;
     double sec_per_step, sec_per_epoch, wall_s, peak_rss_mb;
+    double final_angle_deg, final_acc_back; // task rotation: the learned angle and the accuracy
+                                            // on test images rotated back by it (else unused)
 };
 
 struct optim_params;
