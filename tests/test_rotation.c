@@ -158,7 +158,7 @@ static float learned_angle(enum hyper_method method)
     return angle;
 }
 
-Test(rotation, validation_rotated_plus_30_pulls_the_angle_positive, .timeout = 120)
+Test(rotation, validation_rotated_plus_30_pulls_the_angle_positive, .timeout = 900)
 {
     float a = learned_angle(HYPER_UNROLLED);
     cr_assert(a > (float)(5.0 * PI / 180.0), "unrolled: angle %g degrees", (double)a * 180 / PI);
@@ -271,7 +271,7 @@ static double cell(const char *text, size_t r, size_t col)
 }
 
 Test(rotation_e2e, metrics_have_the_angle_and_the_back_rotated_accuracy, .init = setup,
-     .fini = teardown, .timeout = 120)
+     .fini = teardown, .timeout = 900)
 {
     char p[128];
     snprintf(p, sizeof p, "%s/rot.yaml", tmp);

@@ -42,6 +42,8 @@ void batcher_init(struct batcher *b, const struct dataset *d, const size_t *idx,
         .shuffle = shuffle,
         .aug = *aug,
     };
+    // Defined before the first epoch too, so a checkpoint of an unused batcher is deterministic.
+    memcpy(b->order, list, n * sizeof *list);
     rng_seed(&b->rng, seed);
 }
 
