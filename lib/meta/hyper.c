@@ -106,6 +106,18 @@ void hyper_free(struct hyper *h)
     free(h);
 }
 
+enum hyper_method hyper_method_of(const struct hyper *h)
+{
+    EG_ASSERT(h != NULL);
+    return h->hp.method;
+}
+
+void hyper_set_lookahead_lr(struct hyper *h, double alpha)
+{
+    EG_ASSERT(h != NULL && alpha > 0.0);
+    h->hp.lookahead_lr = alpha;
+}
+
 void hyper_softmax_weights(const double *losses, size_t K, double tau, double *w)
 {
     EG_ASSERT(K >= 1);

@@ -47,6 +47,14 @@ struct hyper;
 struct hyper *hyper_new(const struct hyper_params *hp, size_t P, size_t H);
 void hyper_free(struct hyper *h);
 
+// The method h was made for.
+enum hyper_method hyper_method_of(const struct hyper *h);
+
+// Sets the unrolled method's look-ahead step alpha (> 0) for later steps: a task whose base
+// learning rate follows a schedule keeps alpha equal to it (paper-spec 2.1). No effect on the
+// other methods.
+void hyper_set_lookahead_lr(struct hyper *h, double alpha);
+
 // What a step saw, for logging and tests.
 struct hyper_info {
     double val_loss;         // l_V at theta* (evograd), theta' (unrolled), theta (none)

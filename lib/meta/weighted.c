@@ -11,22 +11,6 @@
 #include "nn/loss.h"
 #include "nn/net.h"
 
-// Puts theta into the net (saving the net's own parameters) unless theta is net->params.
-static void swap_in(struct weighted_problem *wp, const float *theta)
-{
-    struct net *net = wp->net;
-    if (theta == net->params) return;
-    memcpy(wp->saved, net->params, net->nparams * sizeof(float));
-    memcpy(net->params, theta, net->nparams * sizeof(float));
-}
-
-static void swap_out(struct weighted_problem *wp, const float *theta)
-{
-    struct net *net = wp->net;
-    if (theta == net->params) return;
-    memcpy(net->params, wp->saved, net->nparams * sizeof(float));
-}
-
 // dtheta = net->grads (P), unless they are the same buffer.
 static void copy_grads(const struct net *net, float *dtheta)
 {
@@ -41,7 +25,7 @@ static double weighted_train_loss(struct meta_problem *p, const float *theta,
     const size_t n = wp->n, C = wp->classes;
     EG_ASSERT(wp->x != NULL);
 
-    swap_in(wp, theta);
+    net_swap_in(wp->net, wp->saved, theta);
     const float *logits = net_forward(net, wp->x, n, wp->train_mode);
     xent_forward(logits, wp->labels, n, C, wp->losses);
     // l_T = sum_i lambda_i c_i / n, summed in double
@@ -59,7 +43,7 @@ static double weighted_train_loss(struct meta_problem *p, const float *theta,
         net_backward(net, wp->dlogits, NULL);
         copy_grads(net, dtheta);
     }
-    swap_out(wp, theta);
+    net_swap_out(wp->net, wp->saved, theta);
     return L;
 }
 
@@ -70,7 +54,7 @@ static double weighted_val_loss(struct meta_problem *p, const float *theta, floa
     const size_t m = wp->m, C = wp->classes;
     EG_ASSERT(wp->xv != NULL);
 
-    swap_in(wp, theta);
+    net_swap_in(wp->net, wp->saved, theta);
     const float *logits = net_forward(net, wp->xv, m, wp->val_mode);
     double L = xent_forward(logits, wp->labels_v, m, C, wp->losses) / (double)m;
     if (dtheta != NULL) {
@@ -79,7 +63,7 @@ static double weighted_val_loss(struct meta_problem *p, const float *theta, floa
         net_backward(net, wp->dlogits, NULL);
         copy_grads(net, dtheta);
     }
-    swap_out(wp, theta);
+    net_swap_out(wp->net, wp->saved, theta);
     return L;
 }
 

@@ -370,6 +370,19 @@ void net_zero_grad(struct net *net)
     memset(net->grads, 0, net->nparams * sizeof(float));
 }
 
+void net_swap_in(struct net *net, float *saved, const float *theta)
+{
+    if (theta == net->params) return;
+    memcpy(saved, net->params, net->nparams * sizeof(float));
+    memcpy(net->params, theta, net->nparams * sizeof(float));
+}
+
+void net_swap_out(struct net *net, const float *saved, const float *theta)
+{
+    if (theta == net->params) return;
+    memcpy(net->params, saved, net->nparams * sizeof(float));
+}
+
 double net_flops(const struct net *net, size_t n)
 {
     double f = 0.0;

@@ -93,6 +93,12 @@ void net_backward(struct net *net, const float *dout, float *dx);
 // grads = 0.
 void net_zero_grad(struct net *net);
 
+// Evaluating a network at other parameters theta (the meta-problems): net_swap_in saves the
+// net's own parameters into saved (nparams floats) and copies theta in; net_swap_out copies them
+// back. Both do nothing when theta is net->params itself.
+void net_swap_in(struct net *net, float *saved, const float *theta);
+void net_swap_out(struct net *net, const float *saved, const float *theta);
+
 // Forward multiply-add FLOPs (2 per multiply-add) of a batch of n.
 double net_flops(const struct net *net, size_t n);
 

@@ -11,21 +11,6 @@
 #include "nn/loss.h"
 #include "nn/rotate.h"
 
-static void swap_in(struct rotation_problem *rp, const float *theta)
-{
-    struct net *net = rp->net;
-    if (theta == net->params) return;
-    memcpy(rp->saved, net->params, net->nparams * sizeof(float));
-    memcpy(net->params, theta, net->nparams * sizeof(float));
-}
-
-static void swap_out(struct rotation_problem *rp, const float *theta)
-{
-    struct net *net = rp->net;
-    if (theta == net->params) return;
-    memcpy(net->params, rp->saved, net->nparams * sizeof(float));
-}
-
 static void grow(struct rotation_problem *rp, size_t need)
 {
     if (need <= rp->cap) return;
@@ -50,7 +35,7 @@ static double rotation_train_loss(struct meta_problem *p, const float *theta, co
     const double a = (double)lambda[0];
     EG_ASSERT(rp->x != NULL);
 
-    swap_in(rp, theta);
+    net_swap_in(rp->net, rp->saved, theta);
     rotate_forward(rp->x, rp->xr, n, s.c, s.h, s.w, a);
     const float *logits = net_forward(net, rp->xr, n, rp->mode);
     double L = xent_forward(logits, rp->y, n, C, rp->losses) / (double)n;
@@ -65,7 +50,7 @@ static double rotation_train_loss(struct meta_problem *p, const float *theta, co
             dlambda[0] = (float)rotate_backward(rp->x, rp->dxr, NULL, n, s.c, s.h, s.w, a);
         }
     }
-    swap_out(rp, theta);
+    net_swap_out(rp->net, rp->saved, theta);
     return L;
 }
 
@@ -76,7 +61,7 @@ static double rotation_val_loss(struct meta_problem *p, const float *theta, floa
     const size_t m = rp->m, C = rp->classes;
     EG_ASSERT(rp->xv != NULL && m >= 1);
 
-    swap_in(rp, theta);
+    net_swap_in(rp->net, rp->saved, theta);
     const float *logits = net_forward(net, rp->xv, m, rp->mode);
     double L = xent_forward(logits, rp->yv, m, C, rp->losses) / (double)m;
     if (dtheta != NULL) {
@@ -85,7 +70,7 @@ static double rotation_val_loss(struct meta_problem *p, const float *theta, floa
         net_backward(net, rp->dlogits, NULL);
         if (dtheta != net->grads) memcpy(dtheta, net->grads, net->nparams * sizeof(float));
     }
-    swap_out(rp, theta);
+    net_swap_out(rp->net, rp->saved, theta);
     return L;
 }
 
