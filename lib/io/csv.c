@@ -288,13 +288,22 @@ static enum eg_status check_existing(const char *path, const char *header, size_
     } else if ((size_t)n != hlen || memcmp(got, header, hlen) != 0) {
         size_t l = 0;
         while (l < (size_t)n && got[l] != '\n') { l++; }
+        // show both from the first column that differs (the common prefix is no help)
+        size_t d = 0, col = 1, start = 0;
+        while (d < l && d < hlen && got[d] == header[d]) {
+            if (got[d] == ',') {
+                col++;
+                start = d + 1;
+            }
+            d++;
+        }
         char have[64], want[64];
-        excerpt(have, got, l);
-        excerpt(want, header, hlen);
+        excerpt(have, got + start, l - start);
+        excerpt(want, header + start, hlen - start);
         s = eg_errorf(err, EG_ERR_FORMAT,
-                      "%s: header is '%s', expected '%s' (rows of a different shape; use another "
-                      "results name or move the old file)",
-                      path, have, want);
+                      "%s: header differs from column %zu on: has '%s', expected '%s' (rows of a "
+                      "different shape; use another results name or move the old file)",
+                      path, col, have, want);
     }
     free(got);
     close(rfd);
