@@ -3,10 +3,15 @@
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/rng.h"
@@ -281,4 +286,110 @@ void gradcheck_layer(const char *what, struct layer *l, const struct gradcheck_o
     free(y);
     free(g);
     free(scratch);
+}
+
+// ---------------------------------------------------------------------------------------------
+// end-to-end runs
+
+char e2e_dir[64];
+
+void e2e_setup(void)
+{
+    snprintf(e2e_dir, sizeof e2e_dir, "/tmp/evograd-test-XXXXXX");
+    cr_assert(mkdtemp(e2e_dir) != NULL);
+}
+
+void e2e_teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", e2e_dir);
+    cr_assert(system(cmd) == 0);
+}
+
+const char *e2e_bin(void)
+{
+    const char *b = getenv("EVOGRAD_BIN");
+    if (b == NULL) cr_fatal("EVOGRAD_BIN is not set (run the suite with make test)");
+    return b;
+}
+
+void e2e_write(const char *rel, const char *text)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", e2e_dir, rel);
+    FILE *f = fopen(p, "w");
+    cr_assert(f != NULL, "%s", p);
+    cr_assert(fputs(text, f) >= 0);
+    cr_assert(fclose(f) == 0);
+}
+
+char *e2e_read(const char *rel)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", e2e_dir, rel);
+    FILE *f = fopen(p, "r");
+    if (f == NULL) return NULL;
+    size_t cap = 4096, n = 0, got;
+    char *buf = eg_xmalloc(cap);
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) buf = eg_xrealloc(buf, cap *= 2);
+    }
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+int e2e_run(const char *const *args, const char *kill_when)
+{
+    const char *bin = e2e_bin();
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        if (chdir(e2e_dir) != 0) _exit(99);
+        int e = open("stderr.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int o = open("stdout.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (e < 0 || o < 0 || dup2(e, 2) < 0 || dup2(o, 1) < 0) _exit(98);
+        char *argv[64];
+        size_t n = 0;
+        argv[n++] = (char *)bin;
+        for (; args[n - 1] != NULL && n < 63; n++) argv[n] = (char *)args[n - 1];
+        argv[n] = NULL;
+        execv(bin, argv);
+        _exit(97);
+    }
+    if (kill_when != NULL) {
+        const struct timespec pause = {0, 5000000}; // 5 ms
+        for (int i = 0; i < 6000 && access(kill_when, F_OK) != 0; i++) nanosleep(&pause, NULL);
+        kill(pid, SIGTERM);
+    }
+    int status = 0;
+    cr_assert(waitpid(pid, &status, 0) == pid);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+double csv_cell(const char *text, size_t r, size_t col)
+{
+    const char *p = text;
+    for (size_t i = 0; i < r; i++) {
+        p = strchr(p, '\n');
+        cr_assert(p != NULL && p[1] != '\0', "no row %zu", r);
+        p++;
+    }
+    for (size_t c = 0; c < col; c++) {
+        const char *q = strchr(p, ',');
+        const char *nl = strchr(p, '\n');
+        cr_assert(q != NULL && (nl == NULL || q < nl), "row %zu has no column %zu", r, col);
+        p = q + 1;
+    }
+    if (*p == ',' || *p == '\n' || *p == '\0') return NAN;
+    return strtod(p, NULL);
+}
+
+size_t csv_data_rows(const char *text)
+{
+    size_t lines = 0;
+    for (const char *c = text; *c; c++) lines += *c == '\n';
+    return lines > 0 ? lines - 1 : 0;
 }

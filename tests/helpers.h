@@ -54,4 +54,23 @@ void layer_run_forward(struct layer *l, size_t n, enum layer_mode mode, const fl
 // Frees l->state the way the net does (ops->destroy, else free).
 void layer_release(struct layer *l);
 
+// End-to-end runs of the evograd binary (EVOGRAD_BIN, set by `make test`) in a fresh temporary
+// folder e2e_dir (e2e_setup / e2e_teardown as a suite's .init / .fini).
+extern char e2e_dir[64];
+void e2e_setup(void);
+void e2e_teardown(void);
+const char *e2e_bin(void);
+// Writes / reads (caller frees; NULL when missing) a file at e2e_dir/rel.
+void e2e_write(const char *rel, const char *text);
+char *e2e_read(const char *rel);
+// Runs the binary with args (NULL-terminated) in e2e_dir, stdout to stdout.txt and stderr to
+// stderr.txt there. Returns the exit status (128 + signal if killed). If kill_when (a path) is
+// not NULL, sends SIGTERM as soon as that file exists.
+int e2e_run(const char *const *args, const char *kill_when);
+// The number in column col (0-based) of data row r (1-based; 0 the header) of a CSV text; NAN
+// for an empty cell. Fails the test when the row or column does not exist.
+double csv_cell(const char *text, size_t r, size_t col);
+// Data rows of a CSV text (lines after the header).
+size_t csv_data_rows(const char *text);
+
 #endif // EG_TEST_HELPERS_H

@@ -5,18 +5,14 @@
  * columns, the angle of method none, resume. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
-#include <fcntl.h>
 #include <math.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "data/augment.h"
+#include "helpers.h"
 #include "meta/hyper.h"
 #include "nn/backbones.h"
 #include "nn/optim.h"
@@ -169,64 +165,6 @@ Test(rotation, validation_rotated_plus_30_pulls_the_angle_positive, .timeout = 9
 // ---------------------------------------------------------------------------------------------
 // end to end
 
-static char tmp[64];
-
-static void setup(void)
-{
-    snprintf(tmp, sizeof tmp, "/tmp/evograd-rotation-XXXXXX");
-    cr_assert(mkdtemp(tmp) != NULL);
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    cr_assert(system(cmd) == 0);
-}
-
-static const char *bin(void)
-{
-    const char *b = getenv("EVOGRAD_BIN");
-    if (b == NULL) cr_fatal("EVOGRAD_BIN is not set (run the suite with make test)");
-    return b;
-}
-
-static char *read_rel(const char *rel)
-{
-    char p[256];
-    snprintf(p, sizeof p, "%s/%s", tmp, rel);
-    FILE *f = fopen(p, "r");
-    if (f == NULL) return NULL;
-    size_t cap = 1 << 16;
-    char *buf = eg_xmalloc(cap);
-    size_t n = fread(buf, 1, cap - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static int run_evograd(const char *const *args)
-{
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        if (chdir(tmp) != 0) _exit(99);
-        int e = open("stderr.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int o = open("stdout.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (e < 0 || o < 0 || dup2(e, 2) < 0 || dup2(o, 1) < 0) _exit(98);
-        char *argv[64];
-        size_t n = 0;
-        argv[n++] = (char *)bin();
-        for (; args[n - 1] != NULL && n < 63; n++) argv[n] = (char *)args[n - 1];
-        argv[n] = NULL;
-        execv(bin(), argv);
-        _exit(97);
-    }
-    int status = 0;
-    cr_assert(waitpid(pid, &status, 0) == pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
 static const char tiny_rotation[] = "name: rot\n"
                                     "seed: 2\n"
                                     "threads: 1\n"
@@ -253,72 +191,50 @@ static const char tiny_rotation[] = "name: rot\n"
                                     "checkpoint: {every_epochs: 1}\n"
                                     "rotation: {train_end: 60, val_begin: 70, val_end: 120}\n";
 
-// The value of column col (0-based) of data row r (1-based) of a CSV text.
-static double cell(const char *text, size_t r, size_t col)
+Test(rotation_e2e, metrics_have_the_angle_and_the_back_rotated_accuracy, .init = e2e_setup,
+     .fini = e2e_teardown, .timeout = 900)
 {
-    const char *p = text;
-    for (size_t i = 0; i < r; i++) {
-        p = strchr(p, '\n');
-        cr_assert(p != NULL);
-        p++;
-    }
-    for (size_t c = 0; c < col; c++) {
-        p = strchr(p, ',');
-        cr_assert(p != NULL);
-        p++;
-    }
-    return strtod(p, NULL);
-}
-
-Test(rotation_e2e, metrics_have_the_angle_and_the_back_rotated_accuracy, .init = setup,
-     .fini = teardown, .timeout = 900)
-{
-    char p[128];
-    snprintf(p, sizeof p, "%s/rot.yaml", tmp);
-    FILE *f = fopen(p, "w");
-    cr_assert(f != NULL);
-    fputs(tiny_rotation, f);
-    fclose(f);
+    e2e_write("rot.yaml", tiny_rotation);
 
     const char *a1[] = {"run", "rot.yaml", "--out", "evo", "--quiet", NULL};
-    cr_assert(eq(int, run_evograd(a1), 0));
-    char *m = read_rel("evo/metrics.csv");
+    cr_assert(eq(int, e2e_run(a1, NULL), 0));
+    char *m = e2e_read("evo/metrics.csv");
     cr_assert(m != NULL);
     const char *header = "epoch,step,wall_s,train_loss,val_loss,test_acc,test_loss,lr,"
                          "peak_rss_mb,angle_deg,test_acc_back\n";
     cr_assert(strncmp(m, header, strlen(header)) == 0, "%s", m);
-    double ang = cell(m, 2, 9), back = cell(m, 2, 10), acc = cell(m, 2, 5);
+    double ang = csv_cell(m, 2, 9), back = csv_cell(m, 2, 10), acc = csv_cell(m, 2, 5);
     cr_assert(isfinite(ang) && ang != 0.0, "evograd moves the angle: %g", ang);
     cr_assert(back >= 0.0 && back <= 1.0 && acc >= 0.0 && acc <= 1.0);
-    cr_assert(isfinite(cell(m, 2, 4)), "val_loss is logged");
+    cr_assert(isfinite(csv_cell(m, 2, 4)), "val_loss is logged");
     free(m);
 
     const char *a2[] = {"run", "rot.yaml", "method.name=none", "--out", "none", "--quiet", NULL};
-    cr_assert(eq(int, run_evograd(a2), 0));
-    m = read_rel("none/metrics.csv");
+    cr_assert(eq(int, e2e_run(a2, NULL), 0));
+    m = e2e_read("none/metrics.csv");
     cr_assert(m != NULL);
     for (size_t r = 1; r <= 2; r++) {
-        cr_assert(eq(dbl, cell(m, r, 9), 0.0), "none keeps the angle at 0");
-        cr_assert(eq(dbl, cell(m, r, 10), cell(m, r, 5)), "no rotation back at angle 0");
+        cr_assert(eq(dbl, csv_cell(m, r, 9), 0.0), "none keeps the angle at 0");
+        cr_assert(eq(dbl, csv_cell(m, r, 10), csv_cell(m, r, 5)), "no rotation back at angle 0");
     }
     free(m);
 
     // the unrolled method runs; a stopped and resumed evograd run ends with the same angle and
     // accuracies as the uninterrupted one (angle, meta-optimiser and validation batches restored)
     const char *a3[] = {"run", "rot.yaml", "method.name=unrolled", "--out", "u1", "--quiet", NULL};
-    cr_assert(eq(int, run_evograd(a3), 0));
+    cr_assert(eq(int, e2e_run(a3, NULL), 0));
     const char *a4[] = {"run", "rot.yaml", "--out", "part", "--quiet", "--stop-after", "4", NULL};
-    cr_assert(eq(int, run_evograd(a4), 0));
+    cr_assert(eq(int, e2e_run(a4, NULL), 0));
     const char *a5[] = {"run", "rot.yaml", "--out", "part", "--resume", "--quiet", NULL};
-    cr_assert(eq(int, run_evograd(a5), 0));
-    char *u = read_rel("u1/metrics.csv"), *e = read_rel("part/metrics.csv"),
-         *e0 = read_rel("evo/metrics.csv");
+    cr_assert(eq(int, e2e_run(a5, NULL), 0));
+    char *u = e2e_read("u1/metrics.csv"), *e = e2e_read("part/metrics.csv"),
+         *e0 = e2e_read("evo/metrics.csv");
     cr_assert(u != NULL && e != NULL && e0 != NULL);
-    cr_assert(isfinite(cell(u, 2, 9)));
+    cr_assert(isfinite(csv_cell(u, 2, 9)));
     for (size_t r = 1; r <= 2; r++) {
         for (size_t c = 0; c < 11; c++) {
             if (c == 2 || c == 8) continue; // wall_s, peak_rss_mb
-            cr_assert(eq(dbl, cell(e, r, c), cell(e0, r, c)), "row %zu column %zu", r, c);
+            cr_assert(eq(dbl, csv_cell(e, r, c), csv_cell(e0, r, c)), "row %zu column %zu", r, c);
         }
     }
     free(u);
@@ -326,17 +242,12 @@ Test(rotation_e2e, metrics_have_the_angle_and_the_back_rotated_accuracy, .init =
     free(e0);
 }
 
-Test(rotation_e2e, bad_ranges_are_config_errors, .init = setup, .fini = teardown)
+Test(rotation_e2e, bad_ranges_are_config_errors, .init = e2e_setup, .fini = e2e_teardown)
 {
-    char p[128];
-    snprintf(p, sizeof p, "%s/rot.yaml", tmp);
-    FILE *f = fopen(p, "w");
-    cr_assert(f != NULL);
-    fputs(tiny_rotation, f);
-    fclose(f);
+    e2e_write("rot.yaml", tiny_rotation);
     const char *a[] = {"run", "rot.yaml", "rotation.val_begin=50", "--out", "x", "--quiet",
                        NULL};
-    cr_assert(ne(int, run_evograd(a), 0));
+    cr_assert(ne(int, e2e_run(a, NULL), 0));
     const char *b[] = {"run", "rot.yaml", "rotation.val_end=500", "--out", "y", "--quiet", NULL};
-    cr_assert(ne(int, run_evograd(b), 0));
+    cr_assert(ne(int, e2e_run(b, NULL), 0));
 }

@@ -5,114 +5,23 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "helpers.h"
 
-static char tmp[64];
+TestSuite(runner, .init = e2e_setup, .fini = e2e_teardown);
 
-static void setup(void)
-{
-    snprintf(tmp, sizeof tmp, "/tmp/evograd-runner-XXXXXX");
-    cr_assert(mkdtemp(tmp) != NULL);
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    cr_assert(system(cmd) == 0);
-}
-
-TestSuite(runner, .init = setup, .fini = teardown);
-
-static const char *bin(void)
-{
-    const char *b = getenv("EVOGRAD_BIN");
-    if (b == NULL) cr_fatal("EVOGRAD_BIN is not set (run the suite with make test)");
-    return b;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f != NULL, "%s", path);
-    cr_assert(fputs(text, f) >= 0);
-    cr_assert(fclose(f) == 0);
-}
-
-// Reads a whole file (caller frees); NULL when it cannot be opened.
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = eg_xmalloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) buf = eg_xrealloc(buf, cap *= 2);
-    }
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static bool file_exists(const char *dir, const char *name)
+// Whether e2e_dir/rel exists.
+static bool exists(const char *rel)
 {
     char p[512];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
+    snprintf(p, sizeof p, "%s/%s", e2e_dir, rel);
     return access(p, F_OK) == 0;
-}
-
-// Runs evograd with args (NULL-terminated) in tmp; stderr to tmp/stderr.txt, stdout to
-// tmp/stdout.txt. Returns the exit status (128 + signal if killed). If kill_when is not NULL,
-// sends SIGTERM as soon as that file exists.
-static int run_evograd_signal(const char *const *args, const char *kill_when)
-{
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        if (chdir(tmp) != 0) _exit(99);
-        int e = open("stderr.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int o = open("stdout.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (e < 0 || o < 0 || dup2(e, 2) < 0 || dup2(o, 1) < 0) _exit(98);
-        char *argv[64];
-        size_t n = 0;
-        argv[n++] = (char *)bin();
-        for (; args[n - 1] != NULL && n < 63; n++) argv[n] = (char *)args[n - 1];
-        argv[n] = NULL;
-        execv(bin(), argv);
-        _exit(97);
-    }
-    if (kill_when != NULL) {
-        const struct timespec pause = {0, 5000000}; // 5 ms
-        for (int i = 0; i < 6000 && access(kill_when, F_OK) != 0; i++) nanosleep(&pause, NULL);
-        kill(pid, SIGTERM);
-    }
-    int status = 0;
-    cr_assert(waitpid(pid, &status, 0) == pid);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return WEXITSTATUS(status);
-}
-
-static int run_evograd(const char *const *args)
-{
-    return run_evograd_signal(args, NULL);
-}
-
-static char *stderr_text(void)
-{
-    char p[128];
-    snprintf(p, sizeof p, "%s/stderr.txt", tmp);
-    return read_file(p);
 }
 
 // A tiny experiment: an MLP on a synthetic 3x8x8 set, 3 epochs of 4 steps.
@@ -139,17 +48,15 @@ static const char tiny_config[] = "name: tiny\n"
 
 static void write_tiny(void)
 {
-    char p[128];
-    snprintf(p, sizeof p, "%s/tiny.yaml", tmp);
-    write_file(p, tiny_config);
+    e2e_write("tiny.yaml", tiny_config);
 }
 
 // metrics.csv of a run with the wall_s and peak_rss_mb columns (3 and 9) blanked.
 static char *metrics_without_clock(const char *dir)
 {
     char p[512];
-    snprintf(p, sizeof p, "%s/%s/metrics.csv", tmp, dir);
-    char *text = read_file(p);
+    snprintf(p, sizeof p, "%s/metrics.csv", dir);
+    char *text = e2e_read(p);
     cr_assert(text != NULL, "%s", p);
     char *out = eg_xmalloc(strlen(text) + 1);
     size_t o = 0, col = 1;
@@ -170,13 +77,11 @@ Test(runner, run_writes_every_output_and_rerun_from_its_config_matches)
 {
     write_tiny();
     const char *a1[] = {"run", "tiny.yaml", "--out", "r1", "--quiet", NULL};
-    cr_assert(eq(int, run_evograd(a1), 0), "%s", stderr_text());
-    char dir[128];
-    snprintf(dir, sizeof dir, "%s/r1", tmp);
-    const char *files[] = {"config.yaml", "metrics.csv", "summary.csv", "DONE",
-                           "checkpoint.bin"};
-    for (size_t i = 0; i < 5; i++) cr_assert(file_exists(dir, files[i]), "%s", files[i]);
-    cr_assert(file_exists(tmp, "runs.csv"));
+    cr_assert(eq(int, e2e_run(a1, NULL), 0), "%s", e2e_read("stderr.txt"));
+    const char *files[] = {"r1/config.yaml", "r1/metrics.csv", "r1/summary.csv", "r1/DONE",
+                           "r1/checkpoint.bin"};
+    for (size_t i = 0; i < 5; i++) cr_assert(exists(files[i]), "%s", files[i]);
+    cr_assert(exists("runs.csv"));
     char *m = metrics_without_clock("r1");
     size_t lines = 0;
     for (char *c = m; *c; c++) lines += *c == '\n';
@@ -184,7 +89,7 @@ Test(runner, run_writes_every_output_and_rerun_from_its_config_matches)
     cr_assert(strncmp(m, "epoch,step,,train_loss,val_loss,test_acc", 40) == 0, "%s", m);
 
     const char *a2[] = {"run", "r1/config.yaml", "--out", "r2", "--quiet", NULL};
-    cr_assert(eq(int, run_evograd(a2), 0), "%s", stderr_text());
+    cr_assert(eq(int, e2e_run(a2, NULL), 0), "%s", e2e_read("stderr.txt"));
     char *m2 = metrics_without_clock("r2");
     cr_assert(strcmp(m, m2) == 0, "first:\n%s\nsecond:\n%s", m, m2);
     free(m);
@@ -195,19 +100,17 @@ Test(runner, resume_after_stop_equals_an_uninterrupted_run)
 {
     write_tiny();
     const char *full[] = {"run", "tiny.yaml", "--out", "full", "--quiet", NULL};
-    cr_assert(eq(int, run_evograd(full), 0), "%s", stderr_text());
+    cr_assert(eq(int, e2e_run(full, NULL), 0), "%s", e2e_read("stderr.txt"));
     // stop mid-epoch 2 (steps 4 per epoch), then resume
     const char *part[] = {"run", "tiny.yaml", "--out", "part", "--quiet", "--stop-after", "6",
                           NULL};
-    cr_assert(eq(int, run_evograd(part), 0), "%s", stderr_text());
-    char dir[128];
-    snprintf(dir, sizeof dir, "%s/part", tmp);
-    cr_assert(file_exists(dir, "checkpoint.bin") && file_exists(dir, "DONE") == false);
-    char *err = stderr_text();
+    cr_assert(eq(int, e2e_run(part, NULL), 0), "%s", e2e_read("stderr.txt"));
+    cr_assert(exists("part/checkpoint.bin") && exists("part/DONE") == false);
+    char *err = e2e_read("stderr.txt");
     cr_assert(strstr(err, "--resume") != NULL, "%s", err);
     free(err);
     const char *resume[] = {"run", "tiny.yaml", "--out", "part", "--quiet", "--resume", NULL};
-    cr_assert(eq(int, run_evograd(resume), 0), "%s", stderr_text());
+    cr_assert(eq(int, e2e_run(resume, NULL), 0), "%s", e2e_read("stderr.txt"));
     char *a = metrics_without_clock("full"), *b = metrics_without_clock("part");
     cr_assert(strcmp(a, b) == 0, "uninterrupted:\n%s\nresumed:\n%s", a, b);
     free(a);
@@ -217,23 +120,24 @@ Test(runner, resume_after_stop_equals_an_uninterrupted_run)
 Test(runner, sigterm_checkpoints_and_resume_completes_identically)
 {
     write_tiny();
-    char p[256];
-    snprintf(p, sizeof p, "%s/tiny.yaml", tmp);
-    write_file(p, "name: tiny\nthreads: 1\ndata: {dataset: synthetic, image_c: 3, image_h: 8, "
-                  "image_w: 8, classes: 4, synthetic_train: 1000, synthetic_test: 64}\n"
-                  "backbone: {name: mlp, hidden: [64]}\ntrain: {epochs: 20, batch_size: 10}\n");
+    e2e_write("tiny.yaml",
+              "name: tiny\nthreads: 1\ndata: {dataset: synthetic, image_c: 3, image_h: 8, "
+              "image_w: 8, classes: 4, synthetic_train: 1000, synthetic_test: 64}\n"
+              "backbone: {name: mlp, hidden: [64]}\ntrain: {epochs: 20, batch_size: 10}\n");
     const char *full[] = {"run", "tiny.yaml", "--out", "full", "--quiet", NULL};
-    cr_assert(eq(int, run_evograd(full), 0), "%s", stderr_text());
-    snprintf(p, sizeof p, "%s/part/metrics.csv", tmp);
+    cr_assert(eq(int, e2e_run(full, NULL), 0), "%s", e2e_read("stderr.txt"));
+    // e2e_run tests kill_when from the test's working directory: an absolute path
+    char p[256];
+    snprintf(p, sizeof p, "%s/part/metrics.csv", e2e_dir);
     const char *part[] = {"run", "tiny.yaml", "--out", "part", "--quiet", NULL};
-    int st = run_evograd_signal(part, p);
+    int st = e2e_run(part, p);
     if (st == 0) cr_skip_test("the run finished before SIGTERM arrived");
-    cr_assert(eq(int, st, 143), "%s", stderr_text());
-    char *err = stderr_text();
+    cr_assert(eq(int, st, 143), "%s", e2e_read("stderr.txt"));
+    char *err = e2e_read("stderr.txt");
     cr_assert(strstr(err, "SIGTERM") != NULL && strstr(err, "--resume") != NULL, "%s", err);
     free(err);
     const char *resume[] = {"run", "tiny.yaml", "--out", "part", "--quiet", "--resume", NULL};
-    cr_assert(eq(int, run_evograd(resume), 0), "%s", stderr_text());
+    cr_assert(eq(int, e2e_run(resume, NULL), 0), "%s", e2e_read("stderr.txt"));
     char *a = metrics_without_clock("full"), *b = metrics_without_clock("part");
     cr_assert(strcmp(a, b) == 0, "uninterrupted:\n%s\nresumed:\n%s", a, b);
     free(a);
@@ -245,10 +149,10 @@ Test(runner, resume_refuses_a_checkpoint_of_another_config)
     write_tiny();
     const char *part[] = {"run", "tiny.yaml", "--out", "part", "--quiet", "--stop-after", "2",
                           NULL};
-    cr_assert(eq(int, run_evograd(part), 0), "%s", stderr_text());
+    cr_assert(eq(int, e2e_run(part, NULL), 0), "%s", e2e_read("stderr.txt"));
     const char *other[] = {"run", "tiny.yaml", "seed=4", "--out", "part", "--resume", NULL};
-    cr_assert(eq(int, run_evograd(other), 1));
-    char *err = stderr_text();
+    cr_assert(eq(int, e2e_run(other, NULL), 1));
+    char *err = e2e_read("stderr.txt");
     cr_assert(strstr(err, "checkpoint.bin") != NULL && strstr(err, "different config") != NULL,
               "%s", err);
     free(err);
@@ -259,37 +163,33 @@ Test(runner, divergence_exits_3_and_keeps_metrics)
     write_tiny();
     const char *a[] = {"run", "tiny.yaml", "train.optimizer.lr=1e30", "--out", "nan", "--quiet",
                        NULL};
-    cr_assert(eq(int, run_evograd(a), 3));
-    char *err = stderr_text();
+    cr_assert(eq(int, e2e_run(a, NULL), 3));
+    char *err = e2e_read("stderr.txt");
     cr_assert(strstr(err, "diverged") != NULL && strstr(err, "epoch 1") != NULL, "%s", err);
     free(err);
-    char dir[128];
-    snprintf(dir, sizeof dir, "%s/nan", tmp);
-    cr_assert(file_exists(dir, "metrics.csv") && file_exists(dir, "DONE") == false);
+    cr_assert(exists("nan/metrics.csv") && exists("nan/DONE") == false);
 }
 
 Test(runner, bad_config_exits_1_with_location_before_any_output)
 {
     write_tiny();
-    char p[256];
-    snprintf(p, sizeof p, "%s/bad.yaml", tmp);
-    write_file(p, "name: bad\ntrain:\n  epochs: 2\n  optimzer: {lr: 0.1}\n");
+    e2e_write("bad.yaml", "name: bad\ntrain:\n  epochs: 2\n  optimzer: {lr: 0.1}\n");
     const char *a[] = {"run", "bad.yaml", "--out", "bad", NULL};
-    cr_assert(eq(int, run_evograd(a), 1));
-    char *err = stderr_text();
+    cr_assert(eq(int, e2e_run(a, NULL), 1));
+    char *err = e2e_read("stderr.txt");
     cr_assert(strstr(err, "bad.yaml:4:3: train.optimzer") != NULL, "%s", err);
     free(err);
-    cr_assert(access("bad", F_OK) != 0);
+    cr_assert(exists("bad") == false, "a run folder was created");
     const char *b[] = {"run", "tiny.yaml", "train.epochs=zero", NULL};
-    cr_assert(eq(int, run_evograd(b), 1));
-    err = stderr_text();
+    cr_assert(eq(int, e2e_run(b, NULL), 1));
+    err = e2e_read("stderr.txt");
     cr_assert(strstr(err, "train.epochs") != NULL && strstr(err, "zero") != NULL, "%s", err);
     free(err);
     const char *c[] = {"run", "tiny.yaml", "--frobnicate", NULL};
-    cr_assert(eq(int, run_evograd(c), 2));
+    cr_assert(eq(int, e2e_run(c, NULL), 2));
     const char *d[] = {"check", "tiny.yaml", "backbone.name=lenet", NULL};
-    cr_assert(eq(int, run_evograd(d), 1)); // lenet cannot take 8x8 images
-    err = stderr_text();
+    cr_assert(eq(int, e2e_run(d, NULL), 1)); // lenet cannot take 8x8 images
+    err = e2e_read("stderr.txt");
     cr_assert(strstr(err, "backbone.name") != NULL && strstr(err, "12x12") != NULL, "%s", err);
     free(err);
 }
@@ -303,12 +203,12 @@ Test(runner, concurrent_runs_share_runs_csv)
         kids[k] = fork();
         cr_assert(kids[k] >= 0);
         if (kids[k] == 0) {
-            if (chdir(tmp) != 0) _exit(99);
+            if (chdir(e2e_dir) != 0) _exit(99);
             char seed[16];
             snprintf(seed, sizeof seed, "seed=%d", 20 + k);
             int devnull = open("/dev/null", O_WRONLY);
             if (devnull < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0) _exit(98);
-            execl(bin(), bin(), "run", "tiny.yaml", seed, "--quiet", (char *)NULL);
+            execl(e2e_bin(), e2e_bin(), "run", "tiny.yaml", seed, "--quiet", (char *)NULL);
             _exit(97);
         }
     }
@@ -318,9 +218,7 @@ Test(runner, concurrent_runs_share_runs_csv)
         bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         cr_assert(ok, "run %d failed (status %d)", k, status);
     }
-    char p[256];
-    snprintf(p, sizeof p, "%s/results/tiny/runs.csv", tmp);
-    char *text = read_file(p);
+    char *text = e2e_read("results/tiny/runs.csv");
     cr_assert(text != NULL);
     size_t lines = 0;
     for (char *c = text; *c; c++) lines += *c == '\n';

@@ -4,17 +4,13 @@
  * files, their columns and row counts, determinism, method none, and the config errors. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
-#include <fcntl.h>
 #include <math.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "core/alloc.h"
 #include "core/rng.h"
+#include "helpers.h"
 #include "meta/hyper.h"
 #include "tasks/toy1d.h"
 
@@ -100,29 +96,7 @@ Test(toy1d, unrolled_method_matches_its_closed_form)
 // ---------------------------------------------------------------------------------------------
 // end to end through the runner
 
-static char tmp[64];
-
-static void setup(void)
-{
-    snprintf(tmp, sizeof tmp, "/tmp/evograd-toy1d-XXXXXX");
-    cr_assert(mkdtemp(tmp) != NULL);
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    cr_assert(system(cmd) == 0);
-}
-
-TestSuite(toy1d_run, .init = setup, .fini = teardown);
-
-static const char *bin(void)
-{
-    const char *b = getenv("EVOGRAD_BIN");
-    if (b == NULL) cr_fatal("EVOGRAD_BIN is not set (run the suite with make test)");
-    return b;
-}
+TestSuite(toy1d_run, .init = e2e_setup, .fini = e2e_teardown);
 
 // A small toy1d config: 7 lambdas on [0.2, 1.4], 20 trials, 3 steps.
 static const char small_config[] = "name: toy\n"
@@ -135,64 +109,6 @@ static const char small_config[] = "name: toy\n"
                                    "              nesterov: false, weight_decay: 0}\n"
                                    "toy1d: {trials: 20, grid_points: 7, lambda_min: 0.2,\n"
                                    "        lambda_max: 1.4, steps: 3, lr: 0.1}\n";
-
-static void write_config(const char *name, const char *text)
-{
-    char p[128];
-    snprintf(p, sizeof p, "%s/%s", tmp, name);
-    FILE *f = fopen(p, "w");
-    cr_assert(f != NULL, "%s", p);
-    cr_assert(fputs(text, f) >= 0);
-    cr_assert(fclose(f) == 0);
-}
-
-// Reads tmp/rel whole (caller frees); NULL when it cannot be opened.
-static char *read_rel(const char *rel)
-{
-    char p[256];
-    snprintf(p, sizeof p, "%s/%s", tmp, rel);
-    FILE *f = fopen(p, "r");
-    if (f == NULL) return NULL;
-    size_t cap = 4096, n = 0, got;
-    char *buf = eg_xmalloc(cap);
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) buf = eg_xrealloc(buf, cap *= 2);
-    }
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
-// Runs evograd with args (NULL-terminated) in tmp, stderr to tmp/stderr.txt; the exit status.
-static int run_evograd(const char *const *args)
-{
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        if (chdir(tmp) != 0) _exit(99);
-        int e = open("stderr.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int o = open("stdout.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (e < 0 || o < 0 || dup2(e, 2) < 0 || dup2(o, 1) < 0) _exit(98);
-        char *argv[32];
-        size_t n = 0;
-        argv[n++] = (char *)bin();
-        for (; args[n - 1] != NULL && n < 31; n++) argv[n] = (char *)args[n - 1];
-        argv[n] = NULL;
-        execv(bin(), argv);
-        _exit(97);
-    }
-    int status = 0;
-    cr_assert(waitpid(pid, &status, 0) == pid);
-    bool exited = WIFEXITED(status);
-    cr_assert(exited, "evograd was killed by signal %d", WTERMSIG(status));
-    return WEXITSTATUS(status);
-}
-
-static char *stderr_text(void)
-{
-    return read_rel("stderr.txt");
-}
 
 // Splits a CSV text into lines (in place); returns the count, header included.
 static size_t split_lines(char *text, char **lines, size_t max)
@@ -221,20 +137,20 @@ static size_t parse_row(const char *line, double *v, size_t max)
 
 Test(toy1d_run, writes_hypergrad_and_trajectories_with_the_right_shape)
 {
-    write_config("toy.yaml", small_config);
+    e2e_write("toy.yaml", small_config);
     const char *args[] = {"run", "toy.yaml", "--out", "r", "--quiet", NULL};
-    cr_assert(eq(int, run_evograd(args), 0), "%s", stderr_text());
+    cr_assert(eq(int, e2e_run(args, NULL), 0), "%s", e2e_read("stderr.txt"));
     const char *files[] = {"r/config.yaml", "r/summary.csv", "r/DONE", "runs.csv"};
     for (size_t i = 0; i < 4; i++) {
-        char *t = read_rel(files[i]);
+        char *t = e2e_read(files[i]);
         cr_assert(t != NULL, "%s missing", files[i]);
         free(t);
     }
-    char *none = read_rel("r/metrics.csv");
+    char *none = e2e_read("r/metrics.csv");
     cr_assert(none == NULL, "toy1d writes no metrics.csv");
 
     // hypergrad.csv: header + 7 lambdas from 0.2 to 1.4; exact is the closed form
-    char *text = read_rel("r/hypergrad.csv");
+    char *text = e2e_read("r/hypergrad.csv");
     cr_assert(text != NULL);
     char *lines[64];
     size_t n = split_lines(text, lines, 64);
@@ -255,7 +171,7 @@ Test(toy1d_run, writes_hypergrad_and_trajectories_with_the_right_shape)
     // trajectories: header + 5 starts x (steps + 1) rows; step 0 is the paper's start
     const char *trajs[] = {"r/trajectory.csv", "r/trajectory_exact.csv"};
     for (size_t f = 0; f < 2; f++) {
-        text = read_rel(trajs[f]);
+        text = e2e_read(trajs[f]);
         cr_assert(text != NULL, "%s", trajs[f]);
         n = split_lines(text, lines, 64);
         cr_assert(eq(sz, n, 1 + TOY1D_NSTARTS * 4), "%s: %zu lines", trajs[f], n);
@@ -282,7 +198,7 @@ Test(toy1d_run, writes_hypergrad_and_trajectories_with_the_right_shape)
         free(text);
     }
 
-    char *summary = read_rel("r/summary.csv");
+    char *summary = e2e_read("r/summary.csv");
     cr_assert(strstr(summary, "\ntoy,toy1d,none,none,evograd,10,1,0.5,4,") != NULL, "%s", summary);
     cr_assert(strstr(summary, ",nan,nan,nan,") != NULL, "%s", summary); // no accuracy
     free(summary);
@@ -290,28 +206,28 @@ Test(toy1d_run, writes_hypergrad_and_trajectories_with_the_right_shape)
 
 Test(toy1d_run, same_seed_same_files_and_method_none_gives_zero)
 {
-    write_config("toy.yaml", small_config);
+    e2e_write("toy.yaml", small_config);
     const char *a1[] = {"run", "toy.yaml", "--out", "a", "--quiet", NULL};
     const char *a2[] = {"run", "a/config.yaml", "--out", "b", "--quiet", NULL};
-    cr_assert(eq(int, run_evograd(a1), 0), "%s", stderr_text());
-    cr_assert(eq(int, run_evograd(a2), 0), "%s", stderr_text());
+    cr_assert(eq(int, e2e_run(a1, NULL), 0), "%s", e2e_read("stderr.txt"));
+    cr_assert(eq(int, e2e_run(a2, NULL), 0), "%s", e2e_read("stderr.txt"));
     const char *names[] = {"hypergrad.csv", "trajectory.csv", "trajectory_exact.csv"};
     for (size_t i = 0; i < 3; i++) {
         char pa[64], pb[64];
         snprintf(pa, sizeof pa, "a/%s", names[i]);
         snprintf(pb, sizeof pb, "b/%s", names[i]);
-        char *ta = read_rel(pa), *tb = read_rel(pb);
+        char *ta = e2e_read(pa), *tb = e2e_read(pb);
         cr_assert(ta != NULL && tb != NULL);
         cr_assert(strcmp(ta, tb) == 0, "%s differs between runs", names[i]);
         free(ta);
         free(tb);
     }
     // a second run into the same --out is refused
-    cr_assert(eq(int, run_evograd(a1), 1));
+    cr_assert(eq(int, e2e_run(a1, NULL), 1));
 
     const char *a3[] = {"run", "toy.yaml", "method.name=none", "--out", "c", "--quiet", NULL};
-    cr_assert(eq(int, run_evograd(a3), 0), "%s", stderr_text());
-    char *text = read_rel("c/hypergrad.csv");
+    cr_assert(eq(int, e2e_run(a3, NULL), 0), "%s", e2e_read("stderr.txt"));
+    char *text = e2e_read("c/hypergrad.csv");
     char *lines[64];
     size_t n = split_lines(text, lines, 64);
     for (size_t i = 1; i < n; i++) {
@@ -325,32 +241,32 @@ Test(toy1d_run, same_seed_same_files_and_method_none_gives_zero)
 
 Test(toy1d_run, bad_configs_exit_1_with_the_key)
 {
-    write_config("toy.yaml", small_config);
+    e2e_write("toy.yaml", small_config);
     const char *a1[] = {"run", "toy.yaml", "toy1d.lambda_max=0.2", "--out", "x", NULL};
-    cr_assert(eq(int, run_evograd(a1), 1));
-    char *e = stderr_text();
+    cr_assert(eq(int, e2e_run(a1, NULL), 1));
+    char *e = e2e_read("stderr.txt");
     cr_assert(strstr(e, "override 'toy1d.lambda_max=0.2': toy1d.lambda_max: 0.2 must be greater "
                         "than toy1d.lambda_min = 0.2") != NULL,
               "%s", e);
     free(e);
 
-    write_config("sup.yaml", "name: sup\nmethod: {name: evograd}\n");
+    e2e_write("sup.yaml", "name: sup\nmethod: {name: evograd}\n");
     const char *a2[] = {"check", "sup.yaml", NULL};
-    cr_assert(eq(int, run_evograd(a2), 1));
-    e = stderr_text();
-    cr_assert(strstr(e, "error: method.name: evograd needs a task with hyperparameters (toy1d, rotation)") !=
-                  NULL,
+    cr_assert(eq(int, e2e_run(a2, NULL), 1));
+    e = e2e_read("stderr.txt");
+    cr_assert(strstr(e, "error: method.name: evograd needs a task with hyperparameters (toy1d, "
+                        "rotation, mwn)") != NULL,
               "%s", e);
     free(e);
 
     const char *a3[] = {"check", "toy.yaml", "meta.optimizer.momentum=0",
                         "meta.optimizer.nesterov=true", NULL};
-    cr_assert(eq(int, run_evograd(a3), 1));
-    e = stderr_text();
+    cr_assert(eq(int, e2e_run(a3, NULL), 1));
+    e = e2e_read("stderr.txt");
     cr_assert(strstr(e, "meta.optimizer.nesterov: true requires meta.optimizer.momentum > 0") !=
                   NULL,
               "%s", e);
     free(e);
-    char *out = read_rel("x/hypergrad.csv");
+    char *out = e2e_read("x/hypergrad.csv");
     cr_assert(out == NULL, "nothing is written for a bad config");
 }
