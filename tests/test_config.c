@@ -322,7 +322,7 @@ static const struct bad_case bad_cases[] = {
     {"trian: 3\n", 0, "1:1: trian: ",
      "unknown key; did you mean 'train'? (known keys: name, "
      "seed, threads, task, data, backbone, method, train, meta, eval, "
-     "checkpoint, toy1d, rotation)"},
+     "checkpoint, toy1d, rotation, mwn)"},
     {"name: x\ntrain:\n  optimzer: {lr: 1}\n", 0, "3:3: train.optimzer: ",
      "unknown key; did you mean 'train.optimizer'? (known keys in train: epochs, batch_size, "
      "optimizer, schedule)"},
@@ -378,7 +378,7 @@ static const struct bad_case bad_cases[] = {
     {"data: {dataset: MNIST}\n", 0, "1:17: data.dataset: ",
      "expected one of mnist, fashion_mnist, cifar10, cifar100, imagefolder, synthetic, got "
      "'MNIST'"},
-    {"task: mwn\n", 0, "1:7: task: ", "expected one of supervised, toy1d, rotation, got 'mwn'"},
+    {"task: lft\n", 0, "1:7: task: ", "expected one of supervised, toy1d, rotation, mwn, got 'lft'"},
     // non-finite and malformed numbers
     {"train: {optimizer: {lr: .nan}}\n", 0,
      "1:25: train.optimizer.lr: ", "expected a finite number > 0, got '.nan'"},
@@ -551,12 +551,12 @@ static const struct bad_override bad_overrides[] = {
      {"trian.epochs=3"},
      "override 'trian.epochs=3': trian: unknown key; did you mean 'train'? (known keys: name, "
      "seed, threads, task, data, backbone, method, train, meta, eval, checkpoint, "
-     "toy1d, rotation)"},
+     "toy1d, rotation, mwn)"},
     {"name: x\n",
      {"lr=0.1"},
      "override 'lr=0.1': lr: unknown key; did you mean 'train.optimizer.lr'? (known keys: name, "
      "seed, threads, task, data, backbone, method, train, meta, eval, checkpoint, "
-     "toy1d, rotation)"},
+     "toy1d, rotation, mwn)"},
     {"name: x\n", {"train.epochs"}, "override 'train.epochs': expected key.path=value"},
     {"name: x\n", {"=3"}, "override '=3': expected key.path=value"},
     {"name: x\n",

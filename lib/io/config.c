@@ -117,7 +117,8 @@ struct cfg_section {
 
 static bool name_is_valid(const char *s);
 
-static const char *const task_choices[] = {"supervised", "toy1d", "rotation", NULL};
+static const char *const task_choices[] = {"supervised", "toy1d", "rotation", "mwn", NULL};
+static const char *const label_noise_choices[] = {"none", "unif", "flip", "flip2", NULL};
 static const char *const dataset_choices[] = {"mnist",       "fashion_mnist", "cifar10", "cifar100",
                                               "imagefolder", "synthetic",     NULL};
 static const char *const backbone_choices[] = {"mlp",      "lenet",    "conv4",    "resnet32",
@@ -161,6 +162,15 @@ static const struct cfg_key schedule_keys[] = {
 };
 static const struct cfg_section schedule_section = SECTION("train.schedule", schedule_keys);
 
+static const struct cfg_key data_noise_keys[] = {
+    KEY_ENUM("type", data.noise.type, label_noise_choices, "none",
+             "label noise of the training set (task mwn): unif, flip (to one other class), flip2 "
+             "(to two)"),
+    KEY_NUM("rate", data.noise.rate, 0.0, false, 1.0, false, 0.4,
+            "corruption probability of the label noise"),
+};
+static const struct cfg_section data_noise_section = SECTION("data.noise", data_noise_keys);
+
 static const struct cfg_key data_keys[] = {
     KEY_ENUM("dataset", data.dataset, dataset_choices, "fashion_mnist", "dataset to train on"),
     KEY_STR("root", data.root, NULL, "a path of at most 1023 bytes", "",
@@ -179,6 +189,12 @@ static const struct cfg_key data_keys[] = {
     KEY_SIZE("crop_pad", data.crop_pad, 0, 64, 0,
              "augmentation: random crop after reflect padding by N pixels; 0 = off"),
     KEY_BOOL("hflip", data.hflip, false, "augmentation: random horizontal flip"),
+    KEY_SECTION("noise", data_noise_section),
+    KEY_SIZE("meta_size", data.meta_size, 1, SIZE_MAX, 1000,
+             "task mwn: clean meta-set images taken from the training set, class-balanced"),
+    KEY_U64("split_seed", data.split_seed, 0, UINT64_MAX, 1,
+            "task mwn: seed of the meta-set choice and of flip/flip2's target classes (the "
+            "reference fixes it at 1 for every run seed)"),
 };
 static const struct cfg_section data_section = SECTION("data", data_keys);
 
@@ -270,6 +286,15 @@ static const struct cfg_key rotation_keys[] = {
 };
 static const struct cfg_section rotation_section = SECTION("rotation", rotation_keys);
 
+static const struct cfg_key mwn_keys[] = {
+    KEY_SIZE("hidden", mwn.hidden, 1, 100000, 100,
+             "hidden units of the weighting network (1-h-1 MLP, sigmoid output)"),
+    KEY_BOOL("uniform_weights", mwn.uniform_weights, false,
+             "method none only: train with plain mean cross-entropy (every weight 1) instead of "
+             "the fixed initial weighting network"),
+};
+static const struct cfg_section mwn_section = SECTION("mwn", mwn_keys);
+
 static const struct cfg_key root_keys[] = {
     KEY_STR("name", name, name_is_valid, "1 to 63 characters from A-Z a-z 0-9 . _ - (not . or ..)",
             "default", "run name; results go to results/<name>/"),
@@ -286,6 +311,7 @@ static const struct cfg_key root_keys[] = {
     KEY_SECTION("checkpoint", checkpoint_section),
     KEY_SECTION("toy1d", toy1d_section),
     KEY_SECTION("rotation", rotation_section),
+    KEY_SECTION("mwn", mwn_section),
 };
 static const struct cfg_section root_section = SECTION("", root_keys);
 

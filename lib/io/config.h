@@ -46,8 +46,7 @@ struct run_config {
     char name[CFG_STR_MAX];  // results/<name>/...; [A-Za-z0-9._-]+
     uint64_t seed;
     size_t threads;          // BLAS + OpenMP threads, >= 1
-    char task[CFG_STR_MAX];  // supervised | toy1d | rotation (the other meta-learning tasks come with their
-                             // issues)
+    char task[CFG_STR_MAX];  // supervised | toy1d | rotation | mwn
     struct {
         char dataset[CFG_STR_MAX];  // mnist | fashion_mnist | cifar10 | cifar100 | imagefolder |
                                     // synthetic
@@ -58,6 +57,12 @@ struct run_config {
         size_t synthetic_train, synthetic_test;
         size_t crop_pad;            // augmentation: random crop after reflect padding; 0 = off
         bool hflip;                 // augmentation: random horizontal flip
+        struct {
+            char type[CFG_STR_MAX]; // none | unif | flip | flip2 (data/noise.h)
+            double rate;            // [0, 1]
+        } noise;                    // task mwn: label noise of the training set
+        size_t meta_size;           // task mwn: clean meta-set size
+        uint64_t split_seed;        // task mwn: seed of the meta split and flip targets
     } data;
     struct {
         char name[CFG_STR_MAX];     // mlp | lenet | conv4 | resnet32 | resnet10 | resnet18 | resnet34
@@ -102,6 +107,10 @@ struct run_config {
         size_t train_end, val_begin, val_end; // data_rotation_split's ranges
         double init_deg;            // initial learned angle, degrees
     } rotation;
+    struct {                        // label noise with Meta-Weight-Net (task mwn, lib/tasks/mwn.h)
+        size_t hidden;              // weighting network's hidden units
+        bool uniform_weights;       // method none: plain cross-entropy instead of the fixed VNet
+    } mwn;
 };
 
 // Loads config_path, applies overrides[0..noverrides) ("key.path=value", in order), fills

@@ -1,14 +1,18 @@
 /* run.c - the training loop of a run (run.h): plain supervised training (method none) of any
- * backbone on any dataset, evaluated on the test set. The meta-learning methods plug into the
- * same loop with their own issues. Task toy1d (the 1-D illustration) is dispatched to
- * lib/tasks/toy1d.c, which has no training loop, metrics.csv or checkpoint.
+ * backbone on any dataset, evaluated on the test set, and the meta-learning tasks on the same
+ * loop: rotation (tasks/rotation.h) and mwn (label noise with Meta-Weight-Net, tasks/mwn.h). Task
+ * toy1d (the 1-D illustration) is dispatched to lib/tasks/toy1d.c, which has no training loop,
+ * metrics.csv or checkpoint.
  *
- * Randomness: one seed, separate streams: network initialisation (stream 1), the training
- * batches' shuffles and augmentation (stream 2, owned by the batcher). A resumed run restores the
+ * Randomness: one seed, separate streams: network (and weighting network) initialisation
+ * (stream 1), the training batches' shuffles and augmentation (stream 2, owned by the batcher),
+ * evograd's perturbations (stream 3), the label noise (stream 4; the meta split and flip targets
+ * come from data.split_seed). A resumed run restores the
  * batcher's order, position and generator, the network, its running statistics and the
  * optimiser, so it continues exactly where the checkpoint was taken. */
 #include "run.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +31,14 @@
 #include "nn/net.h"
 #include "nn/optim.h"
 #include "nn/rotate.h"
+#include "data/noise.h"
+#include "tasks/mwn.h"
 #include "tasks/rotation.h"
 #include "tasks/toy1d.h"
 
-enum { STREAM_INIT = 1, STREAM_BATCHES = 2, STREAM_HYPER = 3 };
+enum { STREAM_INIT = 1, STREAM_BATCHES = 2, STREAM_HYPER = 3, STREAM_NOISE = 4 };
+
+enum task_kind { TASK_SUPERVISED, TASK_ROTATION, TASK_MWN };
 
 // pi (RUN_PI is not declared under strict C11 + POSIX); the angle is logged with the exact value.
 static const double RUN_PI = 3.14159265358979323846;
@@ -46,6 +54,13 @@ static const char *const rotation_columns[] = {
     "peak_rss_mb", "angle_deg", "test_acc_back",
 };
 #define NROTATION (sizeof rotation_columns / sizeof rotation_columns[0])
+// Task mwn: the mean weight of the epoch's clean and corrupted training samples.
+static const char *const mwn_columns[] = {
+    "epoch", "step", "wall_s", "train_loss", "val_loss", "test_acc", "test_loss", "lr",
+    "peak_rss_mb", "w_clean", "w_noisy",
+};
+#define NMWN (sizeof mwn_columns / sizeof mwn_columns[0])
+#define NCOLUMNS_MAX 11
 #define NSECTIONS 16
 
 // The loop's own state: one checkpoint section, plain data.
@@ -79,25 +94,31 @@ static void batcher_restore(struct batcher *b, const struct batcher_state *s)
     b->rng = s->rng;
 }
 
-// Task rotation's own state (one checkpoint section): the learned angle and its bookkeeping.
-struct rotation_state {
-    float angle;            // radians
+// The meta-learning tasks' own state (one checkpoint section), plain data.
+struct meta_state {
+    float angle;            // rotation: the learned angle, radians
     float pad_;
     double val_sum;         // epoch in progress: sum of the meta-steps' validation losses
     uint64_t val_count;
     double last_val_loss, last_acc_back;
     struct rng hyper_rng;   // evograd's perturbations
+    double w_sum[2];        // mwn, epoch in progress: sums of the weights of clean [0] and
+    uint64_t w_count[2];    //   corrupted [1] training samples, and their counts
+    double last_w[2];       //   the last finished epoch's means
 };
 
 struct trainer {
     const struct run_config *cfg;
-    bool rot;                    // task rotation
-    struct dataset val;          // rotation: the rotated validation set
-    struct batcher valb;         // rotation: cycled validation batches
+    enum task_kind task;
+    struct dataset val;          // rotation: the rotated validation set; mwn: the clean meta set
+    struct batcher valb;         // cycled validation (meta) batches
     struct rotation_problem *rp;
+    struct mwn_problem *mp;
+    float *lambda;               // mwn: the weighting network's parameters
+    double realised_noise;       // mwn: the fraction of training labels actually corrupted
     struct hyper *hyper;         // NULL for method none
     struct optim *meta_opt;
-    struct rotation_state rs;
+    struct meta_state rs;
     float *xv, *xr;
     int32_t *yv;
     struct dataset train, test;
@@ -214,9 +235,48 @@ static enum eg_status toy1d_check(const struct run_config *cfg, struct eg_error 
     return EG_OK;
 }
 
+static enum task_kind task_of(const struct run_config *cfg)
+{
+    if (strcmp(cfg->task, "rotation") == 0) return TASK_ROTATION;
+    if (strcmp(cfg->task, "mwn") == 0) return TASK_MWN;
+    return TASK_SUPERVISED;
+}
+
 static bool is_rotation(const struct run_config *cfg)
 {
-    return strcmp(cfg->task, "rotation") == 0;
+    return task_of(cfg) == TASK_ROTATION;
+}
+
+static enum noise_kind noise_kind_of(const struct run_config *cfg)
+{
+    enum noise_kind k = NOISE_KIND_NONE;
+    bool known = noise_kind_find(cfg->data.noise.type, &k);
+    EG_ASSERT(known); // the config's enum lists the same names
+    return k;
+}
+// Task mwn's own checks (the data-dependent ones, meta_size against the training set, come when
+// the data is loaded).
+static enum eg_status mwn_check(const struct run_config *cfg, size_t classes, struct eg_error *err)
+{
+    if (cfg->mwn.uniform_weights && strcmp(cfg->method.name, "none") != 0) {
+        return eg_errorf(err, EG_ERR_CONFIG,
+                         "mwn.uniform_weights: only with method.name=none (method %s learns the "
+                         "weighting network)",
+                         cfg->method.name);
+    }
+    if (classes > 0) {
+        const char *why = noise_check(noise_kind_of(cfg), cfg->data.noise.rate, classes);
+        if (why != NULL) {
+            return eg_errorf(err, EG_ERR_CONFIG, "data.noise: %s with %zu classes: %s",
+                             cfg->data.noise.type, classes, why);
+        }
+    }
+    if (cfg->meta.batch_size > cfg->data.meta_size) {
+        return eg_errorf(err, EG_ERR_CONFIG,
+                         "meta.batch_size: %zu is larger than the meta set (data.meta_size %zu)",
+                         cfg->meta.batch_size, cfg->data.meta_size);
+    }
+    return EG_OK;
 }
 
 static struct hyper_params hyper_params_of(const struct run_config *cfg)
@@ -239,11 +299,22 @@ static struct hyper_params hyper_params_of(const struct run_config *cfg)
 enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
 {
     if (strcmp(cfg->task, "toy1d") == 0) return toy1d_check(cfg, err);
-    if (strcmp(cfg->method.name, "none") != 0 && !is_rotation(cfg)) {
+    const enum task_kind task = task_of(cfg);
+    if (strcmp(cfg->method.name, "none") != 0 && task == TASK_SUPERVISED) {
         return eg_errorf(err, EG_ERR_CONFIG,
-                         "method.name: %s needs a task with hyperparameters (toy1d, rotation); "
-                         "task %s trains with method none",
+                         "method.name: %s needs a task with hyperparameters (toy1d, rotation, "
+                         "mwn); task %s trains with method none",
                          cfg->method.name, cfg->task);
+    }
+    if (strcmp(cfg->data.noise.type, "none") != 0 && task != TASK_MWN) {
+        return eg_errorf(err, EG_ERR_CONFIG,
+                         "data.noise.type: %s: label noise is part of task mwn only (task %s)",
+                         cfg->data.noise.type, cfg->task);
+    }
+    if (task != TASK_SUPERVISED) {
+        struct optim_params mp = run_optim_params(&cfg->meta.optimizer);
+        const char *mbad = optim_params_check(&mp);
+        if (mbad != NULL) return eg_errorf(err, EG_ERR_CONFIG, "meta.optimizer: %s", mbad);
     }
     if (is_rotation(cfg)) {
         const size_t te = cfg->rotation.train_end, vb = cfg->rotation.val_begin,
@@ -253,9 +324,6 @@ enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
                              "rotation: need train_end <= val_begin < val_end, got %zu, %zu, %zu",
                              te, vb, ve);
         }
-        struct optim_params mp = run_optim_params(&cfg->meta.optimizer);
-        const char *mbad = optim_params_check(&mp);
-        if (mbad != NULL) return eg_errorf(err, EG_ERR_CONFIG, "meta.optimizer: %s", mbad);
     }
     enum data_source src;
     if (!find_source(cfg, &src)) {
@@ -265,6 +333,10 @@ enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
     struct shape s;
     size_t classes;
     expected_data(cfg, src, &s, &classes);
+    if (task == TASK_MWN) {
+        enum eg_status st = mwn_check(cfg, classes, err);
+        if (st != EG_OK) return st;
+    }
     struct backbone_spec spec = backbone_spec_of(cfg);
     const char *why = backbone_check(&spec, s, classes > 0 ? classes : 2);
     if (why != NULL) {
@@ -296,11 +368,13 @@ static void trainer_free(struct trainer *t)
     csv_close(t->metrics, &ignored);
     batcher_deinit(&t->batches);
     batcher_deinit(&t->evalb);
-    if (t->rot) {
+    if (t->task != TASK_SUPERVISED) {
         batcher_deinit(&t->valb);
         dataset_deinit(&t->val);
     }
     rotation_problem_free(t->rp);
+    mwn_problem_free(t->mp);
+    free(t->lambda);
     hyper_free(t->hyper);
     optim_free(t->meta_opt);
     free(t->xv);
@@ -314,6 +388,37 @@ static void trainer_free(struct trainer *t)
     free(t->y);
     free(t->dlogits);
     free(t->losses);
+}
+
+// Task mwn: the clean meta set (t->val) and the noisy training set (t->train) from `used`
+// (consumed), paper-spec 3.4 and 6.7.
+static enum eg_status mwn_split(struct trainer *t, struct dataset *used, struct eg_error *err)
+{
+    const struct run_config *cfg = t->cfg;
+    const size_t C = used->classes;
+    enum eg_status st = mwn_check(cfg, C, err);
+    if (st == EG_OK && cfg->data.meta_size >= used->n) {
+        st = eg_errorf(err, EG_ERR_CONFIG,
+                       "data.meta_size: %zu leaves no training images (%s has %zu training "
+                       "images%s)",
+                       cfg->data.meta_size, cfg->data.dataset, used->n,
+                       cfg->data.train_size > 0 ? " with data.train_size" : "");
+    }
+    if (st != EG_OK) {
+        dataset_deinit(used);
+        return st;
+    }
+    struct rng split, flips, noise;
+    rng_seed_stream(&split, cfg->data.split_seed, 1);
+    rng_seed_stream(&flips, cfg->data.split_seed, 2);
+    rng_seed_stream(&noise, cfg->seed, STREAM_NOISE);
+    double *Cm = eg_xmalloc_array(C * C, sizeof *Cm);
+    noise_matrix(noise_kind_of(cfg), cfg->data.noise.rate, C, &flips, Cm);
+    st = data_noisy_split(used, cfg->data.meta_size, Cm, &split, &noise, &t->val, &t->train,
+                          &t->realised_noise, err);
+    free(Cm);
+    dataset_deinit(used);
+    return st;
 }
 
 static enum eg_status load_data(struct trainer *t, struct eg_error *err)
@@ -332,7 +437,7 @@ static enum eg_status load_data(struct trainer *t, struct eg_error *err)
     };
     struct dataset full;
     enum eg_status st;
-    if (t->rot) {
+    if (t->task == TASK_ROTATION) {
         struct dataset all, test_in;
         st = data_load(&spec, &all, &test_in, err);
         if (st != EG_OK) return st;
@@ -350,22 +455,27 @@ static enum eg_status load_data(struct trainer *t, struct eg_error *err)
         st = data_load(&spec, &full, &t->test, err);
         if (st != EG_OK) return st;
     }
+    struct dataset used;
     if (cfg->data.train_size > 0 && cfg->data.train_size < full.n) {
         size_t *idx = eg_xmalloc_array(cfg->data.train_size, sizeof *idx);
         for (size_t i = 0; i < cfg->data.train_size; i++) idx[i] = i;
-        dataset_subset(&full, idx, cfg->data.train_size, &t->train);
+        dataset_subset(&full, idx, cfg->data.train_size, &used);
         free(idx);
         dataset_deinit(&full);
     } else {
-        t->train = full;
+        used = full;
     }
-    return EG_OK;
+    if (t->task != TASK_MWN) {
+        t->train = used;
+        return EG_OK;
+    }
+    return mwn_split(t, &used, err);
 }
 
 static enum eg_status trainer_init(struct trainer *t, const struct run_config *cfg,
                                    struct eg_error *err)
 {
-    *t = (struct trainer){.cfg = cfg, .rot = is_rotation(cfg)};
+    *t = (struct trainer){.cfg = cfg, .task = task_of(cfg)};
     eg_set_threads((int)cfg->threads);
     enum eg_status st = load_data(t, err);
     if (st != EG_OK) return st;
@@ -390,24 +500,35 @@ static enum eg_status trainer_init(struct trainer *t, const struct run_config *c
     batcher_init(&t->evalb, &t->test, NULL, t->test.n, false, &plain, 0);
     t->rs.last_val_loss = NAN;
     t->rs.last_acc_back = NAN;
-    if (t->rot) {
-        batcher_init(&t->valb, &t->val, NULL, t->val.n, true, &plain, rng_u64(&s2));
+    t->rs.last_w[0] = t->rs.last_w[1] = NAN;
+    if (t->task != TASK_SUPERVISED) {
+        // the rotated validation set is not augmented; MWN's meta set is, as the training set
+        const struct augment *vaug = t->task == TASK_MWN ? &aug : &plain;
+        batcher_init(&t->valb, &t->val, NULL, t->val.n, true, vaug, rng_u64(&s2));
         const size_t numel = shape_numel(t->train.shape), mb = cfg->meta.batch_size;
         t->xv = eg_xmalloc_floats(mb * numel);
         t->yv = eg_xmalloc_array(mb, sizeof *t->yv);
-        t->rp = rotation_problem_new(t->net);
+        size_t H = 1;
+        if (t->task == TASK_ROTATION) {
+            t->rp = rotation_problem_new(t->net);
+            t->rs.angle = (float)(cfg->rotation.init_deg * RUN_PI / 180.0);
+        } else {
+            t->mp = mwn_problem_new(t->net, cfg->mwn.hidden);
+            H = t->mp->mp.H;
+            t->lambda = eg_xmalloc_floats(H);
+            mwn_vnet_init(t->lambda, cfg->mwn.hidden, &init); // after the network, as PyTorch
+        }
         struct hyper_params hp = hyper_params_of(cfg);
-        if (hp.method != HYPER_NONE) t->hyper = hyper_new(&hp, t->net->nparams, 1);
+        if (hp.method != HYPER_NONE) t->hyper = hyper_new(&hp, t->net->nparams, H);
         struct optim_params mop = run_optim_params(&cfg->meta.optimizer);
-        t->meta_opt = optim_new(&mop, 1);
-        t->rs.angle = (float)(cfg->rotation.init_deg * RUN_PI / 180.0);
+        t->meta_opt = optim_new(&mop, H);
         rng_seed_stream(&t->rs.hyper_rng, cfg->seed, STREAM_HYPER);
     }
 
     size_t bs = cfg->train.batch_size > cfg->eval.batch_size ? cfg->train.batch_size
                                                              : cfg->eval.batch_size;
     t->x = eg_xmalloc_floats(bs * shape_numel(t->train.shape));
-    if (t->rot) t->xr = eg_xmalloc_floats(bs * shape_numel(t->train.shape));
+    if (t->task == TASK_ROTATION) t->xr = eg_xmalloc_floats(bs * shape_numel(t->train.shape));
     t->y = eg_xmalloc_array(bs, sizeof *t->y);
     t->dlogits = eg_xmalloc_floats(bs * t->classes);
     t->losses = eg_xmalloc_floats(bs);
@@ -444,9 +565,12 @@ static size_t sections_of(struct trainer *t, struct batcher_state *bs, struct ba
     s[n++] = (struct ckpt_section){"batch_order", t->batches.order,
                                    t->batches.n * sizeof *t->batches.order};
     s[n++] = (struct ckpt_section){"batch_state", bs, sizeof *bs};
-    if (t->rot) {
+    if (t->task != TASK_SUPERVISED) {
         struct optim *mo = t->meta_opt;
-        s[n++] = (struct ckpt_section){"rotation", &t->rs, sizeof t->rs};
+        s[n++] = (struct ckpt_section){"meta", &t->rs, sizeof t->rs};
+        if (t->lambda != NULL) {
+            s[n++] = (struct ckpt_section){"vnet", t->lambda, mo->P * sizeof(float)};
+        }
         s[n++] = (struct ckpt_section){"meta_optim_steps", &mo->steps, sizeof mo->steps};
         if (mo->buf != NULL) {
             s[n++] = (struct ckpt_section){"meta_optim_buf", mo->buf, mo->P * sizeof(float)};
@@ -486,7 +610,7 @@ static enum eg_status load_checkpoint(struct trainer *t, const char *dir, struct
     enum eg_status st = ckpt_load(path, config_hash(t->cfg), s, n, err);
     if (st != EG_OK) return st;
     batcher_restore(&t->batches, &bs);
-    if (t->rot) batcher_restore(&t->valb, &vbs);
+    if (t->task != TASK_SUPERVISED) batcher_restore(&t->valb, &vbs);
     return EG_OK;
 }
 
@@ -522,25 +646,50 @@ static void evaluate(struct trainer *t, double *acc, double *loss)
     evaluate_at(t, 0.0, acc, loss);
 }
 
+// The metrics.csv columns of the trainer's task.
+static const char *const *columns_of(const struct trainer *t, size_t *n)
+{
+    switch (t->task) {
+    case TASK_ROTATION:
+        *n = NROTATION;
+        return rotation_columns;
+    case TASK_MWN:
+        *n = NMWN;
+        return mwn_columns;
+    case TASK_SUPERVISED:
+    default:
+        *n = NMETRICS;
+        return metric_columns;
+    }
+}
+
 static enum eg_status write_metrics(struct trainer *t, double lr, double test_acc,
                                     double test_loss, struct eg_error *err)
 {
-    char cells[NROTATION][40];
-    const char *row[NROTATION];
-    const size_t ncols = t->rot ? NROTATION : NMETRICS;
+    char cells[NCOLUMNS_MAX][40];
+    const char *row[NCOLUMNS_MAX];
+    size_t ncols;
+    columns_of(t, &ncols);
     snprintf(cells[0], sizeof cells[0], "%llu", (unsigned long long)t->st.epoch);
     snprintf(cells[1], sizeof cells[1], "%llu", (unsigned long long)t->st.global_step);
     csv_fmt(cells[2], t->st.wall_s + eg_wall_seconds() - t->session_start);
     csv_fmt(cells[3], t->st.last_train_loss);
     cells[4][0] = '\0'; // val_loss: plain supervised training has no validation set
-    if (t->rot && !isnan(t->rs.last_val_loss)) csv_fmt(cells[4], t->rs.last_val_loss);
+    if (t->task != TASK_SUPERVISED && !isnan(t->rs.last_val_loss)) {
+        csv_fmt(cells[4], t->rs.last_val_loss);
+    }
     csv_fmt(cells[5], test_acc);
     csv_fmt(cells[6], test_loss);
     csv_fmt(cells[7], lr);
     csv_fmt(cells[8], eg_peak_rss_mb());
-    if (t->rot) {
+    if (t->task == TASK_ROTATION) {
         csv_fmt(cells[9], (double)t->rs.angle * 180.0 / RUN_PI);
         csv_fmt(cells[10], t->rs.last_acc_back);
+    } else if (t->task == TASK_MWN) {
+        for (size_t g = 0; g < 2; g++) {
+            cells[9 + g][0] = '\0'; // no sample of the group this epoch
+            if (!isnan(t->rs.last_w[g])) csv_fmt(cells[9 + g], t->rs.last_w[g]);
+        }
     }
     for (size_t i = 0; i < ncols; i++) row[i] = cells[i];
     enum eg_status st = csv_row(t->metrics, row, err);
@@ -586,10 +735,46 @@ static double rotation_train_step(struct trainer *t, float lr)
     return loss;
 }
 
+// Task mwn: one iteration (tasks/mwn.h); returns the base step's weighted loss (NaN when the
+// weighting network has diverged).
+static double mwn_train_step(struct trainer *t, float lr)
+{
+    const struct run_config *cfg = t->cfg;
+    size_t m = batcher_next(&t->batches, cfg->train.batch_size, t->x, t->y);
+    size_t mv = 0;
+    if (t->hyper != NULL) {
+        mv = batcher_next(&t->valb, cfg->meta.batch_size, t->xv, t->yv);
+        if (cfg->method.lookahead_lr == 0.0) hyper_set_lookahead_lr(t->hyper, lr); // alpha_t
+    }
+    mwn_problem_set_batches(t->mp, t->x, t->y, m, mv ? t->xv : NULL, mv ? t->yv : NULL, mv);
+    struct mwn_step_info info;
+    double loss = mwn_step(t->mp, t->opt, lr, t->hyper, t->meta_opt,
+                           (float)cfg->meta.optimizer.lr, t->lambda, cfg->mwn.uniform_weights,
+                           &t->rs.hyper_rng, &info);
+    if (t->hyper != NULL && isfinite(info.hyper.val_loss)) {
+        t->rs.val_sum += info.hyper.val_loss;
+        t->rs.val_count++;
+    }
+    // the batch's dataset indices: the batcher's order just before its position
+    const size_t *idx = t->batches.order + (t->batches.pos - m);
+    for (size_t i = 0; i < m; i++) {
+        size_t g = t->train.labels[idx[i]] != t->train.clean_labels[idx[i]];
+        t->rs.w_sum[g] += info.weights[i];
+        t->rs.w_count[g]++;
+    }
+    t->st.loss_sum += info.train_ce * (double)m;
+    t->st.loss_count += m;
+    for (size_t k = 0; k < t->meta_opt->P; k++) {
+        if (!isfinite(t->lambda[k])) return NAN;
+    }
+    return loss;
+}
+
 // One training step on the next batch; returns the batch's mean loss.
 static double train_step(struct trainer *t, float lr)
 {
-    if (t->rot) return rotation_train_step(t, lr);
+    if (t->task == TASK_ROTATION) return rotation_train_step(t, lr);
+    if (t->task == TASK_MWN) return mwn_train_step(t, lr);
     size_t m = batcher_next(&t->batches, t->cfg->train.batch_size, t->x, t->y);
     net_zero_grad(t->net);
     const float *logits = net_forward(t->net, t->x, m, LAYER_MODE_TRAIN);
@@ -636,17 +821,23 @@ static enum eg_status train_loop(struct trainer *t, const struct run_options *o,
         t->st.last_train_loss = t->st.loss_sum / (double)t->st.loss_count;
         t->st.loss_sum = 0.0;
         t->st.loss_count = 0;
-        if (t->rot) {
+        if (t->task != TASK_SUPERVISED) {
             t->rs.last_val_loss = t->rs.val_count ? t->rs.val_sum / (double)t->rs.val_count : (double)NAN;
             t->rs.val_sum = 0.0;
             t->rs.val_count = 0;
+            for (size_t g = 0; g < 2; g++) {
+                t->rs.last_w[g] = t->rs.w_count[g] ? t->rs.w_sum[g] / (double)t->rs.w_count[g]
+                                                   : (double)NAN;
+                t->rs.w_sum[g] = 0.0;
+                t->rs.w_count[g] = 0;
+            }
         }
         bool eval = t->st.epoch % cfg->eval.every_epochs == 0 || t->st.epoch == cfg->train.epochs;
         double acc = NAN, test_loss = NAN;
         if (eval) {
             evaluate(t, &acc, &test_loss);
             t->st.last_acc = acc;
-            if (t->rot) {
+            if (t->task == TASK_ROTATION) {
                 double back_loss;
                 evaluate_at(t, -(double)t->rs.angle, &t->rs.last_acc_back, &back_loss);
             }
@@ -670,6 +861,64 @@ static enum eg_status train_loop(struct trainer *t, const struct run_options *o,
     return EG_OK;
 }
 
+// Task mwn: split.csv, what the data split and the label noise actually were.
+static enum eg_status write_split(struct trainer *t, const char *dir, struct eg_error *err)
+{
+    static const char *const cols[] = {"train_images", "meta_images",    "test_images",
+                                       "noise_type",   "noise_rate",     "noise_realised"};
+    char path[CFG_PATH_MAX + 32], cells[6][CFG_STR_MAX];
+    join(path, sizeof path, dir, "split.csv");
+    snprintf(cells[0], sizeof cells[0], "%zu", t->train.n);
+    snprintf(cells[1], sizeof cells[1], "%zu", t->val.n);
+    snprintf(cells[2], sizeof cells[2], "%zu", t->test.n);
+    snprintf(cells[3], sizeof cells[3], "%s", t->cfg->data.noise.type);
+    csv_fmt(cells[4], t->cfg->data.noise.rate);
+    csv_fmt(cells[5], t->realised_noise);
+    const char *row[6] = {cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]};
+    struct csv *f = NULL;
+    enum eg_status st = csv_create(path, cols, 6, &f, err);
+    if (st != EG_OK) return st;
+    st = csv_row(f, row, err);
+    if (st == EG_OK) return csv_close(f, err);
+    struct eg_error ignored;
+    csv_close(f, &ignored);
+    return st;
+}
+
+// Task mwn: weight_curve.csv, the learned weighting function on a grid of losses, written to a
+// temporary file and renamed (a reader never sees half a curve).
+static enum eg_status write_weight_curve(struct trainer *t, const char *dir, struct eg_error *err)
+{
+    static const char *const cols[] = {"loss", "weight"};
+    char path[CFG_PATH_MAX + 32], tmp[CFG_PATH_MAX + 48];
+    join(path, sizeof path, dir, "weight_curve.csv");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    struct csv *f = NULL;
+    enum eg_status st = csv_create(tmp, cols, 2, &f, err);
+    if (st != EG_OK) return st;
+    for (size_t i = 0; st == EG_OK && i < MWN_CURVE_POINTS; i++) {
+        float c = (float)(MWN_CURVE_MAX * (double)i / (double)(MWN_CURVE_POINTS - 1));
+        double v;
+        mwn_vnet_forward(t->lambda, t->cfg->mwn.hidden, &c, 1, &v);
+        char cells[2][40];
+        csv_fmt(cells[0], (double)c);
+        csv_fmt(cells[1], v);
+        const char *row[2] = {cells[0], cells[1]};
+        st = csv_row(f, row, err);
+    }
+    struct eg_error ignored;
+    if (st == EG_OK) {
+        st = csv_close(f, err);
+    } else {
+        csv_close(f, &ignored);
+    }
+    if (st == EG_OK && rename(tmp, path) != 0) {
+        st = eg_errorf(err, EG_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+    }
+    if (st != EG_OK) remove(tmp);
+    return st;
+}
+
 enum eg_status run_experiment(const struct run_config *cfg, const struct run_options *opts,
                               struct run_result *res, struct eg_error *err)
 {
@@ -679,15 +928,14 @@ enum eg_status run_experiment(const struct run_config *cfg, const struct run_opt
     enum eg_status st = trainer_init(&t, cfg, err);
     char path[CFG_PATH_MAX + 32];
     join(path, sizeof path, opts->dir, "metrics.csv");
+    size_t ncols = 0;
+    const char *const *cols = columns_of(&t, &ncols);
     if (st == EG_OK && opts->resume) {
         st = load_checkpoint(&t, opts->dir, err);
-        if (st == EG_OK) {
-            st = csv_reopen(path, t.rot ? rotation_columns : metric_columns,
-                            t.rot ? NROTATION : NMETRICS, (size_t)t.st.rows, &t.metrics, err);
-        }
+        if (st == EG_OK) st = csv_reopen(path, cols, ncols, (size_t)t.st.rows, &t.metrics, err);
     } else if (st == EG_OK) {
-        st = csv_create(path, t.rot ? rotation_columns : metric_columns,
-                        t.rot ? NROTATION : NMETRICS, &t.metrics, err);
+        st = csv_create(path, cols, ncols, &t.metrics, err);
+        if (st == EG_OK && t.task == TASK_MWN) st = write_split(&t, opts->dir, err);
     }
     t.session_start = eg_wall_seconds();
     if (st == EG_OK) st = train_loop(&t, opts, res, err);
@@ -695,6 +943,9 @@ enum eg_status run_experiment(const struct run_config *cfg, const struct run_opt
         st = csv_close(t.metrics, err);
         t.metrics = NULL;
     } // on failure trainer_free closes it: every row written so far is kept
+    if (st == EG_OK && !res->stopped && t.task == TASK_MWN && !cfg->mwn.uniform_weights) {
+        st = write_weight_curve(&t, opts->dir, err);
+    }
 
     res->epochs_done = (size_t)t.st.epoch;
     res->global_step = (size_t)t.st.global_step;

@@ -1,0 +1,296 @@
+/* mwn.c - Meta-Weight-Net's weighting network, weighted loss, meta-problem and iteration
+ * (mwn.h). The network runs at theta by swapping theta into net->params for the call. */
+#include "mwn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/rng.h"
+#include "core/status.h"
+#include "nn/loss.h"
+
+size_t mwn_vnet_size(size_t hidden)
+{
+    return 3 * hidden + 1;
+}
+
+// Views of lambda: fc1.weight, fc1.bias, fc2.weight (h each), fc2.bias (1).
+struct vnet_view {
+    const float *w1, *b1, *w2, *b2;
+};
+
+static struct vnet_view view_of(const float *lambda, size_t h)
+{
+    return (struct vnet_view){lambda, lambda + h, lambda + 2 * h, lambda + 3 * h};
+}
+
+void mwn_vnet_init(float *lambda, size_t hidden, struct rng *rng)
+{
+    EG_ASSERT(lambda != NULL && hidden >= 1 && rng != NULL);
+    // nn.Linear: weight kaiming_uniform(a = sqrt(5)) and bias both U(-1/sqrt(fan_in), ..)
+    const float b1 = 1.0f, b2 = (float)(1.0 / sqrt((double)hidden));
+    rng_fill_uniform(rng, lambda, hidden, -b1, b1);              // fc1.weight
+    rng_fill_uniform(rng, lambda + hidden, hidden, -b1, b1);     // fc1.bias
+    rng_fill_uniform(rng, lambda + 2 * hidden, hidden, -b2, b2); // fc2.weight
+    rng_fill_uniform(rng, lambda + 3 * hidden, 1, -b2, b2);      // fc2.bias
+}
+
+static double sigmoid(double z)
+{
+    if (z >= 0.0) return 1.0 / (1.0 + exp(-z));
+    double e = exp(z);
+    return e / (1.0 + e);
+}
+
+// The pre-activation of the output for input c.
+static double vnet_logit(struct vnet_view w, size_t h, double c)
+{
+    double z = (double)w.b2[0];
+    for (size_t j = 0; j < h; j++) {
+        double a = (double)w.w1[j] * c + (double)w.b1[j];
+        if (a > 0.0) z += (double)w.w2[j] * a;
+    }
+    return z;
+}
+
+void mwn_vnet_forward(const float *lambda, size_t hidden, const float *c, size_t n, double *v)
+{
+    struct vnet_view w = view_of(lambda, hidden);
+    for (size_t i = 0; i < n; i++) v[i] = sigmoid(vnet_logit(w, hidden, (double)c[i]));
+}
+
+void mwn_vnet_backward(const float *lambda, size_t hidden, const float *c, const double *dv,
+                       size_t n, float *dlambda)
+{
+    const size_t h = hidden, H = mwn_vnet_size(h);
+    struct vnet_view w = view_of(lambda, h);
+    double *acc = eg_xcalloc(H, sizeof *acc);
+    double *dw1 = acc, *db1 = acc + h, *dw2 = acc + 2 * h, *db2 = acc + 3 * h;
+    for (size_t i = 0; i < n; i++) {
+        const double ci = (double)c[i];
+        const double s = sigmoid(vnet_logit(w, h, ci));
+        const double dz = dv[i] * s * (1.0 - s);
+        db2[0] += dz;
+        for (size_t j = 0; j < h; j++) {
+            double a = (double)w.w1[j] * ci + (double)w.b1[j];
+            if (a <= 0.0) continue; // ReLU: no gradient below (and at) zero, as PyTorch
+            dw2[j] += dz * a;
+            double da = dz * (double)w.w2[j];
+            dw1[j] += da * ci;
+            db1[j] += da;
+        }
+    }
+    for (size_t k = 0; k < H; k++) dlambda[k] = (float)acc[k];
+    free(acc);
+}
+
+double mwn_weighted_loss(const float *c, const double *v, size_t n, double *dc, double *dv)
+{
+    double S = 0.0, num = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        S += v[i];
+        num += (double)c[i] * v[i];
+    }
+    if (!(S != 0.0)) { // the reference's guard: no normalisation when sum v = 0 (then l = 0)
+        for (size_t i = 0; i < n; i++) {
+            if (dc != NULL) dc[i] = v[i];
+            if (dv != NULL) dv[i] = (double)c[i];
+        }
+        return num;
+    }
+    const double L = num / S;
+    for (size_t i = 0; i < n; i++) {
+        if (dc != NULL) dc[i] = v[i] / S;
+        if (dv != NULL) dv[i] = ((double)c[i] - L) / S;
+    }
+    return L;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the meta-problem
+
+static void grow(struct mwn_problem *pr, size_t need)
+{
+    if (need <= pr->cap) return;
+    free(pr->anchor);
+    free(pr->losses);
+    free(pr->dlosses);
+    free(pr->dlogits);
+    free(pr->v);
+    free(pr->dv);
+    free(pr->dc);
+    pr->anchor = eg_xmalloc_floats(need);
+    pr->losses = eg_xmalloc_floats(need);
+    pr->dlosses = eg_xmalloc_floats(need);
+    pr->dlogits = eg_xmalloc_array(need, pr->classes * sizeof(float));
+    pr->v = eg_xmalloc_array(need, sizeof *pr->v);
+    pr->dv = eg_xmalloc_array(need, sizeof *pr->dv);
+    pr->dc = eg_xmalloc_array(need, sizeof *pr->dc);
+    pr->cap = need;
+}
+
+// The weighted loss of the training batch at the net's current parameters in `mode`, with V's
+// weights from lambda (or all 1 when lambda is NULL). Leaves pr->losses = c, pr->v = v. With
+// dtheta, adds nothing: net->grads is overwritten with dl/dtheta (V's input detached). With
+// dlambda, writes dl/dlambda.
+static double weighted_pass(struct mwn_problem *pr, const float *lambda, enum layer_mode mode,
+                            bool want_dtheta, float *dlambda)
+{
+    struct net *net = pr->net;
+    const size_t n = pr->n, C = pr->classes;
+    const float *logits = net_forward(net, pr->x, n, mode);
+    xent_forward(logits, pr->y, n, C, pr->losses);
+    const float *inputs = pr->losses;
+    if (pr->anchored) {
+        inputs = pr->anchor;
+    } else if (pr->anchor_armed) {
+        memcpy(pr->anchor, pr->losses, n * sizeof(float));
+        pr->anchor_armed = false;
+        pr->anchored = true;
+    }
+    if (lambda != NULL) {
+        mwn_vnet_forward(lambda, pr->hidden, inputs, n, pr->v);
+    } else {
+        for (size_t i = 0; i < n; i++) pr->v[i] = 1.0;
+    }
+    double L = mwn_weighted_loss(pr->losses, pr->v, n, pr->dc, pr->dv);
+    if (dlambda != NULL) {
+        EG_ASSERT(lambda != NULL);
+        mwn_vnet_backward(lambda, pr->hidden, inputs, pr->dv, n, dlambda);
+    }
+    if (want_dtheta) {
+        for (size_t i = 0; i < n; i++) pr->dlosses[i] = (float)pr->dc[i];
+        xent_backward(logits, pr->y, pr->dlosses, n, C, pr->dlogits);
+        net_zero_grad(net);
+        net_backward(net, pr->dlogits, NULL);
+    }
+    return L;
+}
+
+static double mwn_train_loss(struct meta_problem *p, const float *theta, const float *lambda,
+                             float *dtheta, float *dlambda)
+{
+    struct mwn_problem *pr = p->ctx;
+    struct net *net = pr->net;
+    EG_ASSERT(pr->x != NULL);
+    net_swap_in(net, pr->saved, theta);
+    double L = weighted_pass(pr, lambda, pr->mode, dtheta != NULL, dlambda);
+    if (dtheta != NULL && dtheta != net->grads) {
+        memcpy(dtheta, net->grads, net->nparams * sizeof(float));
+    }
+    net_swap_out(net, pr->saved, theta);
+    return L;
+}
+
+static double mwn_val_loss(struct meta_problem *p, const float *theta, float *dtheta)
+{
+    struct mwn_problem *pr = p->ctx;
+    struct net *net = pr->net;
+    const size_t m = pr->m, C = pr->classes;
+    EG_ASSERT(pr->xv != NULL && m >= 1);
+    net_swap_in(net, pr->saved, theta);
+    const float *logits = net_forward(net, pr->xv, m, pr->mode);
+    double L = xent_forward(logits, pr->yv, m, C, pr->losses) / (double)m;
+    if (dtheta != NULL) {
+        xent_backward(logits, pr->yv, NULL, m, C, pr->dlogits);
+        net_zero_grad(net);
+        net_backward(net, pr->dlogits, NULL);
+        if (dtheta != net->grads) memcpy(dtheta, net->grads, net->nparams * sizeof(float));
+    }
+    net_swap_out(net, pr->saved, theta);
+    return L;
+}
+
+static const struct meta_problem_ops mwn_ops = {
+    .train_loss = mwn_train_loss,
+    .val_loss = mwn_val_loss,
+};
+
+struct mwn_problem *mwn_problem_new(struct net *net, size_t hidden)
+{
+    EG_ASSERT(net != NULL && net->params != NULL && hidden >= 1);
+    struct shape out = net_out_shape(net);
+    EG_ASSERT(out.h == 1 && out.w == 1 && out.c >= 1);
+    struct mwn_problem *pr = eg_xcalloc(1, sizeof *pr);
+    pr->mp = (struct meta_problem){.ops = &mwn_ops,
+                                   .P = net->nparams,
+                                   .H = mwn_vnet_size(hidden),
+                                   .rng = NULL,
+                                   .ctx = pr};
+    pr->net = net;
+    pr->classes = out.c;
+    pr->hidden = hidden;
+    pr->mode = LAYER_MODE_TRAIN_FROZEN;
+    pr->saved = eg_xmalloc_floats(net->nparams);
+    return pr;
+}
+
+void mwn_problem_free(struct mwn_problem *pr)
+{
+    if (pr == NULL) return;
+    free(pr->anchor);
+    free(pr->saved);
+    free(pr->losses);
+    free(pr->dlosses);
+    free(pr->dlogits);
+    free(pr->v);
+    free(pr->dv);
+    free(pr->dc);
+    free(pr);
+}
+
+void mwn_problem_set_batches(struct mwn_problem *pr, const float *x, const int32_t *y, size_t n,
+                             const float *xv, const int32_t *yv, size_t m)
+{
+    EG_ASSERT(pr != NULL && x != NULL && y != NULL && n >= 1);
+    EG_ASSERT((xv != NULL && yv != NULL && m >= 1) || m == 0);
+    grow(pr, n > m ? n : m);
+    pr->x = x;
+    pr->y = y;
+    pr->n = n;
+    pr->xv = xv;
+    pr->yv = yv;
+    pr->m = m;
+    pr->anchor_armed = false;
+    pr->anchored = false;
+}
+
+void mwn_problem_anchor_next(struct mwn_problem *pr)
+{
+    EG_ASSERT(pr != NULL);
+    pr->anchor_armed = true;
+    pr->anchored = false;
+}
+
+double mwn_step(struct mwn_problem *pr, struct optim *opt, float lr, struct hyper *h,
+                struct optim *meta_opt, float meta_lr, float *lambda, bool uniform,
+                struct rng *rng, struct mwn_step_info *info)
+{
+    struct net *net = pr->net;
+    const size_t n = pr->n, H = pr->mp.H;
+    EG_ASSERT(!(uniform && h != NULL));
+    struct hyper_info hi = {NAN, NAN, NAN};
+    // (1) the meta-step at the current theta
+    if (h != NULL) {
+        EG_ASSERT(pr->xv != NULL && meta_opt != NULL && meta_opt->P == H);
+        float *hg = eg_xmalloc_floats(H);
+        if (hyper_method_of(h) == HYPER_UNROLLED) mwn_problem_anchor_next(pr);
+        hyper_grad(h, &pr->mp, net->params, lambda, rng, hg, &hi);
+        pr->anchor_armed = false;
+        pr->anchored = false;
+        optim_step(meta_opt, lambda, hg, meta_lr);
+        free(hg);
+    }
+    // (2) the base step with the updated weighting network
+    double L = weighted_pass(pr, uniform ? NULL : lambda, LAYER_MODE_TRAIN, true, NULL);
+    optim_step(opt, net->params, net->grads, lr);
+    if (info != NULL) {
+        double ce = 0.0;
+        for (size_t i = 0; i < n; i++) ce += (double)pr->losses[i];
+        *info = (struct mwn_step_info){
+            .train_ce = ce / (double)n, .weighted_loss = L, .weights = pr->v, .hyper = hi};
+    }
+    return L;
+}
