@@ -19,7 +19,12 @@
  * `evograd` (K = 2) and `unrolled` against `none` (the base step alone), on resnet32 with batch
  * 100 and per-sample loss weights as the hyperparameters (lib/meta/weighted.h); time and peak RSS,
  * each method in its own process.
- * Usage: evograd-bench [--threads N] [--steps N] [--case resnet32|lenet|data|meta|all] */
+ * The `mwn` case: the same three methods on one whole training iteration of the Meta-Weight-Net
+ * task (lib/tasks/mwn.h: the meta-step on the weighting network's H = 301 parameters, then the
+ * base step), resnet32 with a training and a meta batch of 100; time and peak RSS per method,
+ * their ratios, and the issue's targets (evograd <= 2.7x none, evograd <= 0.8x unrolled, peak RSS
+ * evograd <= 1.3x none) with whether each is met.
+ * Usage: evograd-bench [--threads N] [--steps N] [--case resnet32|lenet|data|meta|mwn|all] */
 #define _GNU_SOURCE
 #include <cblas.h>
 #include <dlfcn.h>
@@ -45,6 +50,7 @@
 #include "nn/loss.h"
 #include "nn/net.h"
 #include "nn/optim.h"
+#include "tasks/mwn.h"
 
 // ---------------------------------------------------------------------------------------------
 // cblas_sgemm interposition. This program is the only user; the recorder is its one global.
@@ -140,6 +146,44 @@ static void train_step(struct trainer *t)
     optim_step(t->opt, t->net->params, t->net->grads, t->opt->p.lr);
 }
 
+// SGD with momentum 0.9 over P floats.
+static struct optim *sgd_new(float lr, bool nesterov, float weight_decay, size_t P)
+{
+    struct optim_params op = optim_defaults(OPTIM_KIND_SGD);
+    op.lr = lr;
+    op.momentum = 0.9f;
+    op.nesterov = nesterov;
+    op.weight_decay = weight_decay;
+    return optim_new(&op, P);
+}
+
+// A network of the given kind and one batch of n gaussian images with random labels; t->opt is
+// left to the caller.
+static void trainer_init(struct trainer *t, enum backbone_kind kind, struct shape in,
+                         size_t classes, size_t n, struct rng *rng)
+{
+    struct backbone_spec spec = backbone_defaults(kind);
+    *t = (struct trainer){.n = n, .classes = classes};
+    t->net = backbone_new(&spec, in, classes, rng);
+    size_t nx = shape_numel(in) * n;
+    t->x = eg_xmalloc_floats(nx);
+    rng_fill_gaussian(rng, t->x, nx, 0.0f, 1.0f);
+    t->y = eg_xmalloc_array(n, sizeof *t->y);
+    for (size_t i = 0; i < n; i++) t->y[i] = (int32_t)rng_below(rng, classes);
+    t->dlogits = eg_xmalloc_floats(n * classes);
+    t->losses = eg_xmalloc_floats(n);
+}
+
+static void trainer_free(struct trainer *t)
+{
+    free(t->x);
+    free(t->y);
+    free(t->dlogits);
+    free(t->losses);
+    optim_free(t->opt);
+    net_free(t->net);
+}
+
 // Replays the recorded GEMM shapes; returns the median seconds of one replay.
 static double replay_gemms(size_t reps)
 {
@@ -209,22 +253,9 @@ static void run_case(const struct bench_case *bc, int threads, size_t steps)
     eg_set_threads(threads);
     struct rng rng;
     rng_seed(&rng, 1);
-    struct backbone_spec spec = backbone_defaults(bc->kind);
-    struct trainer t = {.n = bc->batch, .classes = bc->classes};
-    t.net = backbone_new(&spec, bc->in, bc->classes, &rng);
-    struct optim_params op = optim_defaults(OPTIM_KIND_SGD);
-    op.lr = 0.01f;
-    op.momentum = 0.9f;
-    op.nesterov = true;
-    op.weight_decay = 5e-4f;
-    t.opt = optim_new(&op, t.net->nparams);
-    size_t nx = shape_numel(bc->in) * bc->batch;
-    t.x = eg_xmalloc_floats(nx);
-    rng_fill_gaussian(&rng, t.x, nx, 0.0f, 1.0f);
-    t.y = eg_xmalloc_array(bc->batch, sizeof *t.y);
-    for (size_t i = 0; i < bc->batch; i++) t.y[i] = (int32_t)rng_below(&rng, bc->classes);
-    t.dlogits = eg_xmalloc_floats(bc->batch * bc->classes);
-    t.losses = eg_xmalloc_floats(bc->batch);
+    struct trainer t;
+    trainer_init(&t, bc->kind, bc->in, bc->classes, bc->batch, &rng);
+    t.opt = sgd_new(0.01f, true, 5e-4f, t.net->nparams);
 
     // The data pipeline: a synthetic set of the input's shape, crop 4 + flip + normalisation.
     struct dataset data = {0};
@@ -291,12 +322,7 @@ static void run_case(const struct bench_case *bc, int threads, size_t steps)
 
     free(data_times);
     free(times);
-    free(t.x);
-    free(t.y);
-    free(t.dlogits);
-    free(t.losses);
-    optim_free(t.opt);
-    net_free(t.net);
+    trainer_free(&t);
 }
 
 // Loading Fashion-MNIST's training set, the built-in default.
@@ -327,86 +353,158 @@ static void run_data_case(void)
     fflush(stdout); // the child leaves with _exit, which does not flush
 }
 
-// One method's meta-step on resnet32: median seconds over `steps` after a warm-up; prints a line.
-static double run_meta_method(enum hyper_method m, int threads, size_t steps)
+// The meta cases' setting: resnet32, 10 classes, 3x32x32, a training batch (in t) and a meta
+// batch of 100 gaussian images with random labels each.
+struct meta_bench {
+    struct rng rng;
+    struct trainer t;
+    float *xv;
+    int32_t *yv;
+};
+
+#define META_BATCH 100
+
+static void meta_bench_init(struct meta_bench *mb, int threads)
 {
     eg_set_threads(threads);
-    const size_t n = 100, classes = 10;
+    const size_t classes = 10;
     const struct shape in = {3, 32, 32};
-    struct rng rng;
-    rng_seed(&rng, 1);
-    struct backbone_spec spec = backbone_defaults(BACKBONE_RESNET32);
-    struct trainer t = {.n = n, .classes = classes};
-    t.net = backbone_new(&spec, in, classes, &rng);
-    struct optim_params op = optim_defaults(OPTIM_KIND_SGD);
-    op.lr = 0.01f;
-    op.momentum = 0.9f;
-    t.opt = optim_new(&op, t.net->nparams);
-    size_t nx = shape_numel(in) * n;
-    t.x = eg_xmalloc_floats(nx);
-    float *xv = eg_xmalloc_floats(nx);
-    rng_fill_gaussian(&rng, t.x, nx, 0.0f, 1.0f);
-    rng_fill_gaussian(&rng, xv, nx, 0.0f, 1.0f);
-    t.y = eg_xmalloc_array(n, sizeof *t.y);
-    int32_t *yv = eg_xmalloc_array(n, sizeof *yv);
-    for (size_t i = 0; i < n; i++) {
-        t.y[i] = (int32_t)rng_below(&rng, classes);
-        yv[i] = (int32_t)rng_below(&rng, classes);
-    }
-    t.dlogits = eg_xmalloc_floats(n * classes);
-    t.losses = eg_xmalloc_floats(n);
+    rng_seed(&mb->rng, 1);
+    trainer_init(&mb->t, BACKBONE_RESNET32, in, classes, META_BATCH, &mb->rng);
+    size_t nx = shape_numel(in) * META_BATCH;
+    mb->xv = eg_xmalloc_floats(nx);
+    rng_fill_gaussian(&mb->rng, mb->xv, nx, 0.0f, 1.0f);
+    mb->yv = eg_xmalloc_array(META_BATCH, sizeof *mb->yv);
+    for (size_t i = 0; i < META_BATCH; i++) mb->yv[i] = (int32_t)rng_below(&mb->rng, classes);
+}
 
-    struct weighted_problem *wp =
-        weighted_problem_new(t.net, n, LAYER_MODE_TRAIN_FROZEN, LAYER_MODE_TRAIN_FROZEN);
-    weighted_problem_set_batches(wp, t.x, t.y, n, xv, yv, n);
-    struct hyper_params hp = {.method = m, .candidates = 2, .sigma = 1e-3, .temperature = 0.05,
-                              .noise = HYPER_NOISE_RADEMACHER, .lookahead_lr = 0.1};
-    struct hyper *h = hyper_new(&hp, t.net->nparams, n);
-    float *lambda = eg_xmalloc_floats(n), *hg = eg_xmalloc_floats(n);
-    for (size_t i = 0; i < n; i++) lambda[i] = 1.0f;
-    // theta is a copy: the methods must not see the parameters they are about to overwrite
-    float *theta = eg_xmalloc_floats(t.net->nparams);
+static void meta_bench_free(struct meta_bench *mb)
+{
+    free(mb->xv);
+    free(mb->yv);
+    trainer_free(&mb->t);
+}
 
+// The hypergradient settings both meta cases use: evograd K = 2, sigma 1e-3, tau 0.05,
+// Rademacher noise; unrolled alpha 0.1.
+static struct hyper_params bench_hyper_params(enum hyper_method m)
+{
+    return (struct hyper_params){.method = m, .candidates = 2, .sigma = 1e-3, .temperature = 0.05,
+                                 .noise = HYPER_NOISE_RADEMACHER, .lookahead_lr = 0.1};
+}
+
+// Median seconds of iter(ctx) over `steps` calls after one warm-up call.
+static double median_iteration(void (*iter)(void *), void *ctx, size_t steps)
+{
     double *times = eg_xmalloc_array(steps, sizeof *times);
     for (size_t s = 0; s < steps + 1; s++) {
         double t0 = eg_wall_seconds();
-        if (m != HYPER_NONE) {
-            memcpy(theta, t.net->params, t.net->nparams * sizeof(float));
-            hyper_grad(h, &wp->mp, theta, lambda, &rng, hg, NULL);
-        }
-        train_step(&t);
+        iter(ctx);
         if (s > 0) times[s - 1] = eg_wall_seconds() - t0; // the first is the warm-up
     }
     double med = median(times, steps);
-    printf("    %-9s %8.1f ms per meta-step (hypergradient + base step)  peak RSS %6.1f MB\n",
-           hyper_method_name(m), 1e3 * med, eg_peak_rss_mb());
-    fflush(stdout);
     free(times);
-    free(theta);
-    free(lambda);
-    free(hg);
-    hyper_free(h);
-    weighted_problem_free(wp);
-    free(xv);
-    free(yv);
-    free(t.x);
-    free(t.y);
-    free(t.dlogits);
-    free(t.losses);
-    optim_free(t.opt);
-    net_free(t.net);
     return med;
 }
 
-// Each method in its own process (own peak RSS); the medians come back through a pipe.
-static void run_meta_case(int threads, size_t steps)
+// The meta case: per-sample loss weights (lib/meta/weighted.h) as lambda.
+struct meta_iter {
+    struct meta_bench *mb;
+    struct weighted_problem *wp;
+    struct hyper *h;
+    enum hyper_method m;
+    float *lambda, *hg, *theta;
+};
+
+static void meta_iteration(void *ctx)
 {
-    printf("meta: resnet32, batch 100, 3x32x32, per-sample loss weights as lambda (H = 100), "
-           "evograd K = 2, %d BLAS threads\n",
-           threads);
+    struct meta_iter *it = ctx;
+    struct net *net = it->mb->t.net;
+    if (it->m != HYPER_NONE) {
+        memcpy(it->theta, net->params, net->nparams * sizeof(float));
+        hyper_grad(it->h, &it->wp->mp, it->theta, it->lambda, &it->mb->rng, it->hg, NULL);
+    }
+    train_step(&it->mb->t);
+}
+
+// One method's meta-step (hypergradient + base step) on resnet32: median seconds.
+static double run_meta_method(enum hyper_method m, int threads, size_t steps)
+{
+    struct meta_bench mb;
+    meta_bench_init(&mb, threads);
+    const size_t n = META_BATCH;
+    mb.t.opt = sgd_new(0.01f, false, 0.0f, mb.t.net->nparams);
+    struct meta_iter it = {.mb = &mb, .m = m};
+    it.wp = weighted_problem_new(mb.t.net, n, LAYER_MODE_TRAIN_FROZEN, LAYER_MODE_TRAIN_FROZEN);
+    weighted_problem_set_batches(it.wp, mb.t.x, mb.t.y, n, mb.xv, mb.yv, n);
+    struct hyper_params hp = bench_hyper_params(m);
+    it.h = hyper_new(&hp, mb.t.net->nparams, n);
+    it.lambda = eg_xmalloc_floats(n);
+    it.hg = eg_xmalloc_floats(n);
+    for (size_t i = 0; i < n; i++) it.lambda[i] = 1.0f;
+    // theta is a copy: the methods must not see the parameters they are about to overwrite
+    it.theta = eg_xmalloc_floats(mb.t.net->nparams);
+
+    double med = median_iteration(meta_iteration, &it, steps);
+    free(it.theta);
+    free(it.lambda);
+    free(it.hg);
+    hyper_free(it.h);
+    weighted_problem_free(it.wp);
+    meta_bench_free(&mb);
+    return med;
+}
+
+// The mwn case: one whole Meta-Weight-Net iteration (mwn_step).
+struct mwn_iter {
+    struct meta_bench *mb;
+    struct mwn_problem *pr;
+    struct hyper *h; // NULL: none
+    struct optim *meta_opt;
+    float *lambda;
+};
+
+static void mwn_iteration(void *ctx)
+{
+    struct mwn_iter *it = ctx;
+    struct optim *opt = it->mb->t.opt;
+    mwn_step(it->pr, opt, opt->p.lr, it->h, it->meta_opt, it->meta_opt->p.lr, it->lambda, false,
+             &it->mb->rng, NULL);
+}
+
+// One method's Meta-Weight-Net training iteration on resnet32: median seconds.
+static double run_mwn_method(enum hyper_method m, int threads, size_t steps)
+{
+    struct meta_bench mb;
+    meta_bench_init(&mb, threads);
+    const size_t P = mb.t.net->nparams, H = mwn_vnet_size(MWN_HIDDEN);
+    mb.t.opt = sgd_new(0.1f, true, 5e-4f, P);
+    struct mwn_iter it = {.mb = &mb};
+    it.pr = mwn_problem_new(mb.t.net, MWN_HIDDEN);
+    EG_ASSERT(it.pr->mp.H == H);
+    mwn_problem_set_batches(it.pr, mb.t.x, mb.t.y, META_BATCH, mb.xv, mb.yv, META_BATCH);
+    it.lambda = eg_xmalloc_floats(H);
+    mwn_vnet_init(it.lambda, MWN_HIDDEN, &mb.rng);
+    it.meta_opt = sgd_new(1e-3f, true, 5e-4f, H);
+    struct hyper_params hp = bench_hyper_params(m);
+    if (m != HYPER_NONE) it.h = hyper_new(&hp, P, H);
+
+    double med = median_iteration(mwn_iteration, &it, steps);
+    hyper_free(it.h);
+    optim_free(it.meta_opt);
+    free(it.lambda);
+    mwn_problem_free(it.pr);
+    meta_bench_free(&mb);
+    return med;
+}
+
+// none, evograd, unrolled: each in its own process (own peak RSS), one line each ("<ms> ms per
+// <per>"); the medians (seconds) and peak RSS (MB) come back through a pipe into med and rss.
+static void run_methods(double (*method)(enum hyper_method, int, size_t), const char *per,
+                        int threads, size_t steps, double med[3], double rss[3])
+{
     fflush(stdout);
     const enum hyper_method methods[3] = {HYPER_NONE, HYPER_EVOGRAD, HYPER_UNROLLED};
-    double med[3] = {0};
     for (size_t i = 0; i < 3; i++) {
         int fd[2];
         EG_ASSERT(pipe(fd) == 0);
@@ -414,19 +512,59 @@ static void run_meta_case(int threads, size_t steps)
         EG_ASSERT(pid >= 0);
         if (pid == 0) {
             close(fd[0]);
-            double v = run_meta_method(methods[i], threads, steps);
-            ssize_t wr = write(fd[1], &v, sizeof v);
+            double v[2] = {method(methods[i], threads, steps), eg_peak_rss_mb()};
+            printf("    %-9s %8.1f ms per %s  peak RSS %6.1f MB\n", hyper_method_name(methods[i]),
+                   1e3 * v[0], per, v[1]);
+            fflush(stdout); // the child leaves with _exit, which does not flush
+            ssize_t wr = write(fd[1], v, sizeof v);
             _exit(wr == (ssize_t)sizeof v ? 0 : 1);
         }
         close(fd[1]);
-        ssize_t rd = read(fd[0], &med[i], sizeof med[i]);
+        double v[2] = {0};
+        ssize_t rd = read(fd[0], v, sizeof v);
         close(fd[0]);
         int status = 0;
         waitpid(pid, &status, 0);
-        EG_ASSERT(rd == (ssize_t)sizeof med[i] && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        EG_ASSERT(rd == (ssize_t)sizeof v && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        med[i] = v[0];
+        rss[i] = v[1];
     }
+}
+
+static void run_meta_case(int threads, size_t steps)
+{
+    printf("meta: resnet32, batch 100, 3x32x32, per-sample loss weights as lambda (H = 100), "
+           "evograd K = 2, %d BLAS threads\n",
+           threads);
+    double med[3], rss[3];
+    run_methods(run_meta_method, "meta-step (hypergradient + base step)", threads, steps, med, rss);
     printf("    relative to none: evograd %.2fx, unrolled %.2fx\n", med[1] / med[0],
            med[2] / med[0]);
+    fflush(stdout);
+}
+
+static const char *target_verdict(double ratio, double target)
+{
+    return ratio <= target ? "met" : "NOT met";
+}
+
+static void run_mwn_case(int threads, size_t steps)
+{
+    printf("mwn: resnet32, batch 100 + meta batch 100, 3x32x32, Meta-Weight-Net lambda (hidden "
+           "%d, H = %zu), evograd K = 2, %d BLAS threads, median of %zu after 1 warm-up\n",
+           MWN_HIDDEN, mwn_vnet_size(MWN_HIDDEN), threads, steps);
+    double med[3], rss[3];
+    run_methods(run_mwn_method, "training iteration (meta-step + base step)", threads, steps, med,
+                rss);
+    const double ev_none = med[1] / med[0], ev_unr = med[1] / med[2];
+    const double rss_ev = rss[1] / rss[0];
+    printf("    time: evograd/none %.2fx, unrolled/none %.2fx, evograd/unrolled %.2fx\n", ev_none,
+           med[2] / med[0], ev_unr);
+    printf("    peak RSS: evograd/none %.2fx, unrolled/none %.2fx\n", rss_ev, rss[2] / rss[0]);
+    printf("    targets: evograd <= 2.7x none: %.2fx, %s; evograd <= 0.8x unrolled: %.2fx, %s; "
+           "RSS evograd <= 1.3x none: %.2fx, %s\n",
+           ev_none, target_verdict(ev_none, 2.7), ev_unr, target_verdict(ev_unr, 0.8), rss_ev,
+           target_verdict(rss_ev, 1.3));
     fflush(stdout);
 }
 
@@ -454,6 +592,7 @@ int main(int argc, char **argv)
         {"lenet", BACKBONE_LENET, {1, 28, 28}, 10, 128, 60, false},
         {"data", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 0, false},
         {"meta", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 6, false},
+        {"mwn", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 6, false},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         if (strcmp(which, "all") != 0 && strcmp(which, cases[c].name) != 0) continue;
@@ -466,6 +605,8 @@ int main(int argc, char **argv)
         if (pid == 0) {
             if (strcmp(cases[c].name, "meta") == 0) {
                 run_meta_case(threads, steps ? steps : cases[c].steps);
+            } else if (strcmp(cases[c].name, "mwn") == 0) {
+                run_mwn_case(threads, steps ? steps : cases[c].steps);
             } else if (cases[c].kind == BACKBONE__COUNT) {
                 run_data_case();
             } else {
