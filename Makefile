@@ -4,7 +4,9 @@
 #   make plots      a PNG per run from plots/*.gp (results/*/*/train.png), the toy1d
 #                   figures per results/<name>/ holding toy1d runs (toy1d_*.png), and per
 #                   results/<name>/ holding rotation runs the learned angles
-#                   (rotation_angle.png) and the table (rotation_table.{csv,md})
+#                   (rotation_angle.png) and the table (rotation_table.{csv,md}), and per
+#                   results/<name>/ holding mwn runs the accuracies, sample weights and weighting
+#                   curves (mwn_{accuracy,weights,curve}.png) and the table (mwn_table.{csv,md})
 #   make test       the Criterion suite (installs missing packages first, see .ci/ensure-deps)
 #   make bench      speed and memory benchmarks (never part of make test)
 #   make valgrind   the suite under valgrind (memcheck)
@@ -126,6 +128,12 @@ plots: $(STAMP)
 	    gnuplot -e "folder='$${d%/}'" plots/rotation.gp && n=$$((n + 1)) && \
 	    echo "$${d}rotation_angle.png"; \
 	    bash plots/rotation_table.sh "$${d%/}" >/dev/null && echo "$${d}rotation_table.md"; \
+	done; \
+	for d in results/*/; do \
+	    grep -lqs '^task: mwn$$' "$$d"*/config.yaml || continue; \
+	    gnuplot -e "folder='$${d%/}'" plots/mwn.gp && n=$$((n + 3)) && \
+	    printf '%s\n' "$${d}mwn_accuracy.png" "$${d}mwn_weights.png" "$${d}mwn_curve.png"; \
+	    bash plots/mwn_table.sh "$${d%/}" >/dev/null && echo "$${d}mwn_table.md"; \
 	done; echo "$$n plots written"
 
 # The suite must really run: Criterion exits 0 on zero tests, so the synthesis line is checked.
