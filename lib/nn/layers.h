@@ -53,6 +53,18 @@ void layer_global_avgpool(struct layer *l, struct shape in);
 // y = x0 + x1 (residual addition); both inputs of shape in. In place on x0 when allowed.
 void layer_add(struct layer *l, struct shape in);
 
+// Feature-wise transformation (lib/nn/ft.c; paper-spec 3.3): parameters gamma (C), beta (C),
+// initialised 0.3 and 0.5; in the training modes y = (1 + n_g sp(gamma)) x + n_b sp(beta) with
+// n_g, n_b ~ N(0, 1) per channel drawn from ctx->rng at every forward, sp = softplus with beta
+// 100 (threshold 20) as PyTorch; the identity in LAYER_MODE_EVAL.
+void layer_ft(struct layer *l, struct shape in);
+// Holds the noise at n_gamma, n_beta (C each) for later forwards instead of drawing it; NULL
+// for both returns to drawing. l must be an ft layer.
+void layer_ft_hold_noise(struct layer *l, const float *n_gamma, const float *n_beta);
+// PyTorch's softplus(u, beta = 100, threshold = 20) and its derivative.
+double ft_softplus(double u);
+double ft_softplus_grad(double u);
+
 // (c, h, w) -> (c*h*w, 1, 1), feature index (c*h + i)*w + j as torch.flatten on NCHW.
 void layer_flatten(struct layer *l, struct shape in);
 
