@@ -10,8 +10,10 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "helpers.h"
+#include "nn/backbones.h"
 #include "nn/layers.h"
 #include "nn/layout.h"
+#include "nn/net.h"
 
 Test(ft, softplus_matches_pytorch_in_both_branches)
 {
@@ -150,4 +152,88 @@ Test(ft, training_forward_draws_fresh_noise_per_channel_shared_over_batch_and_sp
     free(y1);
     free(y2);
     layer_release(&l);
+}
+
+// FT scalars in a network: the parameters of its ft layers.
+static size_t ft_scalars(const struct net *net)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        if (strcmp(net->layers[i].ops->name, "ft") == 0) n += net->layers[i].nparams;
+    }
+    return n;
+}
+
+Test(ft_backbone, resnet_ft_scalars_are_the_counts_paper_spec_derives)
+{
+    static const struct {
+        enum backbone_kind kind;
+        size_t scalars;
+    } want[] = {{BACKBONE_RESNET10, 3712}, {BACKBONE_RESNET18, 5632}, {BACKBONE_RESNET34, 9344}};
+    for (size_t i = 0; i < 3; i++) {
+        struct backbone_spec spec = backbone_defaults(want[i].kind);
+        spec.features_only = true;
+        struct rng r;
+        rng_seed(&r, 1);
+        struct net *plain = backbone_new(&spec, (struct shape){3, 32, 32}, 0, &r);
+        spec.ft = true;
+        struct net *ft = backbone_new(&spec, (struct shape){3, 32, 32}, 0, &r);
+        cr_assert(eq(sz, ft_scalars(ft), want[i].scalars), "%s", backbone_name(want[i].kind));
+        cr_assert(eq(sz, ft->nparams, plain->nparams + want[i].scalars));
+        cr_assert(eq(sz, ft_scalars(plain), 0));
+        net_free(plain);
+        net_free(ft);
+    }
+    struct backbone_spec bad = backbone_defaults(BACKBONE_RESNET32);
+    bad.ft = true;
+    cr_assert(backbone_check(&bad, (struct shape){3, 32, 32}, 10) != NULL);
+}
+
+// In eval mode the FT layers are the identity: a network with them gives the same features as
+// the same network without them when the shared parameters agree; in training they change them.
+Test(ft_backbone, eval_mode_ignores_ft_and_training_mode_does_not)
+{
+    struct backbone_spec spec = backbone_defaults(BACKBONE_RESNET10);
+    spec.features_only = true;
+    spec.channels = 4;
+    const struct shape in = {3, 16, 16};
+    struct rng r;
+    rng_seed(&r, 2);
+    struct net *plain = backbone_new(&spec, in, 0, &r);
+    spec.ft = true;
+    struct net *ft = backbone_new(&spec, in, 0, &r);
+    // copy plain's parameters and statistics into ft layer by layer (ft layers keep their own)
+    size_t j = 0;
+    for (size_t i = 0; i < ft->nlayers; i++) {
+        const struct layer *lf = &ft->layers[i];
+        if (strcmp(lf->ops->name, "ft") == 0) continue;
+        const struct layer *lp = &plain->layers[j++];
+        cr_assert(lf->nparams == lp->nparams && lf->nstats == lp->nstats, "layer %zu", i);
+        memcpy(ft->params + lf->param_off, plain->params + lp->param_off,
+               lf->nparams * sizeof(float));
+        memcpy(ft->stats + lf->stats_off, plain->stats + lp->stats_off,
+               lf->nstats * sizeof(float));
+    }
+    cr_assert(eq(sz, j, plain->nlayers));
+    const size_t n = 2, nx = n * shape_numel(in);
+    float *x = eg_xmalloc_floats(nx);
+    rng_fill_uniform(&r, x, nx, -1.0f, 1.0f);
+    const struct shape out = net_out_shape(plain);
+    const size_t ny = n * shape_numel(out);
+    float *y0 = eg_xmalloc_floats(ny);
+    memcpy(y0, net_forward(plain, x, n, LAYER_MODE_EVAL), ny * sizeof(float));
+    const float *y1 = net_forward(ft, x, n, LAYER_MODE_EVAL);
+    cr_assert(memcmp(y0, y1, ny * sizeof(float)) == 0);
+    memcpy(y0, net_forward(plain, x, n, LAYER_MODE_TRAIN_FROZEN), ny * sizeof(float));
+    struct rng noise;
+    rng_seed(&noise, 9);
+    ft->rng = &noise;
+    y1 = net_forward(ft, x, n, LAYER_MODE_TRAIN_FROZEN);
+    double diff = 0.0;
+    for (size_t i = 0; i < ny; i++) diff = fmax(diff, fabs((double)y0[i] - (double)y1[i]));
+    cr_assert(diff > 1e-3, "training-mode FT changed nothing (max diff %g)", diff);
+    free(x);
+    free(y0);
+    net_free(plain);
+    net_free(ft);
 }

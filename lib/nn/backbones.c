@@ -68,9 +68,13 @@ struct shape backbone_default_input(enum backbone_kind kind)
     }
 }
 
+static const char *check_ft(const struct backbone_spec *spec);
+
 const char *backbone_check(const struct backbone_spec *spec, struct shape in, size_t classes)
 {
     if (spec->kind >= BACKBONE__COUNT) return "unknown backbone";
+    const char *ft = check_ft(spec);
+    if (ft != NULL) return ft;
     if (shape_numel(in) == 0) return "input shape has a zero dimension";
     bool head = !spec->features_only;
     if (head && classes < 1) return "needs at least one class";
@@ -99,6 +103,14 @@ const char *backbone_check(const struct backbone_spec *spec, struct shape in, si
         if (spec->channels < 1) return "resnet needs at least one channel";
         return NULL;
     }
+}
+
+// The checks above, plus: only resnet10/18/34 take feature-wise transformation layers.
+static const char *check_ft(const struct backbone_spec *spec)
+{
+    bool resnet = spec->kind == BACKBONE_RESNET10 || spec->kind == BACKBONE_RESNET18 ||
+                  spec->kind == BACKBONE_RESNET34;
+    return spec->ft && !resnet ? "feature-wise transformation layers need resnet10/18/34" : NULL;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -179,14 +191,19 @@ static void build_resnet32(struct net *net, const struct backbone_spec *s, size_
 }
 
 // CloserLookFewShot SimpleBlock: conv-BN-ReLU-conv-BN, shortcut 1x1 conv + BN when the width
-// changes, then ReLU.
-static size_t simple_block(struct net *net, size_t x, size_t planes, size_t stride)
+// changes, then ReLU. With ft, the second BN and the shortcut BN are followed by an FT layer (the
+// LFT code's FeatureWiseTransformation2d_fw: a BatchNorm2d that transforms in training).
+static size_t simple_block(struct net *net, size_t x, size_t planes, size_t stride, bool ft)
 {
     size_t c_in = net->node_shape[x].c;
     size_t y = net_relu(net, conv_bn(net, x, planes, 3, stride, 1, INIT_KAIMING_FAN_OUT));
     y = conv_bn(net, y, planes, 3, 1, 1, INIT_KAIMING_FAN_OUT);
+    if (ft) y = net_ft(net, y);
     size_t sc = x;
-    if (c_in != planes) sc = conv_bn(net, x, planes, 1, stride, 0, INIT_KAIMING_FAN_OUT);
+    if (c_in != planes) {
+        sc = conv_bn(net, x, planes, 1, stride, 0, INIT_KAIMING_FAN_OUT);
+        if (ft) sc = net_ft(net, sc);
+    }
     return net_relu(net, net_add(net, y, sc));
 }
 
@@ -199,7 +216,7 @@ static void build_resnet(struct net *net, const struct backbone_spec *s, size_t 
     for (size_t st = 0; st < 4; st++) {
         size_t planes = s->channels << st;
         for (size_t b = 0; b < blocks[st]; b++) {
-            x = simple_block(net, x, planes, b == 0 && st > 0 ? 2 : 1);
+            x = simple_block(net, x, planes, b == 0 && st > 0 ? 2 : 1, s->ft);
         }
     }
     if (!s->features_only) head(net, net_global_avgpool(net, x), classes, INIT_TORCH_DEFAULT);

@@ -48,6 +48,9 @@ struct backbone_spec {
     size_t hidden[BACKBONE_MAX_HIDDEN];  // mlp hidden widths
     size_t nhidden;
     bool features_only;                  // no head (conv4, resnet10/18/34)
+    bool ft;                             // resnet10/18/34: a feature-wise transformation layer
+                                         // after the second batch norm of every block and after
+                                         // every shortcut batch norm (LFT, paper-spec 3.3)
 };
 
 // "resnet32" etc. for a kind; the kind for a name (false when unknown).

@@ -147,6 +147,11 @@ size_t net_relu(struct net *net, size_t in)
     return add_plain(net, in, layer_relu);
 }
 
+size_t net_ft(struct net *net, size_t in)
+{
+    return add_plain(net, in, layer_ft);
+}
+
 size_t net_global_avgpool(struct net *net, size_t in)
 {
     return add_plain(net, in, layer_global_avgpool);

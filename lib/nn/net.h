@@ -66,6 +66,7 @@ size_t net_conv2d(struct net *net, size_t in, struct conv2d_params p);
 size_t net_linear(struct net *net, size_t in, struct linear_params p);
 size_t net_batchnorm(struct net *net, size_t in, struct batchnorm_params p);
 size_t net_relu(struct net *net, size_t in);
+size_t net_ft(struct net *net, size_t in);
 size_t net_maxpool(struct net *net, size_t in, struct pool_params p);
 size_t net_avgpool(struct net *net, size_t in, struct pool_params p);
 size_t net_global_avgpool(struct net *net, size_t in);
