@@ -8,6 +8,7 @@
 
 #include "core/alloc.h"
 #include "core/status.h"
+#include "meta/netloss.h"
 #include "nn/loss.h"
 #include "nn/net.h"
 
@@ -50,21 +51,8 @@ static double weighted_train_loss(struct meta_problem *p, const float *theta,
 static double weighted_val_loss(struct meta_problem *p, const float *theta, float *dtheta)
 {
     struct weighted_problem *wp = p->ctx;
-    struct net *net = wp->net;
-    const size_t m = wp->m, C = wp->classes;
-    EG_ASSERT(wp->xv != NULL);
-
-    net_swap_in(wp->net, wp->saved, theta);
-    const float *logits = net_forward(net, wp->xv, m, wp->val_mode);
-    double L = xent_forward(logits, wp->labels_v, m, C, wp->losses) / (double)m;
-    if (dtheta != NULL) {
-        xent_backward(logits, wp->labels_v, NULL, m, C, wp->dlogits); // dlosses 1/m: the mean
-        net_zero_grad(net);
-        net_backward(net, wp->dlogits, NULL);
-        copy_grads(net, dtheta);
-    }
-    net_swap_out(wp->net, wp->saved, theta);
-    return L;
+    return net_mean_xent_at(wp->net, wp->saved, theta, wp->xv, wp->labels_v, wp->m, wp->val_mode,
+                            wp->losses, wp->dlogits, dtheta);
 }
 
 static const struct meta_problem_ops weighted_ops = {

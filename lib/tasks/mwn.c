@@ -9,6 +9,7 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "core/status.h"
+#include "meta/netloss.h"
 #include "nn/loss.h"
 
 size_t mwn_vnet_size(size_t hidden)
@@ -187,20 +188,8 @@ static double mwn_train_loss(struct meta_problem *p, const float *theta, const f
 static double mwn_val_loss(struct meta_problem *p, const float *theta, float *dtheta)
 {
     struct mwn_problem *pr = p->ctx;
-    struct net *net = pr->net;
-    const size_t m = pr->m, C = pr->classes;
-    EG_ASSERT(pr->xv != NULL && m >= 1);
-    net_swap_in(net, pr->saved, theta);
-    const float *logits = net_forward(net, pr->xv, m, pr->mode);
-    double L = xent_forward(logits, pr->yv, m, C, pr->losses) / (double)m;
-    if (dtheta != NULL) {
-        xent_backward(logits, pr->yv, NULL, m, C, pr->dlogits);
-        net_zero_grad(net);
-        net_backward(net, pr->dlogits, NULL);
-        if (dtheta != net->grads) memcpy(dtheta, net->grads, net->nparams * sizeof(float));
-    }
-    net_swap_out(net, pr->saved, theta);
-    return L;
+    return net_mean_xent_at(pr->net, pr->saved, theta, pr->xv, pr->yv, pr->m, pr->mode,
+                            pr->losses, pr->dlogits, dtheta);
 }
 
 static const struct meta_problem_ops mwn_ops = {

@@ -8,6 +8,7 @@
 
 #include "core/alloc.h"
 #include "core/status.h"
+#include "meta/netloss.h"
 #include "nn/loss.h"
 #include "nn/rotate.h"
 
@@ -57,21 +58,8 @@ static double rotation_train_loss(struct meta_problem *p, const float *theta, co
 static double rotation_val_loss(struct meta_problem *p, const float *theta, float *dtheta)
 {
     struct rotation_problem *rp = p->ctx;
-    struct net *net = rp->net;
-    const size_t m = rp->m, C = rp->classes;
-    EG_ASSERT(rp->xv != NULL && m >= 1);
-
-    net_swap_in(rp->net, rp->saved, theta);
-    const float *logits = net_forward(net, rp->xv, m, rp->mode);
-    double L = xent_forward(logits, rp->yv, m, C, rp->losses) / (double)m;
-    if (dtheta != NULL) {
-        xent_backward(logits, rp->yv, NULL, m, C, rp->dlogits);
-        net_zero_grad(net);
-        net_backward(net, rp->dlogits, NULL);
-        if (dtheta != net->grads) memcpy(dtheta, net->grads, net->nparams * sizeof(float));
-    }
-    net_swap_out(rp->net, rp->saved, theta);
-    return L;
+    return net_mean_xent_at(rp->net, rp->saved, theta, rp->xv, rp->yv, rp->m, rp->mode,
+                            rp->losses, rp->dlogits, dtheta);
 }
 
 static const struct meta_problem_ops rotation_ops = {
