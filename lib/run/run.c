@@ -242,11 +242,6 @@ static enum task_kind task_of(const struct run_config *cfg)
     return TASK_SUPERVISED;
 }
 
-static bool is_rotation(const struct run_config *cfg)
-{
-    return task_of(cfg) == TASK_ROTATION;
-}
-
 static enum noise_kind noise_kind_of(const struct run_config *cfg)
 {
     enum noise_kind k = NOISE_KIND_NONE;
@@ -316,7 +311,7 @@ enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
         const char *mbad = optim_params_check(&mp);
         if (mbad != NULL) return eg_errorf(err, EG_ERR_CONFIG, "meta.optimizer: %s", mbad);
     }
-    if (is_rotation(cfg)) {
+    if (task == TASK_ROTATION) {
         const size_t te = cfg->rotation.train_end, vb = cfg->rotation.val_begin,
                      ve = cfg->rotation.val_end;
         if (!(te <= vb && vb < ve)) {
@@ -893,16 +888,19 @@ static enum eg_status write_weight_curve(struct trainer *t, const char *dir, str
     char path[CFG_PATH_MAX + 32], tmp[CFG_PATH_MAX + 48];
     join(path, sizeof path, dir, "weight_curve.csv");
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    float c[MWN_CURVE_POINTS];
+    double v[MWN_CURVE_POINTS];
+    for (size_t i = 0; i < MWN_CURVE_POINTS; i++) {
+        c[i] = (float)(MWN_CURVE_MAX * (double)i / (double)(MWN_CURVE_POINTS - 1));
+    }
+    mwn_vnet_forward(t->lambda, t->cfg->mwn.hidden, c, MWN_CURVE_POINTS, v);
     struct csv *f = NULL;
     enum eg_status st = csv_create(tmp, cols, 2, &f, err);
     if (st != EG_OK) return st;
     for (size_t i = 0; st == EG_OK && i < MWN_CURVE_POINTS; i++) {
-        float c = (float)(MWN_CURVE_MAX * (double)i / (double)(MWN_CURVE_POINTS - 1));
-        double v;
-        mwn_vnet_forward(t->lambda, t->cfg->mwn.hidden, &c, 1, &v);
         char cells[2][40];
-        csv_fmt(cells[0], (double)c);
-        csv_fmt(cells[1], v);
+        csv_fmt(cells[0], (double)c[i]);
+        csv_fmt(cells[1], v[i]);
         const char *row[2] = {cells[0], cells[1]};
         st = csv_row(f, row, err);
     }

@@ -213,6 +213,7 @@ struct mwn_problem *mwn_problem_new(struct net *net, size_t hidden)
     pr->hidden = hidden;
     pr->mode = LAYER_MODE_TRAIN_FROZEN;
     pr->saved = eg_xmalloc_floats(net->nparams);
+    pr->hg = eg_xmalloc_floats(pr->mp.H);
     return pr;
 }
 
@@ -221,6 +222,7 @@ void mwn_problem_free(struct mwn_problem *pr)
     if (pr == NULL) return;
     free(pr->anchor);
     free(pr->saved);
+    free(pr->hg);
     free(pr->losses);
     free(pr->dlosses);
     free(pr->dlogits);
@@ -264,13 +266,11 @@ double mwn_step(struct mwn_problem *pr, struct optim *opt, float lr, struct hype
     // (1) the meta-step at the current theta
     if (h != NULL) {
         EG_ASSERT(pr->xv != NULL && meta_opt != NULL && meta_opt->P == H);
-        float *hg = eg_xmalloc_floats(H);
         if (hyper_method_of(h) == HYPER_UNROLLED) mwn_problem_anchor_next(pr);
-        hyper_grad(h, &pr->mp, net->params, lambda, rng, hg, &hi);
+        hyper_grad(h, &pr->mp, net->params, lambda, rng, pr->hg, &hi);
         pr->anchor_armed = false;
         pr->anchored = false;
-        optim_step(meta_opt, lambda, hg, meta_lr);
-        free(hg);
+        optim_step(meta_opt, lambda, pr->hg, meta_lr);
     }
     // (2) the base step with the updated weighting network
     double L = weighted_pass(pr, uniform ? NULL : lambda, LAYER_MODE_TRAIN, true, NULL);

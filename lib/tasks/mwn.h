@@ -83,6 +83,7 @@ struct mwn_problem {
     bool anchor_armed, anchored;
     // Owned work space (cap samples).
     float *anchor, *saved, *losses, *dlosses, *dlogits;
+    float *hg; // (H) the meta-step's hypergradient
     double *v, *dv, *dc;
     size_t cap;
 };
