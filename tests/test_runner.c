@@ -96,6 +96,18 @@ Test(runner, run_writes_every_output_and_rerun_from_its_config_matches)
     free(m2);
 }
 
+// Resumes the run in part/ and checks that its metrics equal those of the uninterrupted run in
+// full/ (clock columns aside).
+static void resume_part_and_compare(void)
+{
+    const char *resume[] = {"run", "tiny.yaml", "--out", "part", "--quiet", "--resume", NULL};
+    cr_assert(eq(int, e2e_run(resume, NULL), 0), "%s", e2e_read("stderr.txt"));
+    char *a = metrics_without_clock("full"), *b = metrics_without_clock("part");
+    cr_assert(strcmp(a, b) == 0, "uninterrupted:\n%s\nresumed:\n%s", a, b);
+    free(a);
+    free(b);
+}
+
 Test(runner, resume_after_stop_equals_an_uninterrupted_run)
 {
     write_tiny();
@@ -109,12 +121,7 @@ Test(runner, resume_after_stop_equals_an_uninterrupted_run)
     char *err = e2e_read("stderr.txt");
     cr_assert(strstr(err, "--resume") != NULL, "%s", err);
     free(err);
-    const char *resume[] = {"run", "tiny.yaml", "--out", "part", "--quiet", "--resume", NULL};
-    cr_assert(eq(int, e2e_run(resume, NULL), 0), "%s", e2e_read("stderr.txt"));
-    char *a = metrics_without_clock("full"), *b = metrics_without_clock("part");
-    cr_assert(strcmp(a, b) == 0, "uninterrupted:\n%s\nresumed:\n%s", a, b);
-    free(a);
-    free(b);
+    resume_part_and_compare();
 }
 
 Test(runner, sigterm_checkpoints_and_resume_completes_identically)
@@ -136,12 +143,7 @@ Test(runner, sigterm_checkpoints_and_resume_completes_identically)
     char *err = e2e_read("stderr.txt");
     cr_assert(strstr(err, "SIGTERM") != NULL && strstr(err, "--resume") != NULL, "%s", err);
     free(err);
-    const char *resume[] = {"run", "tiny.yaml", "--out", "part", "--quiet", "--resume", NULL};
-    cr_assert(eq(int, e2e_run(resume, NULL), 0), "%s", e2e_read("stderr.txt"));
-    char *a = metrics_without_clock("full"), *b = metrics_without_clock("part");
-    cr_assert(strcmp(a, b) == 0, "uninterrupted:\n%s\nresumed:\n%s", a, b);
-    free(a);
-    free(b);
+    resume_part_and_compare();
 }
 
 Test(runner, resume_refuses_a_checkpoint_of_another_config)
