@@ -182,6 +182,14 @@ Test(ft_backbone, resnet_ft_scalars_are_the_counts_paper_spec_derives)
         cr_assert(got == want[i].scalars, "%s: %zu FT scalars", backbone_name(want[i].kind), got);
         cr_assert(ft->nparams == plain->nparams + want[i].scalars);
         cr_assert(ft_scalars(plain) == 0);
+        // the hyperparameters are one block after the weights (a meta-learner's lambda)
+        cr_assert(ft->nparams_hyper == want[i].scalars && plain->nparams_hyper == 0);
+        for (size_t k = 0; k < ft->nlayers; k++) {
+            const struct layer *l = &ft->layers[k];
+            bool is_ft = strcmp(l->ops->name, "ft") == 0;
+            bool in_tail = l->param_off >= ft->nparams - ft->nparams_hyper;
+            cr_assert(l->nparams == 0 || is_ft == in_tail, "layer %zu (%s)", k, l->ops->name);
+        }
         net_free(plain);
         net_free(ft);
     }

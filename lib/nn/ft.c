@@ -126,6 +126,7 @@ static const struct layer_ops ft_ops = {
     .destroy = ft_destroy,
     .can_run_in_place = false, // backward reads x for dgamma
     .backward_reads_y = false,
+    .hyper = true, // LFT meta-learns gamma and beta
 };
 
 void layer_ft(struct layer *l, struct shape in)

@@ -82,6 +82,8 @@ struct layer_ops {
     void (*destroy)(struct layer *l);
     bool can_run_in_place;  // forward works with y == x[0] and backward never reads x[0]
     bool backward_reads_y;  // backward reads y (so y must not be overwritten by a later layer)
+    bool hyper;             // its parameters are hyperparameters (the FT layer): the net places
+                            // them after all the others (net.h, nparams_hyper)
 };
 
 struct layer {

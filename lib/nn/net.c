@@ -179,14 +179,23 @@ void net_finalize(struct net *net, struct rng *rng)
     EG_ASSERT(net->nlayers >= 1);
     size_t nodes = net->nlayers + 1;
 
-    // Parameter and statistics slices, in layer order.
+    // Parameter and statistics slices, in layer order; hyper layers' parameters last.
     size_t P = 0, S = 0;
     for (size_t i = 0; i < net->nlayers; i++) {
         struct layer *l = &net->layers[i];
-        l->param_off = P;
         l->stats_off = S;
-        P += l->nparams;
         S += l->nstats;
+        if (l->ops->hyper) continue;
+        l->param_off = P;
+        P += l->nparams;
+    }
+    net->nparams_hyper = 0;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        struct layer *l = &net->layers[i];
+        if (!l->ops->hyper) continue;
+        l->param_off = P;
+        P += l->nparams;
+        net->nparams_hyper += l->nparams;
     }
     net->nparams = P;
     net->nstats = S;

@@ -33,6 +33,8 @@ struct net {
     struct shape *node_shape; // (nlayers + 1)
 
     size_t nparams, nstats;
+    size_t nparams_hyper; // parameters of hyper layers (layer_ops.hyper: FT), stored last:
+                          // params[nparams - nparams_hyper .. nparams); 0 for most nets
     float *params; // (nparams) owned
     float *grads;  // (nparams) owned; backward adds into it, net_zero_grad clears it
     float *stats;  // (nstats) owned: batch-norm running statistics
@@ -77,7 +79,9 @@ size_t net_shortcut_a(struct net *net, size_t in, size_t c_out, size_t stride);
 size_t net_push(struct net *net, struct layer l, size_t in, size_t in2);
 
 // Allocates params/grads/stats, initialises them (each layer's ops->init, in layer order, from
-// rng) and plans in-place execution. No layers may be added afterwards.
+// rng) and plans in-place execution. Parameter slices follow layer order, except that the
+// slices of hyper layers (FT) come after all the others, so a meta-learner sees the weights as
+// one block and the hyperparameters as another. No layers may be added afterwards.
 void net_finalize(struct net *net, struct rng *rng);
 
 // Per-sample output shape (of the last node).
