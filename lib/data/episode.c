@@ -2,7 +2,8 @@
  * Classes and images are drawn without replacement by partial Fisher-Yates on copies, so
  * every ordered choice of classes and images is equally likely. class_index groups images by
  * their current label (d->labels; few-shot data carries no noise, so it equals clean_labels).
- * Both structs own their arrays; release them with class_index_deinit / episode_deinit. */
+ * Both structs own their arrays; release them with class_index_deinit / episode_deinit.
+ * episode_images turns an episode into the float batch the learner sees (augment_image). */
 #include "episode.h"
 
 #include <stdint.h>
@@ -11,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "core/rng.h"
+#include "data/augment.h"
 #include "data/dataset.h"
 
 void class_index_build(struct class_index *ci, const struct dataset *d)
@@ -115,4 +117,16 @@ void episode_deinit(struct episode *ep)
     free(ep->support);
     free(ep->query);
     *ep = (struct episode){0};
+}
+
+void episode_images(const struct dataset *d, const struct episode *ep, const struct augment *aug,
+                    struct rng *rng, float *x)
+{
+    const size_t bytes = dataset_image_bytes(d), numel = shape_numel(d->shape);
+    const size_t ns = ep->n_way * ep->k_shot, nq = ep->n_way * ep->q_query;
+    for (size_t t = 0; t < ns + nq; t++) {
+        size_t i = t < ns ? ep->support[t] : ep->query[t - ns];
+        EG_ASSERT(i < d->n);
+        augment_image(aug, d->shape, d->pixels + i * bytes, x + t * numel, rng);
+    }
 }

@@ -40,4 +40,11 @@ enum eg_status episode_sample(const struct class_index *ci, size_t n_way, size_t
                               struct episode *ep, struct eg_error *err);
 void episode_deinit(struct episode *ep);
 
+// x: ((n_way * (k_shot + q_query)), d->shape) floats NCHW written with the episode's images:
+// the support images (class-major) first, then the queries (class-major), each through
+// augment_image(aug, ..., rng) in that order (rng may be NULL when aug draws nothing).
+struct augment;
+void episode_images(const struct dataset *d, const struct episode *ep, const struct augment *aug,
+                    struct rng *rng, float *x);
+
 #endif // EG_EPISODE_H
