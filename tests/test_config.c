@@ -308,6 +308,140 @@ Test(config, bounds_themselves_are_accepted)
 }
 
 // ---------------------------------------------------------------------------------------------
+// the lft section: a list of strings and its cross-key rules
+
+static const char *const lft_default_domains[] = {"fmnist-plain", "fmnist-inverted", "fmnist-edges",
+                                                  "fmnist-blurred", "fmnist-dilated"};
+
+Test(config, lft_section_defaults)
+{
+    struct run_config c;
+    load_ok("task: lft\n", NULL, 0, &c);
+    cr_assert(strcmp(c.task, "lft") == 0);
+    cr_assert(eq(sz, c.lft.ndomains, 5));
+    for (size_t i = 0; i < 5; i++)
+        cr_assert(strcmp(c.lft.domains[i], lft_default_domains[i]) == 0, "%s", c.lft.domains[i]);
+    for (size_t i = 5; i < CFG_LIST_MAX; i++)
+        cr_assert(c.lft.domains[i][0] == '\0'); // unused slots are zero
+    cr_assert(strcmp(c.lft.unseen, "fmnist-edges") == 0);
+    cr_assert(strcmp(c.lft.aux, "") == 0);
+    cr_assert(c.lft.ft == true);
+    cr_assert(eq(sz, c.lft.n_way, 5));
+    cr_assert(eq(sz, c.lft.shot, 5));
+    cr_assert(eq(sz, c.lft.queries, 16));
+    cr_assert(eq(sz, c.lft.episodes, 100));
+    cr_assert(eq(sz, c.lft.aux_batch, 16));
+    cr_assert(c.lft.aux_decay == 0.9);
+    cr_assert(eq(sz, c.lft.val_episodes, 100));
+    cr_assert(eq(sz, c.lft.test_episodes, 1000));
+    cr_assert(eq(sz, c.lft.test_queries, 15));
+}
+
+// Every lft key set, the list in block style (a quoted number is a name).
+static const char lft_block[] = "lft:\n"
+                                "  domains:\n"
+                                "    - plain\n"
+                                "    - \"5\"\n"
+                                "    - 'true'\n"
+                                "    - edges.v2\n"
+                                "  unseen: edges.v2\n"
+                                "  aux: \"5\"\n"
+                                "  ft: false\n"
+                                "  n_way: 1000\n"
+                                "  shot: 1\n"
+                                "  queries: 1000\n"
+                                "  episodes: 1\n"
+                                "  aux_batch: 1\n"
+                                "  aux_decay: 1\n"
+                                "  val_episodes: 0\n"
+                                "  test_episodes: 1\n"
+                                "  test_queries: 1\n";
+
+// The same in flow style.
+static const char lft_flow[] =
+    "{lft: {test_queries: 1, test_episodes: 1, val_episodes: 0, aux_decay: 1.0, aux_batch: 1,\n"
+    "       episodes: 1, queries: 1000, shot: 1, n_way: 1000, ft: false, aux: '5',\n"
+    "       unseen: edges.v2, domains: [plain, '5', \"true\", edges.v2]}}\n";
+
+Test(config, lft_list_in_block_and_flow_style)
+{
+    struct run_config a, b;
+    load_ok(lft_block, NULL, 0, &a);
+    load_ok(lft_flow, NULL, 0, &b);
+    cr_assert(memcmp(&a, &b, sizeof a) == 0);
+    cr_assert(eq(sz, a.lft.ndomains, 4));
+    cr_assert(strcmp(a.lft.domains[0], "plain") == 0);
+    cr_assert(strcmp(a.lft.domains[1], "5") == 0);
+    cr_assert(strcmp(a.lft.domains[2], "true") == 0);
+    cr_assert(strcmp(a.lft.domains[3], "edges.v2") == 0);
+    cr_assert(a.lft.domains[4][0] == '\0');
+    cr_assert(strcmp(a.lft.unseen, "edges.v2") == 0);
+    cr_assert(strcmp(a.lft.aux, "5") == 0);
+    cr_assert(a.lft.ft == false);
+    cr_assert(eq(sz, a.lft.n_way, 1000));
+    cr_assert(eq(sz, a.lft.shot, 1));
+    cr_assert(eq(sz, a.lft.queries, 1000));
+    cr_assert(eq(sz, a.lft.episodes, 1));
+    cr_assert(eq(sz, a.lft.aux_batch, 1));
+    cr_assert(a.lft.aux_decay == 1.0);
+    cr_assert(eq(sz, a.lft.val_episodes, 0));
+    cr_assert(eq(sz, a.lft.test_episodes, 1));
+    cr_assert(eq(sz, a.lft.test_queries, 1));
+
+    // the fewest and the most items; aux none and ""
+    struct run_config c;
+    load_ok("lft: {domains: [a, fmnist-edges], aux: none}\n", NULL, 0, &c);
+    cr_assert(eq(sz, c.lft.ndomains, 2));
+    cr_assert(strcmp(c.lft.aux, "none") == 0);
+    load_ok("lft: {domains: [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, fmnist-edges],\n"
+            "      aux: ''}\n",
+            NULL, 0, &c);
+    cr_assert(eq(sz, c.lft.ndomains, 16));
+    cr_assert(strcmp(c.lft.domains[15], "fmnist-edges") == 0);
+    cr_assert(strcmp(c.lft.aux, "") == 0);
+    // 63 characters fit
+    load_ok("lft:\n  domains: [fmnist-edges,\n"
+            "    a23456789012345678901234567890123456789012345678901234567890123]\n",
+            NULL, 0, &c);
+    cr_assert(eq(sz, strlen(c.lft.domains[1]), 63));
+}
+
+Test(config, lft_list_overrides)
+{
+    // bare, bracketed and spaced forms give the same list; a list is replaced whole
+    const char *const forms[] = {"lft.domains=a,b,fmnist-edges", "lft.domains=[a, b, fmnist-edges]",
+                                 "lft.domains= a ,\tb , fmnist-edges ",
+                                 "lft.domains=[a, 'b', \"fmnist-edges\"]"};
+    struct run_config first;
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        struct run_config c;
+        load_ok("lft: {domains: [p, q, r, s, fmnist-edges]}\n", &forms[i], 1, &c);
+        cr_assert(eq(sz, c.lft.ndomains, 3), "%s", forms[i]);
+        cr_assert(strcmp(c.lft.domains[0], "a") == 0, "%s", forms[i]);
+        cr_assert(strcmp(c.lft.domains[1], "b") == 0, "%s", forms[i]);
+        cr_assert(strcmp(c.lft.domains[2], "fmnist-edges") == 0, "%s", forms[i]);
+        cr_assert(c.lft.domains[3][0] == '\0' && c.lft.domains[4][0] == '\0', "%s", forms[i]);
+        if (i == 0) first = c;
+        cr_assert(memcmp(&c, &first, sizeof c) == 0, "%s", forms[i]);
+    }
+
+    // the cross-key rules run after every override: the file alone is invalid
+    const char *ov[] = {"lft.domains=x,y", "lft.unseen=y", "lft.aux=x", "lft.aux=", "task=lft"};
+    struct run_config c;
+    load_ok("lft: {unseen: y, aux: fmnist-edges}\n", ov, sizeof ov / sizeof ov[0], &c);
+    cr_assert(eq(sz, c.lft.ndomains, 2));
+    cr_assert(strcmp(c.lft.unseen, "y") == 0);
+    cr_assert(strcmp(c.lft.aux, "") == 0);
+    cr_assert(strcmp(c.task, "lft") == 0);
+
+    const char *sixteen[] = {"lft.domains=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,fmnist-edges",
+                             "lft.aux=none"};
+    load_ok("{}\n", sixteen, 2, &c);
+    cr_assert(eq(sz, c.lft.ndomains, 16));
+    cr_assert(strcmp(c.lft.aux, "none") == 0);
+}
+
+// ---------------------------------------------------------------------------------------------
 // broken configs
 
 struct bad_case {
@@ -322,7 +456,7 @@ static const struct bad_case bad_cases[] = {
     {"trian: 3\n", 0, "1:1: trian: ",
      "unknown key; did you mean 'train'? (known keys: name, "
      "seed, threads, task, data, backbone, method, train, meta, eval, "
-     "checkpoint, toy1d, rotation, mwn)"},
+     "checkpoint, toy1d, rotation, mwn, lft)"},
     {"name: x\ntrain:\n  optimzer: {lr: 1}\n", 0, "3:3: train.optimzer: ",
      "unknown key; did you mean 'train.optimizer'? (known keys in train: epochs, batch_size, "
      "optimizer, schedule)"},
@@ -378,7 +512,8 @@ static const struct bad_case bad_cases[] = {
     {"data: {dataset: MNIST}\n", 0, "1:17: data.dataset: ",
      "expected one of mnist, fashion_mnist, cifar10, cifar100, imagefolder, synthetic, got "
      "'MNIST'"},
-    {"task: lft\n", 0, "1:7: task: ", "expected one of supervised, toy1d, rotation, mwn, got 'lft'"},
+    {"task: maml\n", 0,
+     "1:7: task: ", "expected one of supervised, toy1d, rotation, mwn, lft, got 'maml'"},
     // non-finite and malformed numbers
     {"train: {optimizer: {lr: .nan}}\n", 0,
      "1:25: train.optimizer.lr: ", "expected a finite number > 0, got '.nan'"},
@@ -453,10 +588,10 @@ static const struct bad_case bad_cases[] = {
      "true requires meta.optimizer.momentum > 0, but momentum is 0 (set at line 2, column 25)"},
     {"toy1d:\n  lambda_min: 1\n  lambda_max: 0.5\n", 0, "3:15: toy1d.lambda_max: ",
      "0.5 must be greater than toy1d.lambda_min = 1 (set at line 2, column 15)"},
-    {"toy1d: {lambda_min: 2}\n", 0, "1:21: toy1d.lambda_min: ",
-     "2 must be smaller than toy1d.lambda_max = 2 (the default)"},
-    {"method: {name: maml}\n", 0, "1:16: method.name: ",
-     "expected one of none, evograd, unrolled, got 'maml'"},
+    {"toy1d: {lambda_min: 2}\n", 0,
+     "1:21: toy1d.lambda_min: ", "2 must be smaller than toy1d.lambda_max = 2 (the default)"},
+    {"method: {name: maml}\n", 0,
+     "1:16: method.name: ", "expected one of none, evograd, unrolled, got 'maml'"},
     {"train: {schedule: {milestones: [40, 30]}}\n", 0, "1:37: train.schedule.milestones[1]: ",
      "expected an integer > 40 (the list must be strictly ascending), got '30'"},
     {"train: {schedule: {milestones: [40, 40]}}\n", 0,
@@ -467,6 +602,79 @@ static const struct bad_case bad_cases[] = {
      "1:20: backbone.hidden: ", "expected at most 16 items, got 17"},
     {"backbone: {hidden: [1, 0]}\n", 0,
      "1:24: backbone.hidden[1]: ", "expected an integer in [1, 1000000], got '0'"},
+    // lft: the list of strings
+    {"lft: {domains: {a: 1}}\n", 0, "1:16: lft.domains: ",
+     "expected a list of 2 to 16 distinct strings, each 1 to 63 characters from A-Z a-z 0-9 . _ "
+     "- (not . or ..), got a map"},
+    {"lft:\n  domains: a,b\n", 0, "2:12: lft.domains: ", "got 'a,b'"}, // bare: overrides only
+    {"lft: {domains: 5}\n", 0, "1:16: lft.domains: ", "got '5'"},
+    {"lft: {domains: [a, {b: 1}]}\n", 0, "1:20: lft.domains[1]: ",
+     "expected 1 to 63 characters from A-Z a-z 0-9 . _ - (not . or ..), got a map"},
+    {"lft: {domains: [a, [b]]}\n", 0, "1:20: lft.domains[1]: ", "got a list"},
+    {"lft: {domains: [a, 5]}\n", 0, "1:20: lft.domains[1]: ",
+     "expected a string, got the number '5'; quote it to use it as a string"},
+    {"lft: {domains: [-1.5e3, a]}\n", 0, "1:17: lft.domains[0]: ", "got the number '-1.5e3'"},
+    {"lft: {domains: [a, .inf]}\n", 0, "1:20: lft.domains[1]: ", "got the number '.inf'"},
+    {"lft:\n  domains:\n    - a\n    - 2\n", 0, "4:7: lft.domains[1]: ", "got the number '2'"},
+    {"lft:\n  domains:\n    - a\n    - x: 1\n", 0, "4:7: lft.domains[1]: ", "got a map"},
+    {"lft: {domains: [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q]}\n", 0,
+     "1:16: lft.domains: ", "expected at most 16 items, got 17"},
+    {"lft: {domains: [a, b/c]}\n", 0, "1:20: lft.domains[1]: ",
+     "expected 1 to 63 characters from A-Z a-z 0-9 . _ - (not . or ..), got 'b/c'"},
+    {"lft: {domains: [a, '..']}\n", 0, "1:20: lft.domains[1]: ", "got '..'"},
+    {"lft: {domains: [a, '']}\n", 0, "1:20: lft.domains[1]: ", "got ''"},
+    {"lft: {domains: [a, \"b\\0c\"]}\n", 0,
+     "1:20: lft.domains[1]: ", "got 'b\\x00c' (contains a NUL character)"},
+    {"lft: {domains: [a, a234567890123456789012345678901234567890123456789012345678901234]}\n", 0,
+     "1:20: lft.domains[1]: ", "got 'a23456789012345678901234567890123456789012345678...'"},
+    {"lft: {domains: [a, b, a]}\n", 0,
+     "1:23: lft.domains[2]: ", "expected distinct items, got 'a' again (first as lft.domains[0])"},
+    {"lft:\n  domains:\n  - fmnist-edges\n  - b\n  - 'b'\n", 0,
+     "5:5: lft.domains[2]: ", "expected distinct items, got 'b' again (first as lft.domains[1])"},
+    {"lft: {domains: [fmnist-edges]}\n", 0,
+     "1:16: lft.domains: ", "expected at least 2 items, got 1"},
+    {"lft: {domains: []}\n", 0, "1:16: lft.domains: ", "expected at least 2 items, got 0"},
+    {"lft: {domains: }\n", 0, "1:16: lft.domains: ", "got ''"},
+    // lft: the other keys
+    {"lft: {unseen: a/b}\n", 0, "1:15: lft.unseen: ",
+     "expected 1 to 63 characters from A-Z a-z 0-9 . _ - (not . or ..), got 'a/b'"},
+    {"lft: {unseen: ''}\n", 0, "1:15: lft.unseen: ", "got ''"},
+    {"lft: {aux: a/b}\n", 0, "1:12: lft.aux: ",
+     "expected \"\" or 1 to 63 characters from A-Z a-z 0-9 . _ - (not . or ..), got 'a/b'"},
+    {"lft: {aux: [a]}\n", 0, "1:12: lft.aux: ", "got a list"},
+    {"lft: {ft: 1}\n", 0, "1:11: lft.ft: ", "expected true or false, got '1'"},
+    {"lft: {n_way: 1}\n", 0, "1:14: lft.n_way: ", "expected an integer in [2, 1000], got '1'"},
+    {"lft: {n_way: 1001}\n", 0, "1:14: lft.n_way: ", "got '1001'"},
+    {"lft: {shot: 0}\n", 0, "1:13: lft.shot: ", "expected an integer in [1, 1000], got '0'"},
+    {"lft: {queries: 1001}\n", 0,
+     "1:16: lft.queries: ", "expected an integer in [1, 1000], got '1001'"},
+    {"lft: {episodes: 0}\n", 0, "1:17: lft.episodes: ", "expected an integer >= 1, got '0'"},
+    {"lft: {aux_batch: 0}\n", 0, "1:18: lft.aux_batch: ", "expected an integer >= 1, got '0'"},
+    {"lft: {aux_decay: 0}\n", 0, "1:18: lft.aux_decay: ", "expected a number in (0, 1], got '0'"},
+    {"lft: {aux_decay: 1.5}\n", 0, "1:18: lft.aux_decay: ", "got '1.5'"},
+    {"lft: {val_episodes: -1}\n", 0,
+     "1:21: lft.val_episodes: ", "expected an integer >= 0, got '-1'"},
+    {"lft: {test_episodes: 0}\n", 0,
+     "1:22: lft.test_episodes: ", "expected an integer >= 1, got '0'"},
+    {"lft: {test_queries: 0}\n", 0,
+     "1:21: lft.test_queries: ", "expected an integer >= 1, got '0'"},
+    // lft: cross-key rules
+    {"lft: {domains: [a, b], unseen: c}\n", 0,
+     "1:32: lft.unseen: ", "'c' is not one of lft.domains = [a, b] (set at line 1, column 16)"},
+    {"lft: {unseen: c}\n", 0, "1:15: lft.unseen: ",
+     "'c' is not one of lft.domains = [fmnist-plain, fmnist-inverted, fmnist-edges, "
+     "fmnist-blurred, fmnist-dilated] (the default)"},
+    {"lft:\n  domains: [a, b]\n", 0,
+     "2:12: lft.domains: ", "[a, b] does not include lft.unseen = 'fmnist-edges' (the default)"},
+    {"lft: {aux: fmnist-edges}\n", 0, "1:12: lft.aux: ",
+     "'fmnist-edges' is lft.unseen (the default), the test domain; expected \"\", none or a seen "
+     "domain: [fmnist-plain, fmnist-inverted, fmnist-blurred, fmnist-dilated]"},
+    {"lft:\n  unseen: b\n  domains: [a, b, c]\n  aux: b\n", 0, "4:8: lft.aux: ",
+     "'b' is lft.unseen (set at line 2, column 11), the test domain; expected \"\", none or a "
+     "seen domain: [a, c]"},
+    {"lft: {aux: x}\n", 0, "1:12: lft.aux: ",
+     "'x' is not one of lft.domains (the default); expected \"\", none or a seen domain: "
+     "[fmnist-plain, fmnist-inverted, fmnist-blurred, fmnist-dilated]"},
 };
 
 Test(config, rejects_broken_configs_with_located_messages)
@@ -551,12 +759,12 @@ static const struct bad_override bad_overrides[] = {
      {"trian.epochs=3"},
      "override 'trian.epochs=3': trian: unknown key; did you mean 'train'? (known keys: name, "
      "seed, threads, task, data, backbone, method, train, meta, eval, checkpoint, "
-     "toy1d, rotation, mwn)"},
+     "toy1d, rotation, mwn, lft)"},
     {"name: x\n",
      {"lr=0.1"},
      "override 'lr=0.1': lr: unknown key; did you mean 'train.optimizer.lr'? (known keys: name, "
      "seed, threads, task, data, backbone, method, train, meta, eval, checkpoint, "
-     "toy1d, rotation, mwn)"},
+     "toy1d, rotation, mwn, lft)"},
     {"name: x\n", {"train.epochs"}, "override 'train.epochs': expected key.path=value"},
     {"name: x\n", {"=3"}, "override '=3': expected key.path=value"},
     {"name: x\n",
@@ -617,6 +825,93 @@ static const struct bad_override bad_overrides[] = {
      {"train.optimizer.momentum=0"},
      "%s:2:25: train.optimizer.nesterov: true requires train.optimizer.momentum > 0, but "
      "momentum is 0 (set by override 'train.optimizer.momentum=0')"},
+    // lft.domains, a list of strings: bare (comma-separated) and bracketed
+    {"name: x\n",
+     {"lft.domains=fmnist-edges"},
+     "override 'lft.domains=fmnist-edges': lft.domains: expected at least 2 items, got 1"},
+    {"name: x\n",
+     {"lft.domains=[fmnist-edges]"},
+     "override 'lft.domains=[fmnist-edges]': lft.domains: expected at least 2 items, got 1"},
+    {"name: x\n",
+     {"lft.domains=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q"},
+     "override 'lft.domains=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q': lft.domains: expected at most 16 "
+     "items, got 17"},
+    {"name: x\n",
+     {"lft.domains=[a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q]"},
+     "override 'lft.domains=[a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q]': lft.domains: expected at most "
+     "16 items, got 17"},
+    {"name: x\n",
+     {"lft.domains=a,b/c"},
+     "override 'lft.domains=a,b/c': lft.domains[1]: expected 1 to 63 characters from A-Z a-z 0-9 "
+     ". _ - (not . or ..), got 'b/c'"},
+    {"name: x\n",
+     {"lft.domains=a,,b"},
+     "override 'lft.domains=a,,b': lft.domains[1]: expected 1 to 63 characters from A-Z a-z 0-9 "
+     ". _ - (not . or ..), got ''"},
+    {"name: x\n",
+     {"lft.domains=a, 5"},
+     "override 'lft.domains=a, 5': lft.domains[1]: expected a string, got the number '5'; quote "
+     "it to use it as a string"},
+    {"name: x\n",
+     {"lft.domains=[a, 5]"},
+     "override 'lft.domains=[a, 5]': lft.domains[1]: expected a string, got the number '5'; "
+     "quote it to use it as a string"},
+    {"name: x\n",
+     {"lft.domains=[a, {b: 1}]"},
+     "override 'lft.domains=[a, {b: 1}]': lft.domains[1]: expected 1 to 63 characters from A-Z "
+     "a-z 0-9 . _ - (not . or ..), got a map"},
+    {"name: x\n",
+     {"lft.domains={a: 1}"},
+     "override 'lft.domains={a: 1}': lft.domains: expected a list of 2 to 16 distinct strings, "
+     "each 1 to 63 characters from A-Z a-z 0-9 . _ - (not . or ..), got a map"},
+    {"name: x\n",
+     {"lft.domains='a,b'"},
+     "override 'lft.domains='a,b'': lft.domains: expected a list of 2 to 16 distinct strings, "
+     "each 1 to 63 characters from A-Z a-z 0-9 . _ - (not . or ..), got 'a,b'"},
+    {"name: x\n",
+     {"lft.domains="},
+     "override 'lft.domains=': lft.domains: expected a list of 2 to 16 distinct strings, each 1 "
+     "to 63 characters from A-Z a-z 0-9 . _ - (not . or ..), got ''"},
+    {"name: x\n",
+     {"lft.domains=a,b,a"},
+     "override 'lft.domains=a,b,a': lft.domains[2]: expected distinct items, got 'a' again "
+     "(first as lft.domains[0])"},
+    {"name: x\n",
+     {"lft.domains=[a, b, 'a']"},
+     "override 'lft.domains=[a, b, 'a']': lft.domains[2]: expected distinct items, got 'a' again "
+     "(first as lft.domains[0])"},
+    {"name: x\n",
+     {"lft.domains=[a, b"},
+     "override 'lft.domains=[a, b': lft.domains: malformed YAML value: did not find expected ',' "
+     "or ']' (while parsing a flow sequence started at line 1, column 1)"},
+    // lft cross-key rules, located at the override that broke them
+    {"name: x\n",
+     {"lft.domains=a,b"},
+     "override 'lft.domains=a,b': lft.domains: [a, b] does not include lft.unseen = "
+     "'fmnist-edges' (the default)"},
+    {"name: x\n",
+     {"lft.unseen=x"},
+     "override 'lft.unseen=x': lft.unseen: 'x' is not one of lft.domains = [fmnist-plain, "
+     "fmnist-inverted, fmnist-edges, fmnist-blurred, fmnist-dilated] (the default)"},
+    {"lft: {domains: [a, b, c]}\n",
+     {"lft.unseen=d"},
+     "override 'lft.unseen=d': lft.unseen: 'd' is not one of lft.domains = [a, b, c] (set at "
+     "line 1, column 16)"},
+    {"name: x\n",
+     {"lft.aux=fmnist-edges"},
+     "override 'lft.aux=fmnist-edges': lft.aux: 'fmnist-edges' is lft.unseen (the default), the "
+     "test domain; expected \"\", none or a seen domain: [fmnist-plain, fmnist-inverted, "
+     "fmnist-blurred, fmnist-dilated]"},
+    {"lft: {aux: fmnist-plain}\n",
+     {"lft.domains=[fmnist-inverted, fmnist-edges]"},
+     "%s:1:12: lft.aux: 'fmnist-plain' is not one of lft.domains (set by override "
+     "'lft.domains=[fmnist-inverted, fmnist-edges]'); expected \"\", none or a seen domain: "
+     "[fmnist-inverted]"},
+    {"lft: {aux: fmnist-plain}\n",
+     {"lft.unseen=fmnist-plain"},
+     "%s:1:12: lft.aux: 'fmnist-plain' is lft.unseen (set by override 'lft.unseen=fmnist-plain'), "
+     "the test domain; expected \"\", none or a seen domain: [fmnist-inverted, fmnist-edges, "
+     "fmnist-blurred, fmnist-dilated]"},
     // the first bad override stops the load
     {"name: x\n",
      {"seed=x", "threads=0"},
@@ -734,9 +1029,22 @@ Test(config, write_then_load_gives_the_same_struct)
     cr_assert(signbit(c.train.schedule.min_lr));
     assert_round_trip(&c);
 
+    // list items that must be quoted to read back as the same strings
+    const char *items[] = {"lft.domains=['5', '-1', '.inf', 'true', \"null\", _x, a.b, "
+                           "fmnist-edges]",
+                           "lft.aux=-1", "task=lft"};
+    load_ok("{}\n", items, 3, &c);
+    cr_assert(eq(sz, c.lft.ndomains, 8));
+    char *text = config_to_string(&c);
+    cr_assert(strstr(text, "  domains: [\"5\", \"-1\", \".inf\", \"true\", \"null\", _x, a.b, "
+                           "fmnist-edges]\n") != NULL,
+              "%s", text);
+    free(text);
+    assert_round_trip(&c);
+
     const char *plainish[] = {"data.root=true", "name=null"};
     load_ok("{}\n", plainish, 2, &c);
-    char *text = config_to_string(&c);
+    text = config_to_string(&c);
     cr_assert(strstr(text, "  root: \"true\"\n") != NULL, "%s", text);
     cr_assert(strstr(text, "name: \"null\"\n") != NULL, "%s", text);
     free(text);
@@ -760,6 +1068,10 @@ static const char *const every_key[] = {
     "data.synthetic_test=201",
     "data.crop_pad=4",
     "data.hflip=true",
+    "data.noise.type=unif",
+    "data.noise.rate=0.2",
+    "data.meta_size=500",
+    "data.split_seed=2",
     "backbone.name=mlp",
     "backbone.width=2",
     "backbone.channels=8",
@@ -807,6 +1119,22 @@ static const char *const every_key[] = {
     "rotation.val_begin=200",
     "rotation.val_end=300",
     "rotation.init_deg=5",
+    "mwn.hidden=50",
+    "mwn.uniform_weights=true",
+    // each alone and all together satisfy the lft cross-key rules
+    "lft.domains=[fmnist-inverted, fmnist-plain, fmnist-edges]",
+    "lft.unseen=fmnist-plain",
+    "lft.aux=fmnist-inverted",
+    "lft.ft=false",
+    "lft.n_way=6",
+    "lft.shot=1",
+    "lft.queries=15",
+    "lft.episodes=50",
+    "lft.aux_batch=32",
+    "lft.aux_decay=1",
+    "lft.val_episodes=0",
+    "lft.test_episodes=600",
+    "lft.test_queries=16",
 };
 #define NEVERY (sizeof every_key / sizeof every_key[0])
 
@@ -851,7 +1179,9 @@ Test(config, to_string_starts_with_a_comment_and_lists_every_section)
         "    lr: 0.1\n",
         "    eps: 1e-08\n",
         "    milestones: []\n",
-        "\ncheckpoint:\n  every_epochs: 1\n"};
+        "\ncheckpoint:\n  every_epochs: 1\n",
+        "\nlft:\n  domains: [fmnist-plain, fmnist-inverted, fmnist-edges, fmnist-blurred, "
+        "fmnist-dilated]\n  unseen: fmnist-edges\n  aux: \"\"\n  ft: true\n"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         cr_assert(strstr(s, want[i]) != NULL, "missing '%s' in\n%s", want[i], s);
     }
@@ -953,6 +1283,12 @@ Test(config, reference_lists_every_key_in_both_formats)
             cr_assert(strstr(s, key) != NULL, "%s missing from the reference", key);
         }
         cr_assert(strstr(s, "task") != NULL && strstr(s, "method.name") != NULL);
+        if (md == 1) { // every_key names every key: one table row each
+            size_t rows = 0;
+            for (const char *p = strstr(s, "\n| `"); p != NULL; p = strstr(p + 1, "\n| `"))
+                rows++;
+            cr_assert(eq(sz, rows, NEVERY));
+        }
         free(s);
     }
 }

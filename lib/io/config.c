@@ -36,6 +36,8 @@ enum cfg_type {
     CFG_U64,     // uint64_t in [imin, imax]
     CFG_NUMBER,  // finite double between lo and hi (each open or closed)
     CFG_LIST,    // size_t[size / sizeof(size_t)] + size_t count, items in [imin, imax]
+    CFG_STRLIST, // char[size / item_size][item_size] + size_t count: distinct strings, each
+                 // passing valid; min_items to size / item_size of them
 };
 
 struct cfg_section;
@@ -49,9 +51,12 @@ struct cfg_key {
     double lo, hi;                     // CFG_NUMBER; hi = HUGE_VAL means no upper bound
     bool lo_open, hi_open;             // CFG_NUMBER: > lo rather than >= lo, < hi rather than <= hi
     const char *const *choices;        // CFG_ENUM, NULL-terminated
-    bool (*valid)(const char *s);      // CFG_STRING: extra rule, NULL = any text that fits
-    const char *rule;                  // CFG_STRING: what is allowed, in words
-    size_t count_offset;               // CFG_LIST: offset of the item count
+    bool (*valid)(const char *s);      // CFG_STRING, CFG_STRLIST items: extra rule, NULL = any
+                                       // text that fits
+    const char *rule;                  // CFG_STRING, CFG_STRLIST items: what is allowed, in words
+    size_t count_offset;               // CFG_LIST, CFG_STRLIST: offset of the item count
+    size_t item_size;                  // CFG_STRLIST: capacity of one item including the NUL
+    size_t min_items;                  // CFG_STRLIST: fewest items
     bool ascending;                    // CFG_LIST: items strictly ascending
     const struct cfg_section *section; // CFG_SECTION
     // default, by type
@@ -59,9 +64,10 @@ struct cfg_key {
     uint64_t def_i;
     double def_d;
     bool def_b;
-    const size_t *def_list;
-    size_t def_n;
-    const char *desc; // one line, for the reference
+    const size_t *def_list;      // CFG_LIST
+    const char *const *def_strs; // CFG_STRLIST
+    size_t def_n;                // CFG_LIST, CFG_STRLIST: items in the default
+    const char *desc;            // one line, for the reference
 };
 
 struct cfg_section {
@@ -106,6 +112,12 @@ struct cfg_section {
         .key = k, .type = CFG_LIST, .offset = OFF(m), .size = MSIZE(m), .count_offset = OFF(n),    \
         .imin = lo_, .imax = hi_, .ascending = asc, .def_list = def, .def_n = ndef, .desc = d      \
     }
+#define KEY_STRLIST(k, m, n, min_, valid_, rule_, def, ndef, d)                                    \
+    {                                                                                              \
+        .key = k, .type = CFG_STRLIST, .offset = OFF(m), .size = MSIZE(m),                         \
+        .item_size = MSIZE(m[0]), .count_offset = OFF(n), .min_items = min_, .valid = valid_,      \
+        .rule = rule_, .def_strs = def, .def_n = ndef, .desc = d                                   \
+    }
 #define KEY_SECTION(k, sec)                                                                        \
     {                                                                                              \
         .key = k, .type = CFG_SECTION, .section = &sec                                             \
@@ -116,8 +128,12 @@ struct cfg_section {
     }
 
 static bool name_is_valid(const char *s);
+static bool empty_or_name(const char *s);
 
-static const char *const task_choices[] = {"supervised", "toy1d", "rotation", "mwn", NULL};
+// name_is_valid in words
+#define NAME_RULE "1 to 63 characters from A-Z a-z 0-9 . _ - (not . or ..)"
+
+static const char *const task_choices[] = {"supervised", "toy1d", "rotation", "mwn", "lft", NULL};
 static const char *const label_noise_choices[] = {"none", "unif", "flip", "flip2", NULL};
 static const char *const dataset_choices[] = {"mnist",       "fashion_mnist", "cifar10", "cifar100",
                                               "imagefolder", "synthetic",     NULL};
@@ -128,6 +144,8 @@ static const char *const noise_choices[] = {"rademacher", "gaussian", NULL};
 static const char *const optimizer_choices[] = {"sgd", "adam", NULL};
 static const char *const schedule_choices[] = {"constant", "step", "cosine", NULL};
 static const size_t hidden_default[] = {256, 256};
+static const char *const lft_domains_default[] = {"fmnist-plain", "fmnist-inverted", "fmnist-edges",
+                                                  "fmnist-blurred", "fmnist-dilated"};
 
 // The keys of an optimiser section at member m (train.optimizer, meta.optimizer) with its
 // defaults; both sections share the bounds and the nesterov cross-check (check_cross).
@@ -295,9 +313,39 @@ static const struct cfg_key mwn_keys[] = {
 };
 static const struct cfg_section mwn_section = SECTION("mwn", mwn_keys);
 
+static const struct cfg_key lft_keys[] = {
+    KEY_STRLIST("domains", lft.domains, lft.ndomains, 2, name_is_valid, NAME_RULE,
+                lft_domains_default, sizeof lft_domains_default / sizeof lft_domains_default[0],
+                "the domains: built-in names (fmnist-plain, ...) for fashion_mnist, sub-folders of "
+                "data.root for imagefolder"),
+    KEY_STR("unseen", lft.unseen, name_is_valid, NAME_RULE, "fmnist-edges",
+            "the test domain, one of domains; the others are seen"),
+    KEY_STR("aux", lft.aux, empty_or_name, "\"\" or " NAME_RULE, "",
+            "the auxiliary classifier's domain, a seen one; \"\" = the first seen domain, none = "
+            "no auxiliary classifier"),
+    KEY_BOOL("ft", lft.ft, true, "feature-wise transformation layers in the encoder"),
+    KEY_SIZE("n_way", lft.n_way, 2, 1000, 5, "classes per training episode"),
+    KEY_SIZE("shot", lft.shot, 1, 1000, 5, "support images per class in training episodes"),
+    KEY_SIZE("queries", lft.queries, 1, 1000, 16, "query images per class in training episodes"),
+    KEY_SIZE("episodes", lft.episodes, 1, SIZE_MAX, 100,
+             "training iterations (episode pairs) per epoch"),
+    KEY_SIZE("aux_batch", lft.aux_batch, 1, SIZE_MAX, 16,
+             "auxiliary-classifier images per iteration"),
+    KEY_NUM("aux_decay", lft.aux_decay, 0.0, true, 1.0, false, 0.9,
+            "the auxiliary loss weight is aux_decay^floor(20 epoch / train.epochs)"),
+    KEY_SIZE("val_episodes", lft.val_episodes, 0, SIZE_MAX, 100,
+             "validation episodes per evaluation (the aux domain's val classes); 0 = no "
+             "validation"),
+    KEY_SIZE("test_episodes", lft.test_episodes, 1, SIZE_MAX, 1000,
+             "test episodes on the unseen domain's novel classes"),
+    KEY_SIZE("test_queries", lft.test_queries, 1, SIZE_MAX, 15,
+             "query images per class in test episodes"),
+};
+static const struct cfg_section lft_section = SECTION("lft", lft_keys);
+
 static const struct cfg_key root_keys[] = {
-    KEY_STR("name", name, name_is_valid, "1 to 63 characters from A-Z a-z 0-9 . _ - (not . or ..)",
-            "default", "run name; results go to results/<name>/"),
+    KEY_STR("name", name, name_is_valid, NAME_RULE, "default",
+            "run name; results go to results/<name>/"),
     KEY_U64("seed", seed, 0, UINT64_MAX, 1,
             "seed of the random generator (initialisation, shuffling, augmentation)"),
     KEY_SIZE("threads", threads, 1, 256, 2, "BLAS and OpenMP threads"),
@@ -312,6 +360,7 @@ static const struct cfg_key root_keys[] = {
     KEY_SECTION("toy1d", toy1d_section),
     KEY_SECTION("rotation", rotation_section),
     KEY_SECTION("mwn", mwn_section),
+    KEY_SECTION("lft", lft_section),
 };
 static const struct cfg_section root_section = SECTION("", root_keys);
 
@@ -326,6 +375,12 @@ static bool name_is_valid(const char *s)
         if (!ok) return false;
     }
     return true;
+}
+
+// lft.aux: "" (the first seen domain) or a name.
+static bool empty_or_name(const char *s)
+{
+    return s[0] == '\0' || name_is_valid(s);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -395,6 +450,15 @@ static void apply_defaults(struct run_config *c, const struct cfg_section *sec)
             if (k->def_n > 0) memcpy(dst, k->def_list, k->def_n * sizeof(size_t));
             *(size_t *)(void *)member(c, k->count_offset) = k->def_n;
             break;
+        case CFG_STRLIST:
+            EG_ASSERT(k->def_n * k->item_size <= k->size);
+            memset(dst, 0, k->size);
+            for (size_t j = 0; j < k->def_n; j++) {
+                EG_ASSERT(strlen(k->def_strs[j]) < k->item_size);
+                memcpy(dst + j * k->item_size, k->def_strs[j], strlen(k->def_strs[j]));
+            }
+            *(size_t *)(void *)member(c, k->count_offset) = k->def_n;
+            break;
         }
     }
 }
@@ -411,6 +475,17 @@ static void range_phrase(const char *range, char *buf, size_t cap)
     snprintf(buf, cap, "%s%s", (range[0] == '[' || range[0] == '(') ? "in " : "", range);
 }
 
+// How many items a string list takes: "2 to 16", "at most 16".
+static void strlist_count_text(const struct cfg_key *k, char *buf, size_t cap)
+{
+    size_t max = k->size / k->item_size;
+    if (k->min_items > 0) {
+        snprintf(buf, cap, "%zu to %zu", k->min_items, max);
+    } else {
+        snprintf(buf, cap, "at most %zu", max);
+    }
+}
+
 // What is allowed, without the type: "[1, 256]", ">= 1", "> 0", "[0, 1)", "sgd, adam", ...
 static void allowed_text(const struct cfg_key *k, char *buf, size_t cap)
 {
@@ -424,6 +499,10 @@ static void allowed_text(const struct cfg_key *k, char *buf, size_t cap)
         return;
     case CFG_BOOL:
         snprintf(buf, cap, "true, false");
+        return;
+    case CFG_STRLIST:
+        strlist_count_text(k, buf, cap);
+        snprintf(buf + strlen(buf), cap - strlen(buf), " distinct items, each %s", k->rule);
         return;
     case CFG_ENUM: {
         size_t used = 0;
@@ -499,6 +578,12 @@ static void expected_text(const struct cfg_key *k, char *buf, size_t cap)
                  k->ascending ? "strictly ascending " : "", k->size / sizeof(size_t), item_phrase);
         break;
     }
+    case CFG_STRLIST: {
+        char count[64];
+        strlist_count_text(k, count, sizeof count);
+        snprintf(buf, cap, "a list of %s distinct strings, each %s", count, k->rule);
+        break;
+    }
     }
 }
 
@@ -519,6 +604,7 @@ static const char *type_name(enum cfg_type t)
     case CFG_NUMBER:
         return "number";
     case CFG_LIST:
+    case CFG_STRLIST:
         return "list";
     }
     return "?";
@@ -595,8 +681,8 @@ struct cfg_origin {
 struct loader {
     struct run_config cfg; // zero-filled, then defaults, then the file, then the overrides
     const char *file;
-    const char *override; // the override being applied, NULL while walking the file
-    struct cfg_origin origins[96];
+    const char *override;           // the override being applied, NULL while walking the file
+    struct cfg_origin origins[128]; // one per key set; more than there are keys
     size_t norigins;
     struct eg_error *err;
 };
@@ -863,6 +949,115 @@ static enum eg_status set_list(struct loader *ld, yaml_document_t *doc, const st
     return EG_OK;
 }
 
+// One item of a string list: a scalar's text, or one piece of a comma-separated override.
+struct strlist_item {
+    const yaml_node_t *node; // the item; for a piece of an override, the whole scalar
+    const char *s;           // the text (not NUL-terminated at len for a piece); NULL: not a scalar
+    size_t len;
+    bool plain; // unquoted: a number is refused (quote it to mean the text)
+};
+
+// A string list: a YAML sequence of scalars (flow or block). In an override also a plain scalar
+// holding comma-separated items, `lft.domains=a,b,c` (spaces around an item are dropped), as
+// items that name things hold no commas. Every item is checked, then they must be distinct.
+static enum eg_status set_strlist(struct loader *ld, yaml_document_t *doc, const struct cfg_key *k,
+                                  const char *path, yaml_node_t *n)
+{
+    char want[256];
+    expected_text(k, want, sizeof want);
+    struct cfg_loc at = node_loc(ld, n);
+    size_t max = k->size / k->item_size;
+    EG_ASSERT(max <= CFG_LIST_MAX);
+    struct strlist_item items[CFG_LIST_MAX];
+    size_t count = 0;
+    if (n->type == YAML_SEQUENCE_NODE) {
+        count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+        if (count > max) {
+            return fail(ld, at, path, "expected at most %zu items, got %zu", max, count);
+        }
+        for (size_t i = 0; i < count; i++) {
+            const yaml_node_t *in = yaml_document_get_node(doc, n->data.sequence.items.start[i]);
+            EG_ASSERT(in != NULL);
+            bool scalar = in->type == YAML_SCALAR_NODE;
+            items[i] = (struct strlist_item){
+                .node = in,
+                .s = scalar ? (const char *)in->data.scalar.value : NULL,
+                .len = scalar ? in->data.scalar.length : 0,
+                .plain = scalar && in->data.scalar.style == YAML_PLAIN_SCALAR_STYLE,
+            };
+        }
+    } else if (ld->override != NULL && n->type == YAML_SCALAR_NODE &&
+               n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        const char *s = (const char *)n->data.scalar.value;
+        size_t len = n->data.scalar.length;
+        size_t pieces = 1;
+        for (size_t j = 0; j < len; j++)
+            pieces += s[j] == ',';
+        if (pieces > max) {
+            return fail(ld, at, path, "expected at most %zu items, got %zu", max, pieces);
+        }
+        for (size_t b = 0, j = 0; j <= len; j++) {
+            if (j < len && s[j] != ',') continue;
+            size_t e = j;
+            while (b < e && (s[b] == ' ' || s[b] == '\t'))
+                b++;
+            while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t'))
+                e--;
+            items[count++] =
+                (struct strlist_item){.node = n, .s = s + b, .len = e - b, .plain = true};
+            b = j + 1;
+        }
+    } else {
+        return fail(ld, at, path, "expected %s, got %s", want, describe(n).s);
+    }
+    if (count < k->min_items) {
+        return fail(ld, at, path, "expected at least %zu items, got %zu", k->min_items, count);
+    }
+    char values[CFG_LIST_MAX * CFG_STR_MAX];
+    EG_ASSERT(k->size <= sizeof values);
+    memset(values, 0, k->size);
+    for (size_t i = 0; i < count; i++) {
+        const struct strlist_item *it = &items[i];
+        struct cfg_loc iat = node_loc(ld, it->node);
+        char item_path[420];
+        snprintf(item_path, sizeof item_path, "%s[%zu]", path, i);
+        if (it->s == NULL) {
+            return fail(ld, iat, item_path, "expected %s, got %s", k->rule, describe(it->node).s);
+        }
+        if (memchr(it->s, '\0', it->len) != NULL) {
+            return fail(ld, iat, item_path, "expected %s, got '%s' (contains a NUL character)",
+                        k->rule, show(it->s, it->len).s);
+        }
+        if (it->len >= k->item_size) {
+            return fail(ld, iat, item_path, "expected %s, got '%s'", k->rule,
+                        show(it->s, it->len).s);
+        }
+        char *v = values + i * k->item_size; // zero-filled: NUL-terminated after the copy
+        memcpy(v, it->s, it->len);
+        double d;
+        if (it->plain && parse_number(v, it->len, &d) != PARSE_BAD) {
+            return fail(ld, iat, item_path,
+                        "expected a string, got the number '%s'; quote it to use it as a string",
+                        show(it->s, it->len).s);
+        }
+        if (k->valid != NULL && !k->valid(v)) {
+            return fail(ld, iat, item_path, "expected %s, got '%s'", k->rule,
+                        show(it->s, it->len).s);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(values + j * k->item_size, v) == 0) {
+                return fail(ld, iat, item_path,
+                            "expected distinct items, got '%s' again (first as %s[%zu])",
+                            show(it->s, it->len).s, path, j);
+            }
+        }
+    }
+    memcpy(member(&ld->cfg, k->offset), values, k->size);
+    *(size_t *)(void *)member(&ld->cfg, k->count_offset) = count;
+    record_origin(ld, k, at);
+    return EG_OK;
+}
+
 static enum eg_status walk_map(struct loader *ld, yaml_document_t *doc,
                                const struct cfg_section *sec, yaml_node_t *map);
 
@@ -883,6 +1078,7 @@ static enum eg_status set_value(struct loader *ld, yaml_document_t *doc, const s
         return fail(ld, at, path, "expected a map, got %s", describe(n).s);
     }
     if (k->type == CFG_LIST) return set_list(ld, doc, k, path, n);
+    if (k->type == CFG_STRLIST) return set_strlist(ld, doc, k, path, n);
     if (n->type != YAML_SCALAR_NODE) {
         return fail(ld, at, path, "expected %s, got %s", want, describe(n).s);
     }
@@ -947,6 +1143,7 @@ static enum eg_status set_value(struct loader *ld, yaml_document_t *doc, const s
     }
     case CFG_SECTION:
     case CFG_LIST:
+    case CFG_STRLIST:
         EG_ASSERT(false && "handled above");
         break;
     }
@@ -1219,6 +1416,65 @@ static enum eg_status check_nesterov(const struct loader *ld, const struct cfg_s
                 "true requires %s.momentum > 0, but momentum is 0%s", sec->path, where);
 }
 
+// "[a, b, c]": lft.domains, without `skip` when not NULL.
+static void domain_list(const struct run_config *c, const char *skip, char *buf, size_t cap)
+{
+    size_t used = (size_t)snprintf(buf, cap, "[");
+    bool first = true;
+    for (size_t i = 0; i < c->lft.ndomains && used < cap; i++) {
+        if (skip != NULL && strcmp(c->lft.domains[i], skip) == 0) continue;
+        int n = snprintf(buf + used, cap - used, "%s%s", first ? "" : ", ", c->lft.domains[i]);
+        if (n < 0) break;
+        used += (size_t)n;
+        first = false;
+    }
+    if (used < cap) snprintf(buf + used, cap - used, "]");
+}
+
+// lft.unseen is one of lft.domains; lft.aux is "", none or a seen domain (not lft.unseen).
+static enum eg_status check_lft(const struct loader *ld)
+{
+    const struct cfg_key *dk = key_named(&lft_section, "domains");
+    const struct cfg_key *uk = key_named(&lft_section, "unseen");
+    const struct cfg_key *ak = key_named(&lft_section, "aux");
+    const char *unseen = ld->cfg.lft.unseen, *aux = ld->cfg.lft.aux;
+    bool has_unseen = false, has_aux = false;
+    for (size_t i = 0; i < ld->cfg.lft.ndomains; i++) {
+        has_unseen = has_unseen || strcmp(ld->cfg.lft.domains[i], unseen) == 0;
+        has_aux = has_aux || strcmp(ld->cfg.lft.domains[i], aux) == 0;
+    }
+    char list[CFG_LIST_MAX * (CFG_STR_MAX + 2) + 4], where[300];
+    if (!has_unseen) {
+        // located where unseen was set; when it is the default, where domains was
+        domain_list(&ld->cfg, NULL, list, sizeof list);
+        const struct cfg_loc *at = find_origin(ld, uk);
+        if (at != NULL) {
+            origin_text(ld, dk, where, sizeof where);
+            return fail(ld, *at, "lft.unseen", "'%s' is not one of lft.domains = %s%s", unseen,
+                        list, where);
+        }
+        at = find_origin(ld, dk);
+        return fail(ld, at != NULL ? *at : (struct cfg_loc){0}, "lft.domains",
+                    "%s does not include lft.unseen = '%s' (the default)", list, unseen);
+    }
+    if (aux[0] == '\0' || strcmp(aux, "none") == 0) return EG_OK;
+    if (has_aux && strcmp(aux, unseen) != 0) return EG_OK;
+    // aux is not the default "": located where it was set
+    const struct cfg_loc *at = find_origin(ld, ak);
+    domain_list(&ld->cfg, unseen, list, sizeof list);
+    if (has_aux) {
+        origin_text(ld, uk, where, sizeof where);
+        return fail(ld, at != NULL ? *at : (struct cfg_loc){0}, "lft.aux",
+                    "'%s' is lft.unseen%s, the test domain; expected \"\", none or a seen domain: "
+                    "%s",
+                    aux, where, list);
+    }
+    origin_text(ld, dk, where, sizeof where);
+    return fail(ld, at != NULL ? *at : (struct cfg_loc){0}, "lft.aux",
+                "'%s' is not one of lft.domains%s; expected \"\", none or a seen domain: %s", aux,
+                where, list);
+}
+
 static enum eg_status check_cross(const struct loader *ld)
 {
     enum eg_status st = check_nesterov(ld, &optimizer_section, &ld->cfg.train.optimizer);
@@ -1241,7 +1497,7 @@ static enum eg_status check_cross(const struct loader *ld)
         return fail(ld, at != NULL ? *at : (struct cfg_loc){0}, "toy1d.lambda_min",
                     "%g must be smaller than toy1d.lambda_max = %g%s", lo, hi, where);
     }
-    return EG_OK;
+    return check_lft(ld);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1434,6 +1690,22 @@ static void write_value(FILE *f, const struct cfg_key *k, const struct run_confi
         fputc(']', f);
         break;
     }
+    case CFG_STRLIST: {
+        size_t n = *(const size_t *)(const void *)cmember(c, k->count_offset);
+        size_t max = k->size / k->item_size;
+        n = n < max ? n : max;
+        char tmp[CFG_PATH_MAX];
+        EG_ASSERT(k->item_size <= sizeof tmp);
+        fputc('[', f);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(tmp, src + i * k->item_size, k->item_size);
+            tmp[k->item_size - 1] = '\0';
+            if (i > 0) fputs(", ", f);
+            write_string(f, tmp); // plain only with [A-Za-z0-9_./-]: safe inside [...]
+        }
+        fputc(']', f);
+        break;
+    }
     case CFG_SECTION:
         EG_ASSERT(false && "sections have no value");
         break;
@@ -1570,7 +1842,9 @@ void config_write_reference(FILE *f, bool markdown)
               "`false`; integers are plain decimal digits; numbers are decimal and finite.\n\n"
               "Overrides on the command line use the dotted key path and YAML values, are\n"
               "checked like the file and applied after it, in order:\n"
-              "`train.epochs=1 train.schedule.milestones=[40,50]`.\n",
+              "`train.epochs=1 train.schedule.milestones=[40,50]`. A list of strings may also be\n"
+              "given without brackets, its items separated by commas: `lft.domains=a,b,c`.\n"
+              "An item of a list of strings that reads as a number is quoted: `['2019', a]`.\n",
               f);
     } else {
         fputs("Config keys: key, type, default, allowed values, then the description.\n\n", f);

@@ -46,7 +46,7 @@ struct run_config {
     char name[CFG_STR_MAX];  // results/<name>/...; [A-Za-z0-9._-]+
     uint64_t seed;
     size_t threads;          // BLAS + OpenMP threads, >= 1
-    char task[CFG_STR_MAX];  // supervised | toy1d | rotation | mwn
+    char task[CFG_STR_MAX];  // supervised | toy1d | rotation | mwn | lft
     struct {
         char dataset[CFG_STR_MAX];  // mnist | fashion_mnist | cifar10 | cifar100 | imagefolder |
                                     // synthetic
@@ -111,6 +111,26 @@ struct run_config {
         size_t hidden;              // weighting network's hidden units
         bool uniform_weights;       // method none: plain cross-entropy instead of the fixed VNet
     } mwn;
+    struct {                        // cross-domain few-shot learning (task lft, lib/tasks/lft.h)
+        char domains[CFG_LIST_MAX][CFG_STR_MAX]; // data.dataset fashion_mnist: built-in domain
+                                    // names (fmnist-plain, ...); imagefolder: sub-folders of
+                                    // data.root. Distinct, [A-Za-z0-9._-]+, at least 2
+        size_t ndomains;
+        char unseen[CFG_STR_MAX];   // the test domain, one of domains; the others are seen
+        char aux[CFG_STR_MAX];      // the auxiliary classifier's domain (its base classes), one
+                                    // of the seen domains; "" = the first seen domain; "none" = no
+                                    // auxiliary classifier
+        bool ft;                    // feature-wise transformation layers in the encoder
+        size_t n_way, shot, queries; // training episodes: 5-way, 1 or 5 shots, 16 queries
+        size_t episodes;            // training iterations (episode pairs) per epoch
+        size_t aux_batch;           // auxiliary-classifier images per iteration
+        double aux_decay;           // the auxiliary loss weight is aux_decay^floor(20 epoch /
+                                    // train.epochs), (0, 1]
+        size_t val_episodes;        // validation episodes per evaluation (the aux domain's val
+                                    // classes)
+        size_t test_episodes;       // test episodes on the unseen domain's novel classes
+        size_t test_queries;        // queries per class in test episodes (15)
+    } lft;
 };
 
 // Loads config_path, applies overrides[0..noverrides) ("key.path=value", in order), fills
