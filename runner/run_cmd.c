@@ -261,8 +261,10 @@ static void on_progress(void *ctx, const struct run_progress *p, bool epoch_end)
     fmt_eta(eta, sizeof eta, rate > 0 ? (total - (double)p->global_step) / rate : (double)NAN);
     if (epoch_end) {
         if (pr->tty && !pr->quiet) fputs("\r\033[K", stderr);
-        fprintf(stderr, "epoch %zu/%zu  train_loss %.4f  test_acc %.4f  %.1f s  (ETA %s)\n",
-                p->epoch, p->epochs, p->train_loss, p->test_acc, p->elapsed_s, eta);
+        fprintf(stderr, "epoch %zu/%zu  train_loss %.4f", p->epoch, p->epochs, p->train_loss);
+        if (!isnan(p->val_acc)) fprintf(stderr, "  val_acc %.4f", p->val_acc);
+        if (!isnan(p->test_acc)) fprintf(stderr, "  test_acc %.4f", p->test_acc);
+        fprintf(stderr, "  %.1f s  (ETA %s)\n", p->elapsed_s, eta);
         return;
     }
     if (!pr->tty || pr->quiet) return;
@@ -279,7 +281,8 @@ static void on_progress(void *ctx, const struct run_progress *p, bool epoch_end)
 
 static const char *const summary_columns[] = {
     "name", "task", "dataset", "backbone", "method", "candidates", "sigma", "temperature", "seed",
-    "epochs", "batch_size", "lr", "final_test_acc", "best_test_acc", "angle_deg", "test_acc_back",
+    "epochs", "batch_size", "lr", "final_test_acc", "test_acc_ci95", "best_test_acc", "angle_deg",
+    "test_acc_back",
     "final_train_loss", "sec_per_step", "sec_per_epoch", "wall_s", "peak_rss_mb", "dir",
 };
 #define NSUMMARY (sizeof summary_columns / sizeof summary_columns[0])
@@ -305,7 +308,7 @@ static bool write_results(const char *dir, const struct run_config *cfg,
     // the learned angle and the rotated-back accuracy exist for task rotation only
     bool rot = strcmp(cfg->task, "rotation") == 0;
     const double nums[] = {toy ? cfg->toy1d.lr : cfg->train.optimizer.lr, r->final_acc,
-                           r->best_acc, rot ? r->final_angle_deg : (double)NAN,
+                           r->test_ci95, r->best_acc, rot ? r->final_angle_deg : (double)NAN,
                            rot ? r->final_acc_back : (double)NAN, r->final_train_loss, r->sec_per_step, r->sec_per_epoch,
                            r->wall_s, r->peak_rss_mb};
     for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++, i++) {
@@ -407,8 +410,17 @@ int cmd_run(int argc, char **argv)
         printf("%s\n", dir);
         return EXIT_SUCCESS;
     }
-    fprintf(stderr, "done: final test accuracy %.4f (best %.4f), %.3f s per step, peak RSS %.0f MB\n",
-            r.final_acc, r.best_acc, r.sec_per_step, r.peak_rss_mb);
+    if (strcmp(cfg.task, "lft") == 0) {
+        fprintf(stderr,
+                "done: test accuracy %.4f +- %.4f (%zu %zu-way %zu-shot episodes, domain %s), "
+                "%.3f s per step, peak RSS %.0f MB\n",
+                r.final_acc, r.test_ci95, cfg.lft.test_episodes, cfg.lft.n_way, cfg.lft.shot,
+                cfg.lft.unseen, r.sec_per_step, r.peak_rss_mb);
+    } else {
+        fprintf(stderr,
+                "done: final test accuracy %.4f (best %.4f), %.3f s per step, peak RSS %.0f MB\n",
+                r.final_acc, r.best_acc, r.sec_per_step, r.peak_rss_mb);
+    }
     printf("%s\n", dir); // the run directory, for scripts: dir=$(evograd run ...)
     return EXIT_SUCCESS;
 }

@@ -255,7 +255,7 @@ Test(toy1d_run, bad_configs_exit_1_with_the_key)
     cr_assert(eq(int, e2e_run(a2, NULL), 1));
     e = e2e_read("stderr.txt");
     cr_assert(strstr(e, "error: method.name: evograd needs a task with hyperparameters (toy1d, "
-                        "rotation, mwn)") != NULL,
+                        "rotation, mwn, lft)") != NULL,
               "%s", e);
     free(e);
 

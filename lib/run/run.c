@@ -11,6 +11,7 @@
  * batcher's order, position and generator, the network, its running statistics and the
  * optimiser, so it continues exactly where the checkpoint was taken. */
 #include "run.h"
+#include "run_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -164,7 +165,7 @@ static void expected_data(const struct run_config *cfg, enum data_source src, st
     }
 }
 
-static struct backbone_spec backbone_spec_of(const struct run_config *cfg)
+struct backbone_spec run_backbone_spec(const struct run_config *cfg)
 {
     enum backbone_kind kind = BACKBONE_LENET;
     EG_ASSERT(backbone_find(cfg->backbone.name, &kind)); // the config tables allow known names
@@ -196,7 +197,7 @@ struct optim_params run_optim_params(const struct optim_config *c)
     return p;
 }
 
-static struct schedule schedule_of(const struct run_config *cfg)
+struct schedule run_schedule(const struct run_config *cfg)
 {
     const struct schedule_config *c = &cfg->train.schedule;
     struct schedule s = {.kind = SCHEDULE_KIND_CONSTANT, .base_lr = (float)cfg->train.optimizer.lr};
@@ -274,7 +275,7 @@ static enum eg_status mwn_check(const struct run_config *cfg, size_t classes, st
     return EG_OK;
 }
 
-static struct hyper_params hyper_params_of(const struct run_config *cfg)
+struct hyper_params run_hyper_params(const struct run_config *cfg)
 {
     struct hyper_params hp = {
         .candidates = cfg->method.candidates,
@@ -294,11 +295,12 @@ static struct hyper_params hyper_params_of(const struct run_config *cfg)
 enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
 {
     if (strcmp(cfg->task, "toy1d") == 0) return toy1d_check(cfg, err);
+    if (strcmp(cfg->task, "lft") == 0) return lft_check(cfg, err);
     const enum task_kind task = task_of(cfg);
     if (strcmp(cfg->method.name, "none") != 0 && task == TASK_SUPERVISED) {
         return eg_errorf(err, EG_ERR_CONFIG,
                          "method.name: %s needs a task with hyperparameters (toy1d, rotation, "
-                         "mwn); task %s trains with method none",
+                         "mwn, lft); task %s trains with method none",
                          cfg->method.name, cfg->task);
     }
     if (strcmp(cfg->data.noise.type, "none") != 0 && task != TASK_MWN) {
@@ -332,7 +334,7 @@ enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
         enum eg_status st = mwn_check(cfg, classes, err);
         if (st != EG_OK) return st;
     }
-    struct backbone_spec spec = backbone_spec_of(cfg);
+    struct backbone_spec spec = run_backbone_spec(cfg);
     const char *why = backbone_check(&spec, s, classes > 0 ? classes : 2);
     if (why != NULL) {
         return eg_errorf(err, EG_ERR_CONFIG,
@@ -478,7 +480,7 @@ static enum eg_status trainer_init(struct trainer *t, const struct run_config *c
 
     struct rng init;
     rng_seed_stream(&init, cfg->seed, STREAM_INIT);
-    struct backbone_spec spec = backbone_spec_of(cfg);
+    struct backbone_spec spec = run_backbone_spec(cfg);
     const char *why = backbone_check(&spec, t->train.shape, t->classes);
     if (why != NULL) {
         return eg_errorf(err, EG_ERR_CONFIG, "backbone.name: %s: %s", cfg->backbone.name, why);
@@ -486,7 +488,7 @@ static enum eg_status trainer_init(struct trainer *t, const struct run_config *c
     t->net = backbone_new(&spec, t->train.shape, t->classes, &init);
     struct optim_params op = run_optim_params(&cfg->train.optimizer);
     t->opt = optim_new(&op, t->net->nparams);
-    t->sched = schedule_of(cfg);
+    t->sched = run_schedule(cfg);
 
     struct augment aug = augment_of(cfg, true), plain = augment_of(cfg, false);
     struct rng s2;
@@ -513,7 +515,7 @@ static enum eg_status trainer_init(struct trainer *t, const struct run_config *c
             t->lambda = eg_xmalloc_floats(H);
             mwn_vnet_init(t->lambda, cfg->mwn.hidden, &init); // after the network, as PyTorch
         }
-        struct hyper_params hp = hyper_params_of(cfg);
+        struct hyper_params hp = run_hyper_params(cfg);
         if (hp.method != HYPER_NONE) t->hyper = hyper_new(&hp, t->net->nparams, H);
         struct optim_params mop = run_optim_params(&cfg->meta.optimizer);
         t->meta_opt = optim_new(&mop, H);
@@ -705,6 +707,7 @@ static void report(struct trainer *t, const struct run_options *o, bool epoch_en
         .train_loss = epoch_end ? t->st.last_train_loss
                                 : t->st.loss_sum / (double)(t->st.loss_count ? t->st.loss_count : 1),
         .test_acc = t->st.last_acc,
+        .val_acc = NAN,
     };
     o->progress(o->progress_ctx, &p, epoch_end);
 }
@@ -921,7 +924,8 @@ enum eg_status run_experiment(const struct run_config *cfg, const struct run_opt
                               struct run_result *res, struct eg_error *err)
 {
     if (strcmp(cfg->task, "toy1d") == 0) return toy1d_run(cfg, opts->dir, res, err);
-    *res = (struct run_result){0};
+    if (strcmp(cfg->task, "lft") == 0) return lft_run(cfg, opts, res, err);
+    *res = (struct run_result){.test_ci95 = NAN};
     struct trainer t;
     enum eg_status st = trainer_init(&t, cfg, err);
     char path[CFG_PATH_MAX + 32];

@@ -26,6 +26,7 @@ struct run_progress {
     double elapsed_s;                // wall seconds of this run, resumed sessions included
     double train_loss;               // mean training loss of the epoch so far
     double test_acc;                 // the latest test accuracy (NaN before the first)
+    double val_acc;                  // the latest validation accuracy (task lft; else NaN)
 };
 
 // Called after every step (epoch_end false) and after every epoch (epoch_end true).
@@ -47,6 +48,8 @@ struct run_result {
     double sec_per_step, sec_per_epoch, wall_s, peak_rss_mb;
     double final_angle_deg, final_acc_back; // task rotation: the learned angle and the accuracy
                                             // on test images rotated back by it (else unused)
+    double test_ci95;        // task lft: half-width of the test accuracy's 95% interval (final_acc
+                             // is the mean over the test episodes); NaN for the other tasks
 };
 
 struct optim_params;
