@@ -4,6 +4,8 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <fcntl.h>
+#include <png.h>
+#include <setjmp.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -392,4 +394,26 @@ size_t csv_data_rows(const char *text)
     size_t lines = 0;
     for (const char *c = text; *c; c++) lines += *c == '\n';
     return lines > 0 ? lines - 1 : 0;
+}
+
+void png_write_grey(const char *path, size_t h, size_t w, const uint8_t *pix)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert(f != NULL, "cannot create %s", path);
+    png_bytep *rows = eg_xmalloc_array(h, sizeof *rows);
+    for (size_t y = 0; y < h; y++)
+        rows[y] = (png_bytep)(pix + y * w);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    cr_assert(png != NULL && info != NULL);
+    if (setjmp(png_jmpbuf(png))) cr_fatal("libpng could not write %s", path);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    png_write_image(png, rows);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(rows);
+    cr_assert(ferror(f) == 0 && fclose(f) == 0, "cannot write %s", path);
 }

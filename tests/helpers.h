@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "nn/layer.h"
 
@@ -72,5 +73,9 @@ int e2e_run(const char *const *args, const char *kill_when);
 double csv_cell(const char *text, size_t r, size_t col);
 // Data rows of a CSV text (lines after the header).
 size_t csv_data_rows(const char *text);
+
+// Writes an 8-bit grey PNG of h x w pixels (row-major) at path (libpng); fails the test if it
+// cannot.
+void png_write_grey(const char *path, size_t h, size_t w, const uint8_t *pix);
 
 #endif // EG_TEST_HELPERS_H
