@@ -1,12 +1,15 @@
 # evograd - one non-recursive Makefile.
 #   make            library (build/libevograd.a) and the command (build/evograd)
 #   make run        the default experiment (configs/default.yaml) and its plot
-#   make plots      a PNG per run from plots/*.gp (results/*/*/train.png), the toy1d
+#   make plots      a PNG per run (results/*/*/train.png; not for lft runs), the toy1d
 #                   figures per results/<name>/ holding toy1d runs (toy1d_*.png), and per
 #                   results/<name>/ holding rotation runs the learned angles
 #                   (rotation_angle.png) and the table (rotation_table.{csv,md}), and per
 #                   results/<name>/ holding mwn runs the accuracies, sample weights and weighting
-#                   curves (mwn_{accuracy,weights,curve}.png) and the table (mwn_table.{csv,md})
+#                   curves (mwn_{accuracy,weights,curve}.png) and the table (mwn_table.{csv,md}),
+#                   and per results/<name>/ holding lft runs the validation accuracy, training
+#                   episodes and FT parameters (lft_{val,train,ft}.png) and the table
+#                   (lft_table.{csv,md})
 #   make test       the Criterion suite (installs missing packages first, see .ci/ensure-deps)
 #   make bench      speed and memory benchmarks (never part of make test)
 #   make valgrind   the suite under valgrind (memcheck)
@@ -116,6 +119,7 @@ run: all
 plots: $(STAMP)
 	@n=0; for m in results/*/*/metrics.csv; do \
 	    [ -f "$$m" ] || continue; \
+	    grep -qs '^task: lft$$' "$$(dirname "$$m")/config.yaml" && continue; \
 	    gnuplot -e "run='$$(dirname "$$m")'" plots/train.gp && n=$$((n + 1)) && \
 	    echo "$$(dirname "$$m")/train.png"; \
 	done; \
@@ -134,6 +138,12 @@ plots: $(STAMP)
 	    gnuplot -e "folder='$${d%/}'" plots/mwn.gp && n=$$((n + 3)) && \
 	    printf '%s\n' "$${d}mwn_accuracy.png" "$${d}mwn_weights.png" "$${d}mwn_curve.png"; \
 	    bash plots/mwn_table.sh "$${d%/}" >/dev/null && echo "$${d}mwn_table.md"; \
+	done; \
+	for d in results/*/; do \
+	    grep -lqs '^task: lft$$' "$$d"*/config.yaml || continue; \
+	    gnuplot -e "folder='$${d%/}'" plots/lft.gp && n=$$((n + 3)) && \
+	    printf '%s\n' "$${d}lft_val.png" "$${d}lft_train.png" "$${d}lft_ft.png"; \
+	    bash plots/lft_table.sh "$${d%/}" >/dev/null && echo "$${d}lft_table.md"; \
 	done; echo "$$n plots written"
 
 # The suite must really run: Criterion exits 0 on zero tests, so the synthesis line is checked.
