@@ -209,7 +209,11 @@ static void unrolled_step(struct hyper *h, struct meta_problem *p, const float *
     const size_t P = h->P, H = h->H;
     const double alpha = h->hp.lookahead_lr;
 
-    // theta' = theta - alpha g,  g = dl_T/dtheta at (theta, lambda); v = grad l_V(theta')
+    // theta' = theta - alpha g,  g = dl_T/dtheta at (theta, lambda); v = grad l_V(theta').
+    // The task generator is copied first: the mixed derivative below must be taken under the
+    // same noise as g (one draw, differentiated twice, as the second-order reference does).
+    struct rng saved;
+    if (p->rng != NULL) saved = *p->rng;
     double train = p->ops->train_loss(p, theta, lambda, h->grad, NULL);
     for (size_t i = 0; i < P; i++) {
         h->point[i] = (float)((double)theta[i] - alpha * (double)h->grad[i]);
@@ -232,10 +236,8 @@ static void unrolled_step(struct hyper *h, struct meta_problem *p, const float *
     const double e = UNROLLED_FD_SCALE / vnorm;
 
     // (d^2 l_T / dlambda dtheta) v ~ (grad_lambda l_T(theta + e v) - grad_lambda l_T(theta - e v))
-    // / 2e, both sides under the same task noise: the task generator is copied before the first
-    // evaluation and restored before the second.
-    struct rng saved;
-    if (p->rng != NULL) saved = *p->rng;
+    // / 2e, both sides under the noise of the look-ahead: the generator is restored before each.
+    if (p->rng != NULL) *p->rng = saved;
     for (size_t i = 0; i < P; i++) h->point[i] = (float)((double)theta[i] + e * (double)h->v[i]);
     p->ops->train_loss(p, h->point, lambda, NULL, h->dlam_pos);
     if (p->rng != NULL) *p->rng = saved;

@@ -10,7 +10,8 @@
  *   unrolled  one-step look-ahead: theta' = theta - alpha grad_theta l_T(theta, lambda),
  *             v = grad l_V(theta'), h = -alpha (d^2 l_T / dlambda dtheta) v, the mixed derivative
  *             as a central difference of grad_lambda l_T at theta +- e v, e = UNROLLED_FD_SCALE /
- *             |v| (DARTS's choice), both sides under the same task noise.
+ *             |v| (DARTS's choice), both sides under the task noise g was computed with (one
+ *             draw of the noise, differentiated twice, as the second-order reference does).
  *   none      h = 0 (lambda stays fixed).
  * Every method returns l_V at the point it evaluated it (theta* or theta'). */
 #ifndef EG_HYPER_H
