@@ -296,7 +296,10 @@ static bool write_results(const char *dir, const struct run_config *cfg,
     bool toy = strcmp(cfg->task, "toy1d") == 0;
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
     snprintf(epochs, sizeof epochs, "%zu", r->epochs_done);
-    snprintf(bs, sizeof bs, "%zu", toy ? (size_t)0 : cfg->train.batch_size);
+    // lft trains on episodes: their image count stands for the batch size
+    size_t batch = cfg->train.batch_size;
+    if (strcmp(cfg->task, "lft") == 0) batch = cfg->lft.n_way * (cfg->lft.shot + cfg->lft.queries);
+    snprintf(bs, sizeof bs, "%zu", toy ? (size_t)0 : batch);
     snprintf(cand, sizeof cand, "%zu", cfg->method.candidates);
     csv_fmt(sigma, cfg->method.sigma);
     csv_fmt(tau, cfg->method.temperature);

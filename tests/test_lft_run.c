@@ -88,6 +88,7 @@ Test(lft_run, evograd_learns_the_ft_layers_and_reports_a_test_interval, .timeout
     cr_assert(sum != NULL);
     cr_assert(strstr(sum, "final_test_acc,test_acc_ci95,best_test_acc") != NULL, "%s", sum);
     cr_assert(csv_cell(sum, 1, 12) == acc && csv_cell(sum, 1, 13) == ci);
+    cr_assert(csv_cell(sum, 1, 10) == 25.0, "batch_size: the episode's 5 x (1 + 4) images");
     free(sum);
     // splits.csv: every class of every split of the five domains, with its role
     char *splits = e2e_read("evo/splits.csv");
