@@ -24,7 +24,29 @@
  * base step), resnet32 with a training and a meta batch of 100; time and peak RSS per method,
  * their ratios, and the issue's targets (evograd <= 2.7x none, evograd <= 0.8x unrolled, peak RSS
  * evograd <= 1.3x none) with whether each is met.
- * Usage: evograd-bench [--threads N] [--steps N] [--case resnet32|lenet|data|meta|mwn|all] */
+ * The `lft` case: the paper's scaling result (ResNet-10 -> 34 with EvoGrad, paper-spec 3.3, 1.7,
+ * 1.8). For resnet10, resnet18 and resnet34 (64 channels, FT layers on) at 3x224x224 and the
+ * paper's shapes (5-way 5-shot 16 queries: a PS and a PU episode of 105 images each, an aux batch
+ * of 16 images over 64 classes), one whole LFT iteration (lib/tasks/lft.h, lft_step: aux loss,
+ * PS episode, Adam step, then the hypergradient and the FT step) for `none` (the base step
+ * alone), `evograd` (K = 2, sigma 1e-3, tau 0.05) and `unrolled` (look-ahead alpha 1e-3), each
+ * (backbone, method) in its own process: median seconds per iteration after 1 warm-up (default
+ * --steps 2), peak RSS; per backbone the parameter counts (total, encoder weights P_enc,
+ * relation module P_rel, aux classifier, FT scalars H, checked against the paper's 3,712 /
+ * 5,632 / 9,344: a mismatch fails the case), the ratios evograd/none, unrolled/none and
+ * evograd/unrolled of wall time, CPU time (all threads; steadier than wall time when other jobs
+ * share the machine) and RSS, the RSS above none next to the work vectors each method keeps
+ * (8 P floats for evograd, 5 P for unrolled); at the end three Markdown tables. Random pixels
+ * (fixed seed): the cost does not depend on them. At 224 this is by far the longest case: 9
+ * processes of 2 or 3 iterations of 20 s (resnet10 none) to 3.5 min (resnet34 unrolled) each;
+ * --steps 1 took 29 min on the 2-core machine with a load of ~4 from other jobs, so the default
+ * --steps 2 takes ~45 min, and 6-7 GB of memory at resnet34. It is part of `--case all` and so
+ * of `make bench` (BENCHFLAGS="--case mwn" etc. runs one case). --lft-size S runs it at 3xSxS
+ * instead (S >= 32; 64 takes ~6 min with --steps 1), --lft-backbone NAME on one backbone only.
+ * Usage: evograd-bench [--threads N] [--steps N] [--lft-size S] [--lft-backbone NAME]
+ *                      [--case resnet32|lenet|data|meta|mwn|lft|all]
+ *   --threads N  BLAS/OpenMP threads (default 2); --steps N timed steps per case (default: the
+ *   case's own); --case NAME one case (default all). */
 #define _GNU_SOURCE
 #include <cblas.h>
 #include <dlfcn.h>
@@ -33,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -50,6 +73,7 @@
 #include "nn/loss.h"
 #include "nn/net.h"
 #include "nn/optim.h"
+#include "tasks/lft.h"
 #include "tasks/mwn.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -393,16 +417,30 @@ static struct hyper_params bench_hyper_params(enum hyper_method m)
                                  .noise = HYPER_NOISE_RADEMACHER, .lookahead_lr = 0.1};
 }
 
-// Median seconds of iter(ctx) over `steps` calls after one warm-up call.
-static double median_iteration(void (*iter)(void *), void *ctx, size_t steps)
+// CPU seconds (user + system, all threads) of this process so far.
+static double cpu_seconds(void)
 {
-    double *times = eg_xmalloc_array(steps, sizeof *times);
+    struct timespec ts;
+    EG_ASSERT(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// Median seconds of iter(ctx) over `steps` calls after one warm-up call; *cpu (unless NULL) the
+// median CPU seconds of the same calls (all threads: on a loaded machine the wall time grows
+// with the competition, the CPU time much less).
+static double median_iteration(void (*iter)(void *), void *ctx, size_t steps, double *cpu)
+{
+    double *times = eg_xmalloc_array(2 * steps, sizeof *times), *cpus = times + steps;
     for (size_t s = 0; s < steps + 1; s++) {
-        double t0 = eg_wall_seconds();
+        double t0 = eg_wall_seconds(), c0 = cpu_seconds();
         iter(ctx);
-        if (s > 0) times[s - 1] = eg_wall_seconds() - t0; // the first is the warm-up
+        if (s > 0) { // the first is the warm-up
+            times[s - 1] = eg_wall_seconds() - t0;
+            cpus[s - 1] = cpu_seconds() - c0;
+        }
     }
     double med = median(times, steps);
+    if (cpu != NULL) *cpu = median(cpus, steps);
     free(times);
     return med;
 }
@@ -428,8 +466,11 @@ static void meta_iteration(void *ctx)
 }
 
 // One method's meta-step (hypergradient + base step) on resnet32: median seconds.
-static double run_meta_method(enum hyper_method m, int threads, size_t steps)
+static double run_meta_method(enum hyper_method m, const void *ctx, int threads, size_t steps,
+                              double *info)
 {
+    (void)ctx;
+    (void)info;
     struct meta_bench mb;
     meta_bench_init(&mb, threads);
     const size_t n = META_BATCH;
@@ -445,7 +486,7 @@ static double run_meta_method(enum hyper_method m, int threads, size_t steps)
     // theta is a copy: the methods must not see the parameters they are about to overwrite
     it.theta = eg_xmalloc_floats(mb.t.net->nparams);
 
-    double med = median_iteration(meta_iteration, &it, steps);
+    double med = median_iteration(meta_iteration, &it, steps, NULL);
     free(it.theta);
     free(it.lambda);
     free(it.hg);
@@ -473,8 +514,11 @@ static void mwn_iteration(void *ctx)
 }
 
 // One method's Meta-Weight-Net training iteration on resnet32: median seconds.
-static double run_mwn_method(enum hyper_method m, int threads, size_t steps)
+static double run_mwn_method(enum hyper_method m, const void *ctx, int threads, size_t steps,
+                             double *info)
 {
+    (void)ctx;
+    (void)info;
     struct meta_bench mb;
     meta_bench_init(&mb, threads);
     const size_t P = mb.t.net->nparams, H = mwn_vnet_size(MWN_HIDDEN);
@@ -489,7 +533,7 @@ static double run_mwn_method(enum hyper_method m, int threads, size_t steps)
     struct hyper_params hp = bench_hyper_params(m);
     if (m != HYPER_NONE) it.h = hyper_new(&hp, P, H);
 
-    double med = median_iteration(mwn_iteration, &it, steps);
+    double med = median_iteration(mwn_iteration, &it, steps, NULL);
     hyper_free(it.h);
     optim_free(it.meta_opt);
     free(it.lambda);
@@ -498,10 +542,18 @@ static double run_mwn_method(enum hyper_method m, int threads, size_t steps)
     return med;
 }
 
+// What a method's child reports besides its median: up to METHOD_INFO case-specific numbers.
+#define METHOD_INFO 8
+
+// One method's measurement in the child: returns the median seconds per iteration and may fill
+// info (METHOD_INFO values, zeroed beforehand). ctx: the case's settings (may be NULL).
+typedef double (*method_fn)(enum hyper_method m, const void *ctx, int threads, size_t steps,
+                            double *info);
+
 // none, evograd, unrolled: each in its own process (own peak RSS), one line each ("<ms> ms per
-// <per>"); the medians (seconds) and peak RSS (MB) come back through a pipe into med and rss.
-static void run_methods(double (*method)(enum hyper_method, int, size_t), const char *per,
-                        int threads, size_t steps, double med[3], double rss[3])
+// <per>"); the medians (seconds), peak RSS (MB) and info (unless NULL) come back through a pipe.
+static void run_methods(method_fn method, const void *ctx, const char *per, int threads,
+                        size_t steps, double med[3], double rss[3], double info[3][METHOD_INFO])
 {
     fflush(stdout);
     const enum hyper_method methods[3] = {HYPER_NONE, HYPER_EVOGRAD, HYPER_UNROLLED};
@@ -512,15 +564,19 @@ static void run_methods(double (*method)(enum hyper_method, int, size_t), const 
         EG_ASSERT(pid >= 0);
         if (pid == 0) {
             close(fd[0]);
-            double v[2] = {method(methods[i], threads, steps), eg_peak_rss_mb()};
-            printf("    %-9s %8.1f ms per %s  peak RSS %6.1f MB\n", hyper_method_name(methods[i]),
-                   1e3 * v[0], per, v[1]);
+            double v[2 + METHOD_INFO] = {0};
+            v[0] = method(methods[i], ctx, threads, steps, v + 2);
+            v[1] = eg_peak_rss_mb();
+            bool secs = v[0] >= 10.0;
+            printf("    %-9s %8.1f %s per %s  peak RSS %7.1f MB\n",
+                   hyper_method_name(methods[i]), secs ? v[0] : 1e3 * v[0], secs ? "s " : "ms",
+                   per, v[1]);
             fflush(stdout); // the child leaves with _exit, which does not flush
             ssize_t wr = write(fd[1], v, sizeof v);
             _exit(wr == (ssize_t)sizeof v ? 0 : 1);
         }
         close(fd[1]);
-        double v[2] = {0};
+        double v[2 + METHOD_INFO] = {0};
         ssize_t rd = read(fd[0], v, sizeof v);
         close(fd[0]);
         int status = 0;
@@ -528,6 +584,7 @@ static void run_methods(double (*method)(enum hyper_method, int, size_t), const 
         EG_ASSERT(rd == (ssize_t)sizeof v && WIFEXITED(status) && WEXITSTATUS(status) == 0);
         med[i] = v[0];
         rss[i] = v[1];
+        if (info != NULL) memcpy(info[i], v + 2, METHOD_INFO * sizeof(double));
     }
 }
 
@@ -537,7 +594,8 @@ static void run_meta_case(int threads, size_t steps)
            "evograd K = 2, %d BLAS threads\n",
            threads);
     double med[3], rss[3];
-    run_methods(run_meta_method, "meta-step (hypergradient + base step)", threads, steps, med, rss);
+    run_methods(run_meta_method, NULL, "meta-step (hypergradient + base step)", threads, steps, med,
+                rss, NULL);
     printf("    relative to none: evograd %.2fx, unrolled %.2fx\n", med[1] / med[0],
            med[2] / med[0]);
     fflush(stdout);
@@ -554,8 +612,8 @@ static void run_mwn_case(int threads, size_t steps)
            "%d, H = %zu), evograd K = 2, %d BLAS threads, median of %zu after 1 warm-up\n",
            MWN_HIDDEN, mwn_vnet_size(MWN_HIDDEN), threads, steps);
     double med[3], rss[3];
-    run_methods(run_mwn_method, "training iteration (meta-step + base step)", threads, steps, med,
-                rss);
+    run_methods(run_mwn_method, NULL, "training iteration (meta-step + base step)", threads, steps,
+                med, rss, NULL);
     const double ev_none = med[1] / med[0], ev_unr = med[1] / med[2];
     const double rss_ev = rss[1] / rss[0];
     printf("    time: evograd/none %.2fx, unrolled/none %.2fx, evograd/unrolled %.2fx\n", ev_none,
@@ -568,12 +626,240 @@ static void run_mwn_case(int threads, size_t steps)
     fflush(stdout);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The lft case: one LFT iteration (lft_step, tasks/lft.h) per method on resnet10/18/34.
+
+#define LFT_WAY 5
+#define LFT_SHOT 5
+#define LFT_QUERIES 16
+#define LFT_AUX_BATCH 16
+#define LFT_AUX_CLASSES 64
+
+// What a child reports in info (run_methods), in this order.
+enum {
+    LFT_INFO_TOTAL, LFT_INFO_ENC, LFT_INFO_REL, LFT_INFO_AUX, LFT_INFO_H, LFT_INFO_ACT_MB,
+    LFT_INFO_CPU // median CPU seconds per iteration
+};
+_Static_assert(LFT_INFO_CPU < METHOD_INFO, "run_methods carries METHOD_INFO values");
+
+struct lft_bench {
+    enum backbone_kind kind;
+    size_t size; // images are 3 x size x size
+};
+
+struct lft_iter {
+    struct lft_problem *pr;
+    struct lft_optims o;
+    struct hyper *h; // NULL: none
+    struct optim *meta_opt;
+    struct rng *hyper_rng;
+    const float *xa;
+    const int32_t *ya;
+};
+
+static void lft_iteration(void *ctx)
+{
+    struct lft_iter *it = ctx;
+    lft_step(it->pr, &it->o, 1e-3f, 1.0f, it->xa, it->ya, LFT_AUX_BATCH, it->h, it->meta_opt,
+             it->meta_opt->p.lr, it->hyper_rng, NULL);
+}
+
+// One method's LFT iteration (aux loss, PS episode, Adam step, then the hypergradient on the PS
+// and PU episodes and the FT Adam step): median seconds; info: the parameter counts, the
+// activation buffers (MB) of the three nets after the run and the median CPU seconds.
+static double run_lft_method(enum hyper_method m, const void *ctx, int threads, size_t steps,
+                             double *info)
+{
+    const struct lft_bench *lb = ctx;
+    eg_set_threads(threads);
+    struct rng init, ft, hrng, data;
+    rng_seed_stream(&init, 1, 0);
+    rng_seed_stream(&ft, 1, 1);
+    rng_seed_stream(&hrng, 1, 2);
+    rng_seed_stream(&data, 1, 3);
+    struct backbone_spec spec = backbone_defaults(lb->kind);
+    spec.ft = true;
+    const struct shape image = {3, lb->size, lb->size};
+    struct lft_model *model = lft_model_new(&spec, image, LFT_AUX_CLASSES, &init);
+
+    // The episodes and the aux batch: gaussian pixels (the cost does not depend on them).
+    const size_t numel = shape_numel(image), ne = LFT_WAY * (LFT_SHOT + LFT_QUERIES);
+    float *xs = eg_xmalloc_floats(ne * numel), *xu = eg_xmalloc_floats(ne * numel);
+    float *xa = eg_xmalloc_floats(LFT_AUX_BATCH * numel);
+    int32_t *ya = eg_xmalloc_array(LFT_AUX_BATCH, sizeof *ya);
+    rng_fill_gaussian(&data, xs, ne * numel, 0.0f, 1.0f);
+    rng_fill_gaussian(&data, xu, ne * numel, 0.0f, 1.0f);
+    rng_fill_gaussian(&data, xa, LFT_AUX_BATCH * numel, 0.0f, 1.0f);
+    for (size_t i = 0; i < LFT_AUX_BATCH; i++) ya[i] = (int32_t)rng_below(&data, LFT_AUX_CLASSES);
+
+    // The paper's settings (paper-spec 1.7, 3.3): model and FT Adam 1e-3 (FT wd 1e-8), evograd
+    // K = 2, sigma 1e-3, tau 0.05; the look-ahead step alpha = the base lr 1e-3 (2.2).
+    struct lft_iter it = {.xa = xa, .ya = ya, .hyper_rng = &hrng};
+    it.pr = lft_problem_new(model, &ft);
+    lft_problem_set_episodes(it.pr, xs, xu, LFT_WAY, LFT_SHOT, LFT_QUERIES);
+    struct optim_params op = optim_defaults(OPTIM_KIND_ADAM);
+    op.lr = 1e-3f;
+    lft_optims_init(&it.o, model, &op);
+    struct optim_params mop = op;
+    mop.weight_decay = 1e-8f;
+    it.meta_opt = optim_new(&mop, model->H > 0 ? model->H : 1);
+    struct hyper_params hp = bench_hyper_params(m);
+    hp.lookahead_lr = 1e-3;
+    if (m != HYPER_NONE) it.h = hyper_new(&hp, it.pr->mp.P, model->H);
+
+    double med = median_iteration(lft_iteration, &it, steps, &info[LFT_INFO_CPU]);
+    info[LFT_INFO_TOTAL] = (double)lft_model_params(model);
+    info[LFT_INFO_ENC] = (double)model->P_enc;
+    info[LFT_INFO_REL] = (double)model->P_rel;
+    info[LFT_INFO_AUX] = (double)model->aux->nparams;
+    info[LFT_INFO_H] = (double)model->H;
+    info[LFT_INFO_ACT_MB] = (double)(net_buffer_bytes(model->enc) +
+                                     net_buffer_bytes(model->rel->net) +
+                                     net_buffer_bytes(model->aux)) /
+                            (1024.0 * 1024.0);
+
+    hyper_free(it.h);
+    optim_free(it.meta_opt);
+    lft_optims_deinit(&it.o);
+    lft_problem_free(it.pr);
+    lft_model_free(model);
+    free(xs);
+    free(xu);
+    free(xa);
+    free(ya);
+    return med;
+}
+
+// H of the paper's ResNets with FT layers at 64 base channels (paper-spec 3.3).
+static size_t lft_expected_H(enum backbone_kind kind)
+{
+    switch (kind) {
+    case BACKBONE_RESNET10: return 3712;
+    case BACKBONE_RESNET18: return 5632;
+    case BACKBONE_RESNET34: return 9344;
+    default: return 0;
+    }
+}
+
+// n with thousands separators ("9,344") into buf.
+static const char *with_commas(size_t n, char buf[32])
+{
+    char tmp[32];
+    int len = snprintf(tmp, sizeof tmp, "%zu", n);
+    size_t o = 0;
+    for (int i = 0; i < len; i++) {
+        if (i > 0 && (len - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+// The three backbones, each method in its own process; per backbone the parameter counts, the
+// ratios and the memory above none next to the work vectors the methods keep; then Markdown
+// tables. Returns false when a backbone's FT count is not the paper's (the case then fails).
+static bool run_lft_case(int threads, size_t steps, size_t size, const char *only)
+{
+    const enum backbone_kind all[3] = {BACKBONE_RESNET10, BACKBONE_RESNET18, BACKBONE_RESNET34};
+    enum backbone_kind kinds[3];
+    size_t nk = 0;
+    for (size_t b = 0; b < 3; b++) {
+        if (only == NULL || strcmp(only, backbone_name(all[b])) == 0) kinds[nk++] = all[b];
+    }
+    if (nk == 0) {
+        fprintf(stderr, "evograd-bench: --lft-backbone must be resnet10, resnet18 or resnet34\n");
+        return false;
+    }
+    printf("lft: one LFT iteration (lft_step: aux batch of %d images over %d classes, the PS "
+           "episode, Adam, then the hypergradient on the PS and PU episodes and the FT step) on "
+           "%s with FT layers, %d-way %d-shot %d queries (%d images per episode), "
+           "3x%zux%zu, evograd K = 2 sigma 1e-3 tau 0.05, unrolled alpha 1e-3, %d BLAS threads, "
+           "median of %zu after 1 warm-up\n",
+           LFT_AUX_BATCH, LFT_AUX_CLASSES, only != NULL ? only : "resnet10/18/34", LFT_WAY,
+           LFT_SHOT, LFT_QUERIES,
+           LFT_WAY * (LFT_SHOT + LFT_QUERIES), size, size, threads, steps);
+    double med[3][3], rss[3][3], info[3][3][METHOD_INFO];
+    bool ok = true;
+    char c1[32], c2[32], c3[32], c4[32], c5[32], c6[32];
+    for (size_t b = 0; b < nk; b++) {
+        const struct lft_bench lb = {kinds[b], size};
+        printf("  %s\n", backbone_name(kinds[b]));
+        run_methods(run_lft_method, &lb, "iteration", threads, steps, med[b], rss[b], info[b]);
+        const double *in = info[b][0];
+        const size_t H = (size_t)in[LFT_INFO_H], want = lft_expected_H(kinds[b]);
+        const size_t P = (size_t)in[LFT_INFO_ENC] + (size_t)in[LFT_INFO_REL];
+        ok = ok && H == want;
+        printf("    parameters %s: encoder weights P_enc %s, relation module P_rel %s, aux "
+               "classifier %s, FT scalars H %s (paper %s: %s)\n",
+               with_commas((size_t)in[LFT_INFO_TOTAL], c1), with_commas((size_t)in[LFT_INFO_ENC], c2),
+               with_commas((size_t)in[LFT_INFO_REL], c3), with_commas((size_t)in[LFT_INFO_AUX], c4),
+               with_commas(H, c5), with_commas(want, c6), H == want ? "ok" : "MISMATCH");
+        printf("    time: evograd/none %.2fx, unrolled/none %.2fx, evograd/unrolled %.2fx\n",
+               med[b][1] / med[b][0], med[b][2] / med[b][0], med[b][1] / med[b][2]);
+        const double c0 = info[b][0][LFT_INFO_CPU], c1s = info[b][1][LFT_INFO_CPU],
+                     c2s = info[b][2][LFT_INFO_CPU];
+        printf("    CPU time (all threads): none %.1f s, evograd %.1f s, unrolled %.1f s per "
+               "iteration; evograd/none %.2fx, unrolled/none %.2fx, evograd/unrolled %.2fx\n",
+               c0, c1s, c2s, c1s / c0, c2s / c0, c1s / c2s);
+        printf("    peak RSS: evograd/none %.2fx, unrolled/none %.2fx, evograd/unrolled %.2fx\n",
+               rss[b][1] / rss[b][0], rss[b][2] / rss[b][0], rss[b][1] / rss[b][2]);
+        // The P-vectors each method touches beyond none (theta = P = P_enc + P_rel floats):
+        // evograd the K perturbations, their weighted mean (double), the candidate point, g_V,
+        // and the problem's theta and saved copy: K + 6 = 8 P; unrolled point, grad, v, theta,
+        // saved: 5 P. The activation buffers are the same for all three (one graph at a time).
+        const double pmb = (double)P * sizeof(float) / (1024.0 * 1024.0);
+        printf("    peak RSS above none: evograd %+.0f MB, unrolled %+.0f MB; their work vectors "
+               "8P = %.0f MB, 5P = %.0f MB (P = %s); activation buffers %.0f MB\n",
+               rss[b][1] - rss[b][0], rss[b][2] - rss[b][0], 8.0 * pmb, 5.0 * pmb,
+               with_commas(P, c1), in[LFT_INFO_ACT_MB]);
+        fflush(stdout);
+    }
+
+    printf("\n  Markdown (lft, 3x%zux%zu, %d-way %d-shot %d queries + PU episode + %d aux images, "
+           "%d threads, median of %zu):\n\n",
+           size, size, LFT_WAY, LFT_SHOT, LFT_QUERIES, LFT_AUX_BATCH, threads, steps);
+    printf("| backbone | parameters | P_enc | P_rel | aux classifier | H (FT) | paper H |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t b = 0; b < nk; b++) {
+        const double *in = info[b][0];
+        printf("| %s | %s | %s | %s | %s | %s | %s%s |\n", backbone_name(kinds[b]),
+               with_commas((size_t)in[LFT_INFO_TOTAL], c1), with_commas((size_t)in[LFT_INFO_ENC], c2),
+               with_commas((size_t)in[LFT_INFO_REL], c3), with_commas((size_t)in[LFT_INFO_AUX], c4),
+               with_commas((size_t)in[LFT_INFO_H], c5), with_commas(lft_expected_H(kinds[b]), c6),
+               (size_t)in[LFT_INFO_H] == lft_expected_H(kinds[b]) ? "" : " (MISMATCH)");
+    }
+    printf("\n| backbone | none s/it | evograd s/it | unrolled s/it | evograd/none | "
+           "unrolled/none | evograd/unrolled | none RSS MB | evograd RSS MB | unrolled RSS MB | "
+           "RSS evograd/none | RSS unrolled/none | RSS evograd/unrolled |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t b = 0; b < nk; b++) {
+        const double *t = med[b], *r = rss[b];
+        printf("| %s | %.2f | %.2f | %.2f | %.2fx | %.2fx | %.2fx | %.0f | %.0f | %.0f | %.2fx | "
+               "%.2fx | %.2fx |\n",
+               backbone_name(kinds[b]), t[0], t[1], t[2], t[1] / t[0], t[2] / t[0], t[1] / t[2],
+               r[0], r[1], r[2], r[1] / r[0], r[2] / r[0], r[1] / r[2]);
+    }
+    printf("\n| backbone | none CPU s/it | evograd CPU s/it | unrolled CPU s/it | evograd/none | "
+           "unrolled/none | evograd/unrolled |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t b = 0; b < nk; b++) {
+        const double c[3] = {info[b][0][LFT_INFO_CPU], info[b][1][LFT_INFO_CPU],
+                             info[b][2][LFT_INFO_CPU]};
+        printf("| %s | %.2f | %.2f | %.2f | %.2fx | %.2fx | %.2fx |\n", backbone_name(kinds[b]),
+               c[0], c[1], c[2], c[1] / c[0], c[2] / c[0], c[1] / c[2]);
+    }
+    printf("\n");
+    if (!ok) printf("lft: FT parameter count differs from the paper's (MISMATCH above)\n");
+    fflush(stdout);
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     eg_runtime_setup(argv);
     int threads = 2;
-    size_t steps = 0;
-    const char *which = "all";
+    size_t steps = 0, lft_size = 224;
+    const char *which = "all", *lft_backbone = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             long v = strtol(argv[++i], NULL, 10);
@@ -582,8 +868,18 @@ int main(int argc, char **argv)
             steps = (size_t)strtoul(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
             which = argv[++i];
+        } else if (strcmp(argv[i], "--lft-size") == 0 && i + 1 < argc) {
+            lft_size = (size_t)strtoul(argv[++i], NULL, 10);
+            if (lft_size < 32) {
+                fprintf(stderr, "evograd-bench: --lft-size must be at least 32\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--lft-backbone") == 0 && i + 1 < argc) {
+            lft_backbone = argv[++i];
         } else {
-            fprintf(stderr, "usage: evograd-bench [--threads N] [--steps N] [--case NAME|all]\n");
+            fprintf(stderr, "usage: evograd-bench [--threads N] [--steps N] [--lft-size S] "
+                            "[--lft-backbone resnet10|resnet18|resnet34] "
+                            "[--case resnet32|lenet|data|meta|mwn|lft|all]\n");
             return 2;
         }
     }
@@ -593,6 +889,7 @@ int main(int argc, char **argv)
         {"data", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 0, false},
         {"meta", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 6, false},
         {"mwn", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 6, false},
+        {"lft", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 2, false},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         if (strcmp(which, "all") != 0 && strcmp(which, cases[c].name) != 0) continue;
@@ -607,6 +904,9 @@ int main(int argc, char **argv)
                 run_meta_case(threads, steps ? steps : cases[c].steps);
             } else if (strcmp(cases[c].name, "mwn") == 0) {
                 run_mwn_case(threads, steps ? steps : cases[c].steps);
+            } else if (strcmp(cases[c].name, "lft") == 0) {
+                _exit(run_lft_case(threads, steps ? steps : cases[c].steps, lft_size,
+                                    lft_backbone) ? 0 : 1);
             } else if (cases[c].kind == BACKBONE__COUNT) {
                 run_data_case();
             } else {
