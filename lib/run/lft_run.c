@@ -22,7 +22,7 @@
  *
  * Randomness, separate streams of the seed: model initialisation 1, episodes and augmentation 2,
  * evograd's perturbations 3, FT noise 5, validation episodes 6, test episodes 7; the aux batcher
- * has its own. A checkpoint holds all of them. */
+ * has its own, seeded from stream 102. A checkpoint holds all of them. */
 #include "run_internal.h"
 
 #include <math.h>
@@ -49,7 +49,8 @@ enum {
     LFT_STREAM_HYPER = 3,
     LFT_STREAM_FT = 5,
     LFT_STREAM_VAL = 6,
-    LFT_STREAM_TEST = 7
+    LFT_STREAM_TEST = 7,
+    LFT_STREAM_AUX = 102 // seeds the aux batcher (which then owns its generator)
 };
 
 static const char *const lft_columns[] = {
@@ -330,7 +331,7 @@ static enum eg_status lft_init(struct lft_run *r, const struct run_config *cfg,
     if (r->aux < r->nd) {
         const struct dataset *ab = &r->d[r->aux].split[FEWSHOT_BASE];
         struct rng s;
-        rng_seed_stream(&s, cfg->seed, LFT_STREAM_EPISODES + 100);
+        rng_seed_stream(&s, cfg->seed, LFT_STREAM_AUX);
         batcher_init(&r->auxb, ab, NULL, ab->n, true, &r->train_aug, rng_u64(&s));
         r->xa = eg_xmalloc_floats(cfg->lft.aux_batch * numel);
         r->ya = eg_xmalloc_array(cfg->lft.aux_batch, sizeof *r->ya);
