@@ -226,6 +226,7 @@ enum eg_status toy1d_run(const struct run_config *cfg, const char *dir, struct r
         .final_train_loss = NAN,
         .sec_per_step = NAN,
         .sec_per_epoch = NAN,
+        .test_ci95 = NAN,
     };
     struct meta_problem p;
     toy1d_problem_init(&p);
