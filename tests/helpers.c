@@ -396,24 +396,45 @@ size_t csv_data_rows(const char *text)
     return lines > 0 ? lines - 1 : 0;
 }
 
-void png_write_grey(const char *path, size_t h, size_t w, const uint8_t *pix)
+static size_t spec_rowbytes(const struct png_spec *s)
+{
+    size_t ch = s->color_type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
+                : s->color_type == PNG_COLOR_TYPE_RGB      ? 3
+                : s->color_type == PNG_COLOR_TYPE_RGBA     ? 4
+                                                           : 1;
+    return (s->w * ch * (size_t)s->bit_depth + 7) / 8;
+}
+
+void png_write_spec(const char *path, const struct png_spec *s)
 {
     FILE *f = fopen(path, "wb");
     cr_assert(f != NULL, "cannot create %s", path);
-    png_bytep *rows = eg_xmalloc_array(h, sizeof *rows);
-    for (size_t y = 0; y < h; y++)
-        rows[y] = (png_bytep)(pix + y * w);
+    png_bytep *rows = eg_xmalloc_array(s->h, sizeof *rows);
+    for (size_t y = 0; y < s->h; y++)
+        rows[y] = (png_bytep)(s->data + y * spec_rowbytes(s));
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png_create_info_struct(png);
     cr_assert(png != NULL && info != NULL);
     if (setjmp(png_jmpbuf(png))) cr_fatal("libpng could not write %s", path);
     png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, s->w, s->h, s->bit_depth, s->color_type,
+                 s->interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (s->palette != NULL) png_set_PLTE(png, info, s->palette, s->npalette);
+    if (s->trns != NULL) png_set_tRNS(png, info, s->trns, s->ntrns, NULL);
     png_write_info(png, info);
     png_write_image(png, rows);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     free(rows);
     cr_assert(ferror(f) == 0 && fclose(f) == 0, "cannot write %s", path);
+}
+
+void png_write_grey(const char *path, size_t h, size_t w, const uint8_t *pix)
+{
+    png_write_spec(path, &(struct png_spec){.w = (uint32_t)w,
+                                            .h = (uint32_t)h,
+                                            .color_type = PNG_COLOR_TYPE_GRAY,
+                                            .bit_depth = 8,
+                                            .data = pix});
 }

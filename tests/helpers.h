@@ -74,8 +74,21 @@ double csv_cell(const char *text, size_t r, size_t col);
 // Data rows of a CSV text (lines after the header).
 size_t csv_data_rows(const char *text);
 
-// Writes an 8-bit grey PNG of h x w pixels (row-major) at path (libpng); fails the test if it
-// cannot.
+// A PNG exactly as stored: data holds h rows of packed samples (16-bit ones big-endian, as in
+// the file; sub-byte ones packed from the high bits).
+struct png_spec {
+    uint32_t w, h;
+    int color_type, bit_depth; // libpng's PNG_COLOR_TYPE_*, 1..16
+    const uint8_t *data;
+    const void *palette;       // png_color[npalette], or NULL
+    int npalette;
+    const uint8_t *trns;       // palette alpha, ntrns entries, or NULL
+    int ntrns;
+    bool interlace;            // Adam7
+};
+// Writes the PNG s at path (libpng); fails the test if it cannot.
+void png_write_spec(const char *path, const struct png_spec *s);
+// An 8-bit grey PNG of h x w pixels (row-major) at path.
 void png_write_grey(const char *path, size_t h, size_t w, const uint8_t *pix);
 
 #endif // EG_TEST_HELPERS_H

@@ -4,12 +4,11 @@
  * image-folder domains from generated PNGs with every error path (status, a message naming the
  * path, *out untouched), the splits CSV, and episode_images' layout.
  *
- * Fixtures (raw IDX files, 8-bit grey PNGs written with libpng) go to a fresh mkdtemp() folder
- * per test, removed by the suite's .fini. The real Fashion-MNIST tests skip when its files are
- * not installed. */
+ * Fixtures (raw IDX files, 8-bit grey PNGs written with libpng) go to a fresh temporary folder
+ * per test (e2e_dir: helpers.h's e2e_setup, removed by e2e_teardown). The real Fashion-MNIST
+ * tests skip when its files are not installed. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
-#include <dirent.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,52 +31,15 @@
 // ---------------------------------------------------------------------------------------------
 // fixtures
 
-static char g_root[64]; // this test's folder; each test runs in its own process
+TestSuite(domains, .init = e2e_setup, .fini = e2e_teardown);
 
-static void make_root(void)
-{
-    strcpy(g_root, "/tmp/eg-domains-XXXXXX");
-    cr_assert(mkdtemp(g_root) != NULL, "mkdtemp failed");
-}
-
-static void remove_tree(const char *path)
-{
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        if (d != NULL) {
-            const struct dirent *e;
-            while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-                size_t len = strlen(path) + strlen(e->d_name) + 2;
-                char *child = eg_xmalloc(len);
-                snprintf(child, len, "%s/%s", path, e->d_name);
-                remove_tree(child);
-                free(child);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-static void remove_root(void)
-{
-    if (g_root[0] != '\0') remove_tree(g_root);
-}
-
-TestSuite(domains, .init = make_root, .fini = remove_root);
-
-// g_root/rel, in one of 8 rotating buffers (valid for the next 7 calls).
+// e2e_dir/rel, in one of 8 rotating buffers (valid for the next 7 calls).
 static const char *fx(const char *rel)
 {
     static char buf[8][512];
     static unsigned next;
     char *p = buf[next++ % 8];
-    snprintf(p, sizeof buf[0], "%s/%s", g_root, rel);
+    snprintf(p, sizeof buf[0], "%s/%s", e2e_dir, rel);
     return p;
 }
 
@@ -118,7 +80,7 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-// Raw (not gzipped) training IDX files in g_root: n images of h x w pixels, and n labels.
+// Raw (not gzipped) training IDX files in e2e_dir: n images of h x w pixels, and n labels.
 static void write_idx(size_t n, size_t h, size_t w, const uint8_t *pixels, const uint8_t *labels)
 {
     uint8_t *img = eg_xmalloc(16 + n * h * w);
@@ -137,7 +99,7 @@ static void write_idx(size_t n, size_t h, size_t w, const uint8_t *pixels, const
     free(lab);
 }
 
-// An 8-bit grey PNG of h x w pixels at g_root/rel.
+// An 8-bit grey PNG of h x w pixels at e2e_dir/rel.
 static void write_grey_png(const char *rel, size_t h, size_t w, const uint8_t *pix)
 {
     png_write_grey(fx(rel), h, w, pix);
@@ -240,11 +202,11 @@ static const uint8_t pattern[25] = {
     0,  0, 0,   0, 8,
 };
 
-// Loads built-in domain d from g_root and asserts success.
+// Loads built-in domain d from e2e_dir and asserts success.
 static void load_fixture_domain(size_t d, struct domain *dom)
 {
     struct eg_error err = {0};
-    cr_assert(eq(int, domain_load_fmnist(g_root, d, dom, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, domain_load_fmnist(e2e_dir, d, dom, &err), EG_OK), "%s", err.msg);
 }
 
 Test(domains, each_transformation_gives_the_hand_computed_image)
@@ -392,7 +354,7 @@ Test(domains, builtin_errors_name_the_file_and_leave_out_untouched)
     poison(&dom);
     struct eg_error err = {0};
     char missing[128];
-    snprintf(missing, sizeof missing, "%s/nowhere", g_root);
+    snprintf(missing, sizeof missing, "%s/nowhere", e2e_dir);
     cr_assert(eq(int, domain_load_fmnist(missing, 0, &dom, &err), EG_ERR_IO));
     cr_assert(contains(err.msg, missing), "%s", err.msg);
     cr_assert(contains(err.msg, "train-images-idx3-ubyte"), "%s", err.msg);
@@ -401,7 +363,7 @@ Test(domains, builtin_errors_name_the_file_and_leave_out_untouched)
     // Rotation classes need square images.
     uint8_t pixels[5 * 6] = {0}, labels[1] = {0};
     write_idx(1, 5, 6, pixels, labels);
-    cr_assert(eq(int, domain_load_fmnist(g_root, 0, &dom, &err), EG_ERR_FORMAT));
+    cr_assert(eq(int, domain_load_fmnist(e2e_dir, 0, &dom, &err), EG_ERR_FORMAT));
     cr_assert(contains(err.msg, fx("train-images-idx3-ubyte")), "%s", err.msg);
     cr_assert(contains(err.msg, "5 x 6"), "%s", err.msg);
     cr_assert(is_poisoned(&dom));
@@ -409,8 +371,8 @@ Test(domains, builtin_errors_name_the_file_and_leave_out_untouched)
     // A label outside Fashion-MNIST's ten garments.
     uint8_t bad_label[1] = {10};
     write_idx(1, 5, 5, pixels, bad_label);
-    cr_assert(eq(int, domain_load_fmnist(g_root, 0, &dom, &err), EG_ERR_FORMAT));
-    cr_assert(contains(err.msg, g_root), "%s", err.msg);
+    cr_assert(eq(int, domain_load_fmnist(e2e_dir, 0, &dom, &err), EG_ERR_FORMAT));
+    cr_assert(contains(err.msg, e2e_dir), "%s", err.msg);
     cr_assert(is_poisoned(&dom));
 }
 
@@ -645,7 +607,7 @@ Test(domains, folder_without_split_folders_splits_classes_by_the_rule)
     domain_deinit(&dom);
 }
 
-Test(domains, folder_missing_root_is_an_io_error_naming_it)
+Test(domains, folder_missine2e_dir_is_an_io_error_naming_it)
 {
     struct domain dom;
     poison(&dom);

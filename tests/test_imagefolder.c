@@ -20,6 +20,7 @@
 #include "core/alloc.h"
 #include "core/status.h"
 #include "data/dataset.h"
+#include "helpers.h"
 
 // ---------------------------------------------------------------------------------------------
 // fixtures
@@ -107,52 +108,10 @@ static uint8_t *read_bytes(const char *rel, size_t *n)
     return b;
 }
 
-// A PNG exactly as stored: data holds h rows of packed samples (16-bit ones big-endian, as in
-// the file; sub-byte ones packed from the high bits).
-struct png_spec {
-    png_uint_32 w, h;
-    int color_type, bit_depth;
-    const uint8_t *data;
-    const png_color *palette;
-    int npalette;
-    const png_byte *trns; // palette alpha, ntrns entries
-    int ntrns;
-    bool interlace; // Adam7
-};
-
-static size_t spec_rowbytes(const struct png_spec *s)
-{
-    size_t ch = s->color_type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
-                : s->color_type == PNG_COLOR_TYPE_RGB      ? 3
-                : s->color_type == PNG_COLOR_TYPE_RGBA     ? 4
-                                                           : 1;
-    return (s->w * ch * (size_t)s->bit_depth + 7) / 8;
-}
-
+// A PNG exactly as stored (struct png_spec, helpers.h) at g_root/rel.
 static void write_png(const char *rel, const struct png_spec *s)
 {
-    const char *path = fx(rel);
-    FILE *f = fopen(path, "wb");
-    cr_assert(f != NULL, "cannot create %s", path);
-    png_bytep *rows = eg_xmalloc_array(s->h, sizeof *rows);
-    for (size_t y = 0; y < s->h; y++)
-        rows[y] = (png_bytep)(s->data + y * spec_rowbytes(s));
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
-    cr_assert(png != NULL && info != NULL);
-    if (setjmp(png_jmpbuf(png))) cr_fatal("libpng could not write %s", path);
-    png_init_io(png, f);
-    png_set_IHDR(png, info, s->w, s->h, s->bit_depth, s->color_type,
-                 s->interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    if (s->palette != NULL) png_set_PLTE(png, info, s->palette, s->npalette);
-    if (s->trns != NULL) png_set_tRNS(png, info, s->trns, s->ntrns, NULL);
-    png_write_info(png, info);
-    png_write_image(png, rows);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    free(rows);
-    cr_assert(ferror(f) == 0 && fclose(f) == 0, "cannot write %s", path);
+    png_write_spec(fx(rel), s);
 }
 
 // A PNG without palette or tRNS: h x w pixels of the given colour type and bit depth.
