@@ -105,21 +105,6 @@ bool fmnist_domain_find(const char *name, size_t *d)
     return false;
 }
 
-static bool path_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-// path = dir/name, or dir/name.gz when the raw file is missing (the name reported when neither
-// exists is the .gz one, as the Debian package and the downloads are gzipped; source.c agrees).
-static void idx_file(char *path, size_t cap, const char *dir, const char *name)
-{
-    snprintf(path, cap, "%s/%s", dir, name);
-    if (path_exists(path)) return;
-    snprintf(path, cap, "%s/%s.gz", dir, name);
-}
-
 // The pixel transformations of the built-in domains, on one H x W plane (src and dst distinct).
 // p(y, x) reads src; the filters differ only in how they treat the image edge (see domains.h).
 
@@ -219,8 +204,8 @@ enum eg_status domain_load_fmnist(const char *root, size_t d, struct domain *out
     EG_ASSERT(d < FMNIST_DOMAINS && out != NULL);
     if (root == NULL) root = data_source_default_root(DATA_SOURCE_FASHION_MNIST);
     char images[4096], labels[4096];
-    idx_file(images, sizeof images, root, "train-images-idx3-ubyte");
-    idx_file(labels, sizeof labels, root, "train-labels-idx1-ubyte");
+    data_idx_path(images, sizeof images, root, "train-images-idx3-ubyte");
+    data_idx_path(labels, sizeof labels, root, "train-labels-idx1-ubyte");
     struct dataset full = {0};
     enum eg_status st = idx_load(images, labels, FMNIST_GARMENTS, &full, err);
     if (st != EG_OK) return st;

@@ -47,9 +47,7 @@ static bool exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-// path = dir/name, or dir/name.gz when only that exists (then the .gz name is reported when
-// neither does, as the Debian package and the downloads are gzipped).
-static void idx_path(char *path, size_t cap, const char *dir, const char *name)
+void data_idx_path(char *path, size_t cap, const char *dir, const char *name)
 {
     snprintf(path, cap, "%s/%s", dir, name);
     if (exists(path)) return;
@@ -61,9 +59,9 @@ static enum eg_status load_idx_pair(const char *root, const char *prefix, struct
 {
     char images[4096], labels[4096], name[64];
     snprintf(name, sizeof name, "%s-images-idx3-ubyte", prefix);
-    idx_path(images, sizeof images, root, name);
+    data_idx_path(images, sizeof images, root, name);
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
-    idx_path(labels, sizeof labels, root, name);
+    data_idx_path(labels, sizeof labels, root, name);
     return idx_load(images, labels, 10, out, err);
 }
 

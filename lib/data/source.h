@@ -46,6 +46,10 @@ struct data_spec {
     uint64_t seed;         // synthetic only
 };
 
+// path (cap bytes) = dir/name, or dir/name.gz when the raw file is missing (the .gz name is the
+// one reported when neither exists: the Debian package and the downloads are gzipped).
+void data_idx_path(char *path, size_t cap, const char *dir, const char *name);
+
 // Loads the training and test sets. On failure both are untouched and err names the file.
 enum eg_status data_load(const struct data_spec *spec, struct dataset *train, struct dataset *test,
                          struct eg_error *err);
