@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -313,6 +314,28 @@ const char *e2e_bin(void)
     const char *b = getenv("EVOGRAD_BIN");
     if (b == NULL) cr_fatal("EVOGRAD_BIN is not set (run the suite with make test)");
     return b;
+}
+
+const char *e2e_path(const char *rel)
+{
+    static char buf[8][512];
+    static unsigned next;
+    char *p = buf[next++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", e2e_dir, rel);
+    return p;
+}
+
+void e2e_mkdir(const char *rel)
+{
+    cr_assert(mkdir(e2e_path(rel), 0755) == 0, "mkdir %s", e2e_path(rel));
+}
+
+void e2e_write_bytes(const char *rel, const void *data, size_t n)
+{
+    FILE *f = fopen(e2e_path(rel), "wb");
+    cr_assert(f != NULL, "cannot create %s", e2e_path(rel));
+    cr_assert(fwrite(data, 1, n, f) == n);
+    cr_assert(fclose(f) == 0);
 }
 
 void e2e_write(const char *rel, const char *text)

@@ -61,6 +61,11 @@ extern char e2e_dir[64];
 void e2e_setup(void);
 void e2e_teardown(void);
 const char *e2e_bin(void);
+// e2e_dir/rel, in one of 8 rotating buffers (valid for the next 7 calls).
+const char *e2e_path(const char *rel);
+// Creates the folder e2e_dir/rel; writes n bytes to the file e2e_dir/rel.
+void e2e_mkdir(const char *rel);
+void e2e_write_bytes(const char *rel, const void *data, size_t n);
 // Writes / reads (caller frees; NULL when missing) a file at e2e_dir/rel.
 void e2e_write(const char *rel, const char *text);
 char *e2e_read(const char *rel);

@@ -33,44 +33,6 @@
 
 TestSuite(domains, .init = e2e_setup, .fini = e2e_teardown);
 
-// e2e_dir/rel, in one of 8 rotating buffers (valid for the next 7 calls).
-static const char *fx(const char *rel)
-{
-    static char buf[8][512];
-    static unsigned next;
-    char *p = buf[next++ % 8];
-    snprintf(p, sizeof buf[0], "%s/%s", e2e_dir, rel);
-    return p;
-}
-
-static void make_dir(const char *rel)
-{
-    cr_assert(mkdir(fx(rel), 0755) == 0, "mkdir %s", fx(rel));
-}
-
-static void write_bytes(const char *rel, const void *data, size_t n)
-{
-    FILE *f = fopen(fx(rel), "wb");
-    cr_assert(f != NULL, "cannot create %s", fx(rel));
-    cr_assert(fwrite(data, 1, n, f) == n);
-    cr_assert(fclose(f) == 0);
-}
-
-// Reads a whole fixture file as a NUL-terminated string; caller frees.
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f != NULL, "cannot open %s", path);
-    cr_assert(fseek(f, 0, SEEK_END) == 0);
-    long len = ftell(f);
-    cr_assert(len >= 0);
-    rewind(f);
-    char *b = eg_xmalloc((size_t)len + 1);
-    cr_assert(fread(b, 1, (size_t)len, f) == (size_t)len);
-    fclose(f);
-    b[len] = '\0';
-    return b;
-}
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -89,20 +51,20 @@ static void write_idx(size_t n, size_t h, size_t w, const uint8_t *pixels, const
     put_be32(img + 8, (uint32_t)h);
     put_be32(img + 12, (uint32_t)w);
     memcpy(img + 16, pixels, n * h * w);
-    write_bytes("train-images-idx3-ubyte", img, 16 + n * h * w);
+    e2e_write_bytes("train-images-idx3-ubyte", img, 16 + n * h * w);
     free(img);
     uint8_t *lab = eg_xmalloc(8 + n);
     put_be32(lab, 0x00000801);
     put_be32(lab + 4, (uint32_t)n);
     memcpy(lab + 8, labels, n);
-    write_bytes("train-labels-idx1-ubyte", lab, 8 + n);
+    e2e_write_bytes("train-labels-idx1-ubyte", lab, 8 + n);
     free(lab);
 }
 
 // An 8-bit grey PNG of h x w pixels at e2e_dir/rel.
 static void write_grey_png(const char *rel, size_t h, size_t w, const uint8_t *pix)
 {
-    png_write_grey(fx(rel), h, w, pix);
+    png_write_grey(e2e_path(rel), h, w, pix);
 }
 
 // A 4 x 4 PNG of one grey value.
@@ -121,7 +83,7 @@ static void make_classes(const char *dir, const char *const *classes, size_t n, 
     char rel[256];
     for (size_t k = 0; k < n; k++) {
         snprintf(rel, sizeof rel, "%s%s%s", dir, dir[0] ? "/" : "", classes[k]);
-        make_dir(rel);
+        e2e_mkdir(rel);
         for (size_t t = 0; t < per; t++) {
             char file[300];
             snprintf(file, sizeof file, "%s/img%zu.png", rel, t);
@@ -364,7 +326,7 @@ Test(domains, builtin_errors_name_the_file_and_leave_out_untouched)
     uint8_t pixels[5 * 6] = {0}, labels[1] = {0};
     write_idx(1, 5, 6, pixels, labels);
     cr_assert(eq(int, domain_load_fmnist(e2e_dir, 0, &dom, &err), EG_ERR_FORMAT));
-    cr_assert(contains(err.msg, fx("train-images-idx3-ubyte")), "%s", err.msg);
+    cr_assert(contains(err.msg, e2e_path("train-images-idx3-ubyte")), "%s", err.msg);
     cr_assert(contains(err.msg, "5 x 6"), "%s", err.msg);
     cr_assert(is_poisoned(&dom));
 
@@ -534,10 +496,10 @@ Test(domains, fmnist_novel_episodes_hold_only_novel_images, .timeout = 600)
 
 Test(domains, folder_with_split_folders_loads_each_folder_as_it_is)
 {
-    make_dir("d");
-    make_dir("d/base");
-    make_dir("d/val");
-    make_dir("d/novel");
+    e2e_mkdir("d");
+    e2e_mkdir("d/base");
+    e2e_mkdir("d/val");
+    e2e_mkdir("d/novel");
     const char *base[2] = {"ant", "bee"}, *val[1] = {"cat"}, *novel[2] = {"dog", "eel"};
     make_classes("d/base", base, 2, 2, 0);
     make_classes("d/val", val, 1, 3, 100);
@@ -547,7 +509,7 @@ Test(domains, folder_with_split_folders_loads_each_folder_as_it_is)
     char longname[100];
     memset(longname, 'x', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
-    cr_assert(eq(int, domain_load_folder(fx("d"), longname, grey4, &dom, &err), EG_OK), "%s",
+    cr_assert(eq(int, domain_load_folder(e2e_path("d"), longname, grey4, &dom, &err), EG_OK), "%s",
               err.msg);
     cr_assert(eq(sz, strlen(dom.name), DOMAIN_NAME_MAX - 1)); // truncated
     const size_t classes[3] = {2, 1, 2}, n[3] = {4, 3, 2};
@@ -570,7 +532,7 @@ Test(domains, folder_with_split_folders_loads_each_folder_as_it_is)
     domain_deinit(&dom);
 
     // The asked shape: 2 x 2 RGB from the 4 x 4 grey files.
-    cr_assert(eq(int, domain_load_folder(fx("d"), "d", (struct shape){3, 2, 2}, &dom, &err), EG_OK),
+    cr_assert(eq(int, domain_load_folder(e2e_path("d"), "d", (struct shape){3, 2, 2}, &dom, &err), EG_OK),
               "%s", err.msg);
     cr_assert(dom.split[FEWSHOT_NOVEL].shape.c == 3 && dom.split[FEWSHOT_NOVEL].shape.h == 2);
     cr_assert(eq(u8, dom.split[FEWSHOT_NOVEL].pixels[23], 210)); // eel: last value of image 1
@@ -579,12 +541,12 @@ Test(domains, folder_with_split_folders_loads_each_folder_as_it_is)
 
 Test(domains, folder_without_split_folders_splits_classes_by_the_rule)
 {
-    make_dir("flat");
+    e2e_mkdir("flat");
     const char *classes[8] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"};
     make_classes("flat", classes, 8, 2, 0);
     struct domain dom;
     struct eg_error err = {0};
-    cr_assert(eq(int, domain_load_folder(fx("flat"), "flat", grey4, &dom, &err), EG_OK), "%s",
+    cr_assert(eq(int, domain_load_folder(e2e_path("flat"), "flat", grey4, &dom, &err), EG_OK), "%s",
               err.msg);
     cr_assert(strcmp(dom.name, "flat") == 0);
     const size_t orig[3][4] = {{0, 2, 4, 6}, {1, 5}, {3, 7}}, count[3] = {4, 2, 2};
@@ -612,71 +574,71 @@ Test(domains, folder_missine2e_dir_is_an_io_error_naming_it)
     struct domain dom;
     poison(&dom);
     struct eg_error err = {0};
-    const char *root = fx("absent");
+    const char *root = e2e_path("absent");
     cr_assert(eq(int, domain_load_folder(root, "x", grey4, &dom, &err), EG_ERR_IO));
     cr_assert(contains(err.msg, root), "%s", err.msg);
     cr_assert(is_poisoned(&dom));
     // A file where the folder should be.
-    write_bytes("file", "x", 1);
-    cr_assert(eq(int, domain_load_folder(fx("file"), "x", grey4, &dom, &err), EG_ERR_IO));
-    cr_assert(contains(err.msg, fx("file")), "%s", err.msg);
+    e2e_write_bytes("file", "x", 1);
+    cr_assert(eq(int, domain_load_folder(e2e_path("file"), "x", grey4, &dom, &err), EG_ERR_IO));
+    cr_assert(contains(err.msg, e2e_path("file")), "%s", err.msg);
     cr_assert(is_poisoned(&dom));
 }
 
 Test(domains, folder_with_only_some_split_folders_names_the_missing_one)
 {
-    make_dir("d");
-    make_dir("d/base");
+    e2e_mkdir("d");
+    e2e_mkdir("d/base");
     const char *cls[1] = {"a"};
     make_classes("d/base", cls, 1, 1, 0);
     struct domain dom;
     poison(&dom);
     struct eg_error err = {0};
-    cr_assert(eq(int, domain_load_folder(fx("d"), "d", grey4, &dom, &err), EG_ERR_IO));
-    cr_assert(contains(err.msg, fx("d/val")), "%s", err.msg);
+    cr_assert(eq(int, domain_load_folder(e2e_path("d"), "d", grey4, &dom, &err), EG_ERR_IO));
+    cr_assert(contains(err.msg, e2e_path("d/val")), "%s", err.msg);
     cr_assert(is_poisoned(&dom));
-    make_dir("d/val");
+    e2e_mkdir("d/val");
     make_classes("d/val", cls, 1, 1, 0);
-    cr_assert(eq(int, domain_load_folder(fx("d"), "d", grey4, &dom, &err), EG_ERR_IO));
-    cr_assert(contains(err.msg, fx("d/novel")), "%s", err.msg);
+    cr_assert(eq(int, domain_load_folder(e2e_path("d"), "d", grey4, &dom, &err), EG_ERR_IO));
+    cr_assert(contains(err.msg, e2e_path("d/novel")), "%s", err.msg);
     cr_assert(is_poisoned(&dom));
 }
 
 Test(domains, folder_with_fewer_than_four_classes_is_a_format_error)
 {
-    make_dir("three");
+    e2e_mkdir("three");
     const char *cls[3] = {"a", "b", "c"};
     make_classes("three", cls, 3, 1, 0);
     struct domain dom;
     poison(&dom);
     struct eg_error err = {0};
-    cr_assert(eq(int, domain_load_folder(fx("three"), "t", grey4, &dom, &err), EG_ERR_FORMAT));
-    cr_assert(contains(err.msg, fx("three")), "%s", err.msg);
+    cr_assert(eq(int, domain_load_folder(e2e_path("three"), "t", grey4, &dom, &err), EG_ERR_FORMAT));
+    cr_assert(contains(err.msg, e2e_path("three")), "%s", err.msg);
     cr_assert(contains(err.msg, "novel"), "%s", err.msg);
     cr_assert(is_poisoned(&dom));
     // An empty folder: imagefolder_load's own error, naming it.
-    make_dir("empty");
-    cr_assert(eq(int, domain_load_folder(fx("empty"), "e", grey4, &dom, &err), EG_ERR_FORMAT));
-    cr_assert(contains(err.msg, fx("empty")), "%s", err.msg);
+    e2e_mkdir("empty");
+    cr_assert(eq(int, domain_load_folder(e2e_path("empty"), "e", grey4, &dom, &err), EG_ERR_FORMAT));
+    cr_assert(contains(err.msg, e2e_path("empty")), "%s", err.msg);
     cr_assert(is_poisoned(&dom));
 }
 
 Test(domains, folder_passes_on_imagefolder_errors_after_loading_a_split)
 {
     // base and val load; novel has a class folder without PNGs, so the loaded splits are freed.
-    make_dir("d");
-    make_dir("d/base");
-    make_dir("d/val");
-    make_dir("d/novel");
+    e2e_mkdir("d");
+    e2e_mkdir("d/base");
+    e2e_mkdir("d/val");
+    e2e_mkdir("d/novel");
     const char *cls[2] = {"a", "b"};
     make_classes("d/base", cls, 2, 1, 0);
     make_classes("d/val", cls, 2, 1, 0);
-    make_dir("d/novel/empty");
+    e2e_mkdir("d/novel/empty");
     struct domain dom;
     poison(&dom);
     struct eg_error err = {0};
-    cr_assert(eq(int, domain_load_folder(fx("d"), "d", grey4, &dom, &err), EG_ERR_FORMAT));
-    cr_assert(contains(err.msg, fx("d/novel")), "%s", err.msg);
+    cr_assert(eq(int, domain_load_folder(e2e_path("d"), "d", grey4, &dom, &err), EG_ERR_FORMAT));
+    cr_assert(contains(err.msg, e2e_path("d/novel")), "%s", err.msg);
     cr_assert(is_poisoned(&dom));
 }
 
@@ -685,7 +647,7 @@ Test(domains, folder_passes_on_imagefolder_errors_after_loading_a_split)
 
 Test(domains, write_splits_writes_a_row_per_class_of_every_split)
 {
-    make_dir("flat");
+    e2e_mkdir("flat");
     const char *classes[9] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8,x"};
     make_classes("flat", classes, 9, 2, 0);
     uint8_t pixels[5 * 25] = {0}, labels[5] = {0};
@@ -693,12 +655,13 @@ Test(domains, write_splits_writes_a_row_per_class_of_every_split)
     struct domain dom[2];
     struct eg_error err = {0};
     load_fixture_domain(3, &dom[0]);
-    cr_assert(eq(int, domain_load_folder(fx("flat"), "flat", grey4, &dom[1], &err), EG_OK), "%s",
+    cr_assert(eq(int, domain_load_folder(e2e_path("flat"), "flat", grey4, &dom[1], &err), EG_OK), "%s",
               err.msg);
     const char *roles[2] = {"seen", "unseen"};
-    const char *path = fx("splits.csv");
+    const char *path = e2e_path("splits.csv");
     cr_assert(eq(int, domains_write_splits(path, dom, roles, 2, &err), EG_OK), "%s", err.msg);
-    char *text = read_text(path);
+    char *text = e2e_read("splits.csv");
+    cr_assert(text != NULL);
     const char *header = "domain,role,split,class,orig_class,name,images\n";
     cr_assert(strncmp(text, header, strlen(header)) == 0, "%s", text);
     size_t lines = 0;
@@ -712,7 +675,7 @@ Test(domains, write_splits_writes_a_row_per_class_of_every_split)
     cr_assert(contains(text, "\nflat,unseen,base,4,8,c8_x,2\n"), "%s", text);
     free(text);
     struct stat st;
-    cr_assert(stat(fx("splits.csv.tmp"), &st) != 0);
+    cr_assert(stat(e2e_path("splits.csv.tmp"), &st) != 0);
     domain_deinit(&dom[0]);
     domain_deinit(&dom[1]);
 }
@@ -720,7 +683,7 @@ Test(domains, write_splits_writes_a_row_per_class_of_every_split)
 Test(domains, write_splits_to_an_unwritable_path_is_an_io_error)
 {
     struct eg_error err = {0};
-    const char *path = fx("no/such/folder/splits.csv");
+    const char *path = e2e_path("no/such/folder/splits.csv");
     cr_assert(eq(int, domains_write_splits(path, NULL, NULL, 0, &err), EG_ERR_IO));
     cr_assert(contains(err.msg, path), "%s", err.msg);
 }

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -163,15 +162,14 @@ Test(lft_run, resume_after_stop_equals_an_uninterrupted_run, .timeout = 600)
 static void make_folder_domains(void)
 {
     static const char *const doms[] = {"alpha", "beta", "gamma"};
-    char path[512];
-    snprintf(path, sizeof path, "%s/fs", e2e_dir);
-    cr_assert(mkdir(path, 0755) == 0);
+    char rel[128];
+    e2e_mkdir("fs");
     for (size_t d = 0; d < 3; d++) {
-        snprintf(path, sizeof path, "%s/fs/%s", e2e_dir, doms[d]);
-        cr_assert(mkdir(path, 0755) == 0);
+        snprintf(rel, sizeof rel, "fs/%s", doms[d]);
+        e2e_mkdir(rel);
         for (size_t k = 0; k < 8; k++) {
-            snprintf(path, sizeof path, "%s/fs/%s/c%zu", e2e_dir, doms[d], k);
-            cr_assert(mkdir(path, 0755) == 0);
+            snprintf(rel, sizeof rel, "fs/%s/c%zu", doms[d], k);
+            e2e_mkdir(rel);
             for (size_t t = 0; t < 6; t++) {
                 uint8_t pix[144];
                 for (size_t i = 0; i < 144; i++) pix[i] = (uint8_t)(20 * d + 3 * t);
@@ -180,8 +178,8 @@ static void make_folder_domains(void)
                         pix[((k / 3) * 4 + y) * 12 + (k % 3) * 4 + x] = 250;
                     }
                 }
-                snprintf(path, sizeof path, "%s/fs/%s/c%zu/i%zu.png", e2e_dir, doms[d], k, t);
-                png_write_grey(path, 12, 12, pix);
+                snprintf(rel, sizeof rel, "fs/%s/c%zu/i%zu.png", doms[d], k, t);
+                png_write_grey(e2e_path(rel), 12, 12, pix);
             }
         }
     }
