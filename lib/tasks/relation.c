@@ -56,16 +56,21 @@ struct relation_head *relation_head_new(struct shape feat, size_t hidden, struct
     return r;
 }
 
-void relation_head_free(struct relation_head *r)
+static void free_buffers(struct relation_head *r)
 {
-    if (r == NULL) return;
-    net_free(r->net);
     free(r->proto);
     free(r->pairs);
     free(r->dpairs);
     free(r->dscores);
     free(r->losses);
     free(r->labels);
+}
+
+void relation_head_free(struct relation_head *r)
+{
+    if (r == NULL) return;
+    net_free(r->net);
+    free_buffers(r);
     free(r);
 }
 
@@ -75,12 +80,7 @@ static void grow(struct relation_head *r, size_t pairs)
 {
     if (pairs <= r->cap) return;
     const size_t numel = shape_numel(r->feat);
-    free(r->proto);
-    free(r->pairs);
-    free(r->dpairs);
-    free(r->dscores);
-    free(r->losses);
-    free(r->labels);
+    free_buffers(r);
     r->proto = eg_xmalloc_array(pairs, numel * sizeof(float));
     r->pairs = eg_xmalloc_array(pairs, 2 * numel * sizeof(float));
     r->dpairs = eg_xmalloc_array(pairs, 2 * numel * sizeof(float));
