@@ -192,6 +192,7 @@ void lft_problem_free(struct lft_problem *pr)
     free(pr->hg);
     free(pr->saved);
     free(pr->dfeat);
+    free(pr->aux_work);
     free(pr);
 }
 
@@ -250,17 +251,18 @@ static double aux_loss(struct lft_problem *pr, float weight, const float *xa, co
     const size_t K = m->aux_classes, fn = shape_numel(m->feat);
     const float *f = net_forward(m->enc, xa, na, LAYER_MODE_EVAL);
     const float *logits = net_forward(m->aux, f, na, LAYER_MODE_EVAL);
-    float *losses = eg_xmalloc_floats(na), *w = eg_xmalloc_floats(na);
-    float *dlogits = eg_xmalloc_floats(na * K), *df = eg_xmalloc_floats(na * fn);
+    const size_t need = na * (2 + K + fn); // losses, weights, dlogits, feature gradients
+    if (need > pr->aux_cap) {
+        free(pr->aux_work);
+        pr->aux_work = eg_xmalloc_floats(need);
+        pr->aux_cap = need;
+    }
+    float *losses = pr->aux_work, *w = losses + na, *dlogits = w + na, *df = dlogits + na * K;
     double loss = xent_forward(logits, ya, na, K, losses) / (double)na;
     for (size_t i = 0; i < na; i++) w[i] = weight / (float)na;
     xent_backward(logits, ya, w, na, K, dlogits);
     net_backward(m->aux, dlogits, df);
     net_backward(m->enc, df, NULL);
-    free(losses);
-    free(w);
-    free(dlogits);
-    free(df);
     return loss;
 }
 

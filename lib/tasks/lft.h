@@ -88,6 +88,8 @@ struct lft_problem {
     float *theta, *lambda, *hg; // (P), (H), (H): the meta-step's point and hypergradient
     float *saved;               // (enc->nparams + P_rel) the nets' own parameters during a call
     float *dfeat;               // episode feature gradients
+    float *aux_work;            // the auxiliary loss's buffers (aux_cap floats, grown on demand)
+    size_t aux_cap;
 };
 
 // A problem on model m whose FT noise comes from rng (not owned; also set as m->enc->rng).
