@@ -365,6 +365,24 @@ char *e2e_read(const char *rel)
     return buf;
 }
 
+void *e2e_read_bytes(const char *rel, size_t *n)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", e2e_dir, rel);
+    FILE *f = fopen(p, "rb");
+    cr_assert(f != NULL, "cannot open %s", p);
+    struct stat st;
+    cr_assert(fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode), "%s is not a file", p);
+    size_t len = (size_t)st.st_size;
+    char *buf = eg_xmalloc(len + 1);
+    // getc must then see the end: the size did not change while reading
+    cr_assert(fread(buf, 1, len, f) == len && getc(f) == EOF && !ferror(f), "cannot read %s", p);
+    fclose(f);
+    buf[len] = '\0';
+    if (n != NULL) *n = len;
+    return buf;
+}
+
 int e2e_run(const char *const *args, const char *kill_when)
 {
     const char *bin = e2e_bin();

@@ -69,6 +69,10 @@ void e2e_write_bytes(const char *rel, const void *data, size_t n);
 // Writes / reads (caller frees; NULL when missing) a file at e2e_dir/rel.
 void e2e_write(const char *rel, const char *text);
 char *e2e_read(const char *rel);
+// The whole file e2e_dir/rel (caller frees), with a NUL after its *n bytes so that a text file
+// is also a string; n may be NULL. Fails the test if the file cannot be read (e2e_read returns
+// NULL instead).
+void *e2e_read_bytes(const char *rel, size_t *n);
 // Runs the binary with args (NULL-terminated) in e2e_dir, stdout to stdout.txt and stderr to
 // stderr.txt there. Returns the exit status (128 + signal if killed). If kill_when (a path) is
 // not NULL, sends SIGTERM as soon as that file exists.

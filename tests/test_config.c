@@ -1,81 +1,34 @@
 /* test_config.c - the config loader (lib/io/config.c): good configs in block and flow style,
  * a table of broken configs (each asserts the status, the exact "file:line:col: key.path: "
  * prefix, a fragment of the explanation and an untouched *out), overrides and their errors,
- * the write -> load round trip, the hash, robustness against mutated input, and that
+ * the write -> load round trip (with a guard that it changes every key of the schema, as
+ * config_write lists them), the hash, robustness against mutated input, and that
  * configs/REFERENCE.md is in sync with the tables.
- * Config files are written by the tests into a fresh mkdtemp() folder per test (removed in .fini),
- * so parallel test processes never share files. Tests run with tests/ as the working directory. */
+ * Config files are written by the tests into the shared temporary folder e2e_dir (helpers.h:
+ * e2e_setup in .init makes a fresh one per test, e2e_teardown in .fini removes it), so parallel
+ * test processes never share files. Tests run with tests/ as the working directory. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/status.h"
+#include "helpers.h"
 #include "io/config.h"
 
 // ---------------------------------------------------------------------------------------------
 // fixtures
 
-static char fx_dir[64];
-
-static void fx_setup(void)
-{
-    strcpy(fx_dir, "/tmp/evograd-cfg-XXXXXX");
-    cr_assert(mkdtemp(fx_dir) != NULL, "mkdtemp failed");
-}
-
-static void fx_teardown(void)
-{
-    DIR *dir = opendir(fx_dir);
-    if (dir == NULL) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(dir)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", fx_dir, e->d_name);
-        unlink(p);
-    }
-    closedir(dir);
-    rmdir(fx_dir);
-}
-
-TestSuite(config, .init = fx_setup, .fini = fx_teardown);
-
-// The path of a fixture file; up to 8 may be live at once.
-static const char *fx(const char *name)
-{
-    static char bufs[8][256];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, sizeof bufs[0], "%s/%s", fx_dir, name);
-    return b;
-}
-
-// Writes len bytes of text to the fixture file `name`; returns its path.
-static const char *write_bytes(const char *name, const char *text, size_t len)
-{
-    const char *path = fx(name);
-    FILE *f = fopen(path, "wb");
-    cr_assert(f != NULL, "cannot write %s", path);
-    cr_assert(fwrite(text, 1, len, f) == len);
-    cr_assert(fclose(f) == 0);
-    return path;
-}
-
-static const char *write_text(const char *name, const char *text)
-{
-    return write_bytes(name, text, strlen(text));
-}
+TestSuite(config, .init = e2e_setup, .fini = e2e_teardown);
 
 // Loads text (written to a file) with overrides; expects success.
 static void load_ok(const char *text, const char *const *ov, size_t nov, struct run_config *c)
 {
-    const char *path = write_text("ok.yaml", text);
+    e2e_write("ok.yaml", text);
+    const char *path = e2e_path("ok.yaml");
     struct eg_error err = {0};
     memset(c, 0, sizeof *c);
     enum eg_status st = config_load(path, ov, nov, c, &err);
@@ -682,7 +635,8 @@ Test(config, rejects_broken_configs_with_located_messages)
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
         const struct bad_case *bc = &bad_cases[i];
         size_t len = bc->len != 0 ? bc->len : strlen(bc->yaml);
-        const char *path = write_bytes("bad.yaml", bc->yaml, len);
+        e2e_write_bytes("bad.yaml", bc->yaml, len);
+        const char *path = e2e_path("bad.yaml");
         struct run_config c;
         fill_sentinel(&c);
         struct eg_error err = {0};
@@ -704,7 +658,7 @@ Test(config, missing_file_and_directory_are_io_errors)
     struct run_config c;
     fill_sentinel(&c);
     struct eg_error err = {0};
-    const char *path = fx("missing.yaml");
+    const char *path = e2e_path("missing.yaml");
     enum eg_status st = config_load(path, NULL, 0, &c, &err);
     cr_assert(st == EG_ERR_IO);
     char want[512];
@@ -712,9 +666,9 @@ Test(config, missing_file_and_directory_are_io_errors)
     cr_assert(strcmp(err.msg, want) == 0, "%s", err.msg);
     cr_assert(is_sentinel(&c));
 
-    st = config_load(fx_dir, NULL, 0, &c, &err);
+    st = config_load(e2e_dir, NULL, 0, &c, &err);
     cr_assert(st == EG_ERR_IO);
-    snprintf(want, sizeof want, "%s: cannot read: Is a directory", fx_dir);
+    snprintf(want, sizeof want, "%s: cannot read: Is a directory", e2e_dir);
     cr_assert(strcmp(err.msg, want) == 0, "%s", err.msg);
     cr_assert(is_sentinel(&c));
 }
@@ -725,7 +679,8 @@ Test(config, rejects_files_over_a_megabyte)
     char *big = malloc(n);
     cr_assert(big != NULL);
     memset(big, '#', n);
-    const char *path = write_bytes("big.yaml", big, n);
+    e2e_write_bytes("big.yaml", big, n);
+    const char *path = e2e_path("big.yaml");
     free(big);
     struct run_config c;
     fill_sentinel(&c);
@@ -922,7 +877,8 @@ Test(config, rejects_bad_overrides_with_exact_messages)
 {
     for (size_t i = 0; i < sizeof bad_overrides / sizeof bad_overrides[0]; i++) {
         const struct bad_override *bo = &bad_overrides[i];
-        const char *path = write_text("ov.yaml", bo->file);
+        e2e_write("ov.yaml", bo->file);
+        const char *path = e2e_path("ov.yaml");
         size_t nov = bo->ov[1] != NULL ? 2 : 1;
         struct run_config c;
         fill_sentinel(&c);
@@ -987,7 +943,7 @@ Test(config, cross_key_check_runs_after_the_overrides)
 // Writes c with config_write, loads it back and checks the struct is byte-identical.
 static void assert_round_trip(const struct run_config *c)
 {
-    const char *path = fx("resolved.yaml");
+    const char *path = e2e_path("resolved.yaml");
     FILE *f = fopen(path, "w");
     cr_assert(f != NULL);
     config_write(c, f);
@@ -1051,7 +1007,8 @@ Test(config, write_then_load_gives_the_same_struct)
     assert_round_trip(&c);
 }
 
-// One override per key, each a non-default value.
+// One override per key, each a non-default value. assert_every_key_changed checks this against
+// the schema itself, so a key added to a table in lib/io/config.c must be added here too.
 static const char *const every_key[] = {
     "name=other",
     "seed=2",
@@ -1138,11 +1095,91 @@ static const char *const every_key[] = {
 };
 #define NEVERY (sizeof every_key / sizeof every_key[0])
 
+enum { KEYS_MAX = 256, KEY_DEPTH_MAX = 4 };
+
+// One key of a config_write text: its dotted path and its value as written (value[0..value_len),
+// pointing into the text).
+struct written_key {
+    char path[128];
+    const char *value;
+    size_t value_len;
+};
+
+// Splits a config_write text into its keys, in order: "name:" alone opens a section whose keys
+// are indented two spaces more, "name: value" is a key, '#' starts a comment line. Any other line
+// fails the test, so a change of the format cannot hide keys. out: (KEYS_MAX) written; returns
+// the number of keys.
+static size_t written_keys(const char *text, struct written_key *out)
+{
+    char section[KEY_DEPTH_MAX][64] = {{0}}; // section[d]: the section open at depth d
+    size_t n = 0;
+    for (const char *line = text; *line != '\0';) {
+        size_t len = strcspn(line, "\n");
+        size_t indent = strspn(line, " ");
+        const char *name = line + indent;
+        size_t name_len = strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        size_t depth = indent / 2;
+        if (*name != '#') {
+            cr_assert(indent % 2 == 0 && depth < KEY_DEPTH_MAX && name_len > 0 &&
+                          name_len < sizeof section[0] && name[name_len] == ':',
+                      "not a line of config_write: '%.*s'", (int)len, line);
+            if (indent + name_len + 1 == len) {
+                snprintf(section[depth], sizeof section[0], "%.*s", (int)name_len, name);
+            } else {
+                cr_assert(name[name_len + 1] == ' ' && n < KEYS_MAX, "'%.*s'", (int)len, line);
+                struct written_key *k = &out[n++];
+                size_t used = 0;
+                for (size_t d = 0; d < depth; d++) {
+                    used +=
+                        (size_t)snprintf(k->path + used, sizeof k->path - used, "%s.", section[d]);
+                }
+                snprintf(k->path + used, sizeof k->path - used, "%.*s", (int)name_len, name);
+                k->value = name + name_len + 2;
+                k->value_len = len - indent - name_len - 2;
+            }
+        }
+        line += len + (line[len] == '\n');
+    }
+    return n;
+}
+
+// The guard on every_key: each key of the schema, as config_write lists it (every key of every
+// table in lib/io/config.c), must be written with another value in *all than in *defaults, and
+// every_key must hold one override per key. Fails naming every key left at its default.
+static void assert_every_key_changed(const struct run_config *defaults,
+                                     const struct run_config *all)
+{
+    char *dtext = config_to_string(defaults), *atext = config_to_string(all);
+    struct written_key d[KEYS_MAX], a[KEYS_MAX];
+    size_t nkeys = written_keys(dtext, d);
+    cr_assert(eq(sz, written_keys(atext, a), nkeys));
+    char *missing = NULL; // the paths of the keys left at their defaults, ", "-separated
+    size_t missing_len = 0, nmissing = 0;
+    FILE *m = open_memstream(&missing, &missing_len);
+    cr_assert(m != NULL);
+    for (size_t i = 0; i < nkeys; i++) {
+        cr_assert(strcmp(a[i].path, d[i].path) == 0, "%s / %s", a[i].path, d[i].path);
+        bool same =
+            a[i].value_len == d[i].value_len && memcmp(a[i].value, d[i].value, d[i].value_len) == 0;
+        if (same) fprintf(m, "%s%s", nmissing++ > 0 ? ", " : "", d[i].path);
+    }
+    cr_assert(fclose(m) == 0);
+    cr_assert(nmissing == 0,
+              "every_key leaves %zu of the schema's %zu keys at their defaults; give each a "
+              "non-default override in every_key: %s",
+              nmissing, nkeys, missing);
+    cr_assert(eq(sz, NEVERY, nkeys), "every_key should hold one override per key of the schema");
+    free(missing);
+    free(dtext);
+    free(atext);
+}
+
 Test(config, every_key_changed_round_trips_and_each_change_changes_the_hash)
 {
     struct run_config base, all;
     load_ok("{}\n", NULL, 0, &base);
     load_ok("{}\n", (const char *const *)every_key, NEVERY, &all);
+    assert_every_key_changed(&base, &all);
     assert_round_trip(&all);
     cr_assert(config_hash(&all) != config_hash(&base));
 
@@ -1225,7 +1262,8 @@ Test(config, mutated_input_never_crashes_and_accepted_input_round_trips)
             }
             if (n == 0) n = 1;
         }
-        const char *path = write_bytes("fuzz.yaml", buf, n);
+        e2e_write_bytes("fuzz.yaml", buf, n);
+        const char *path = e2e_path("fuzz.yaml");
         struct run_config c;
         memset(&c, 0, sizeof c);
         struct eg_error err = {0};

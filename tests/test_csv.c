@@ -1,9 +1,9 @@
 /* test_csv.c - the CSV result writer (metrics.csv: create, flush per row, reopen for a resumed
  * run, write errors) and the locked append for the shared runs.csv (header rules and 8 concurrent
- * processes). Files live in a fresh mkdtemp() folder made in .init and removed in .fini. */
+ * processes). Files live in the shared temporary folder e2e_dir (helpers.h: e2e_setup in .init
+ * makes a fresh one per test, e2e_teardown in .fini removes it). */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
-#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -14,73 +14,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/alloc.h"
 #include "core/status.h"
+#include "helpers.h"
 #include "io/csv.h"
 
 // ---------------------------------------------------------------------------------------------
-// fixture folder
+// fixture folder: e2e_dir (helpers.h)
 
-static char fx_dir[64];
-static char fx_path[8][128];
-
-static void fx_setup(void)
-{
-    strcpy(fx_dir, "/tmp/evograd-csv-XXXXXX");
-    cr_assert(mkdtemp(fx_dir) != NULL, "mkdtemp failed");
-}
-
-static void fx_teardown(void)
-{
-    DIR *dir = opendir(fx_dir);
-    if (dir == NULL) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(dir)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", fx_dir, e->d_name);
-        unlink(p);
-    }
-    closedir(dir);
-    rmdir(fx_dir);
-}
-
-TestSuite(csv, .init = fx_setup, .fini = fx_teardown);
-TestSuite(csv_append, .init = fx_setup, .fini = fx_teardown);
-
-// The path of a file in the fixture folder; up to 8 may be live at once.
-static const char *fx(const char *name)
-{
-    static int next = 0;
-    char *p = fx_path[next++ % 8];
-    snprintf(p, 128, "%s/%s", fx_dir, name);
-    return p;
-}
-
-// The whole file as a string (caller frees); fails the test if it cannot be read.
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f != NULL, "cannot open %s", path);
-    size_t cap = 256, len = 0, n;
-    char *s = eg_xmalloc(cap);
-    while ((n = fread(s + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len - 1 == 0) s = eg_xrealloc(s, cap *= 2);
-    }
-    cr_assert(ferror(f) == 0);
-    fclose(f);
-    s[len] = '\0';
-    return s;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert(f != NULL);
-    cr_assert(fputs(text, f) >= 0);
-    cr_assert(fclose(f) == 0);
-}
+TestSuite(csv, .init = e2e_setup, .fini = e2e_teardown);
+TestSuite(csv_append, .init = e2e_setup, .fini = e2e_teardown);
 
 static const char *const COLS[] = {"epoch", "step", "train_loss"};
 
@@ -102,7 +44,7 @@ static void put_rows(struct csv *c, int from, int to)
 
 Test(csv, header_and_rows_round_trip_exactly)
 {
-    const char *p = fx("m.csv");
+    const char *p = e2e_path("m.csv");
     struct csv *c = NULL;
     struct eg_error err = {0};
     cr_assert(eq(int, csv_create(p, COLS, 3, &c, &err), EG_OK), "%s", err.msg);
@@ -112,7 +54,7 @@ Test(csv, header_and_rows_round_trip_exactly)
     put_rows(c, 2, 4);
     cr_assert(eq(sz, csv_rows(c), 3));
     cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
-    char *s = slurp(p);
+    char *s = e2e_read_bytes("m.csv", NULL);
     cr_assert(strcmp(s, "epoch,step,train_loss\n1,100,1.25\n2,20,0.5\n3,30,0.5\n") == 0, "%s", s);
     free(s);
     cr_assert(eq(int, csv_close(NULL, &err), EG_OK));
@@ -120,15 +62,15 @@ Test(csv, header_and_rows_round_trip_exactly)
 
 Test(csv, each_row_is_flushed_before_close)
 {
-    const char *p = fx("m.csv");
+    const char *p = e2e_path("m.csv");
     struct csv *c = NULL;
     struct eg_error err = {0};
     cr_assert(eq(int, csv_create(p, COLS, 3, &c, &err), EG_OK), "%s", err.msg);
-    char *s = slurp(p);
+    char *s = e2e_read_bytes("m.csv", NULL);
     cr_assert(strcmp(s, "epoch,step,train_loss\n") == 0, "%s", s);
     free(s);
     put_rows(c, 7, 8);
-    s = slurp(p); // still open: the row must already be in the file
+    s = e2e_read_bytes("m.csv", NULL); // still open: the row must already be in the file
     cr_assert(strcmp(s, "epoch,step,train_loss\n7,70,0.5\n") == 0, "%s", s);
     free(s);
     cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
@@ -136,7 +78,7 @@ Test(csv, each_row_is_flushed_before_close)
 
 Test(csv, reopen_keeps_first_rows_and_appends_after_them)
 {
-    const char *p = fx("m.csv");
+    const char *p = e2e_path("m.csv");
     struct csv *c = NULL;
     struct eg_error err = {0};
     cr_assert(eq(int, csv_create(p, COLS, 3, &c, &err), EG_OK), "%s", err.msg);
@@ -146,13 +88,13 @@ Test(csv, reopen_keeps_first_rows_and_appends_after_them)
     c = NULL;
     cr_assert(eq(int, csv_reopen(p, COLS, 3, 2, &c, &err), EG_OK), "%s", err.msg);
     cr_assert(eq(sz, csv_rows(c), 2));
-    char *s = slurp(p); // the rows after the checkpoint are gone at once
+    char *s = e2e_read_bytes("m.csv", NULL); // the rows after the checkpoint are gone at once
     cr_assert(strcmp(s, "epoch,step,train_loss\n0,0,0.5\n1,10,0.5\n") == 0, "%s", s);
     free(s);
     put_rows(c, 8, 10);
     cr_assert(eq(sz, csv_rows(c), 4));
     cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
-    s = slurp(p);
+    s = e2e_read_bytes("m.csv", NULL);
     cr_assert(strcmp(s, "epoch,step,train_loss\n0,0,0.5\n1,10,0.5\n8,80,0.5\n9,90,0.5\n") == 0,
               "%s", s);
     free(s);
@@ -163,15 +105,15 @@ Test(csv, reopen_keeps_first_rows_and_appends_after_them)
     cr_assert(eq(int, csv_reopen(p, COLS, 3, 0, &c, &err), EG_OK), "%s", err.msg);
     put_rows(c, 1, 2);
     cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
-    s = slurp(p);
+    s = e2e_read_bytes("m.csv", NULL);
     cr_assert(strcmp(s, "epoch,step,train_loss\n1,10,0.5\n") == 0, "%s", s);
     free(s);
 }
 
 Test(csv, reopen_drops_a_cut_off_last_row)
 {
-    const char *p = fx("m.csv");
-    write_text(p, "epoch,step,train_loss\n0,0,0.5\n1,1");
+    const char *p = e2e_path("m.csv");
+    e2e_write("m.csv", "epoch,step,train_loss\n0,0,0.5\n1,1");
     struct csv *c = NULL;
     struct eg_error err = {0};
     cr_assert(eq(int, csv_reopen(p, COLS, 3, 2, &c, &err), EG_ERR_FORMAT));
@@ -179,16 +121,16 @@ Test(csv, reopen_drops_a_cut_off_last_row)
     cr_assert(eq(int, csv_reopen(p, COLS, 3, 1, &c, &err), EG_OK), "%s", err.msg);
     put_rows(c, 1, 2);
     cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
-    char *s = slurp(p);
+    char *s = e2e_read_bytes("m.csv", NULL);
     cr_assert(strcmp(s, "epoch,step,train_loss\n0,0,0.5\n1,10,0.5\n") == 0, "%s", s);
     free(s);
 }
 
 Test(csv, reopen_with_a_different_header_fails_naming_the_file)
 {
-    const char *p = fx("m.csv");
+    const char *p = e2e_path("m.csv");
     const char *text = "epoch,step,val_loss\n0,0,0.5\n";
-    write_text(p, text);
+    e2e_write("m.csv", text);
     struct csv *c = NULL;
     struct eg_error err = {0};
     cr_assert(eq(int, csv_reopen(p, COLS, 3, 1, &c, &err), EG_ERR_FORMAT));
@@ -196,7 +138,7 @@ Test(csv, reopen_with_a_different_header_fails_naming_the_file)
     cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
     cr_assert(strstr(err.msg, "epoch,step,val_loss") != NULL, "%s", err.msg);
     cr_assert(strstr(err.msg, "epoch,step,train_loss") != NULL, "%s", err.msg);
-    char *s = slurp(p);
+    char *s = e2e_read_bytes("m.csv", NULL);
     cr_assert(strcmp(s, text) == 0, "the file was modified: %s", s);
     free(s);
 
@@ -208,16 +150,16 @@ Test(csv, reopen_with_a_different_header_fails_naming_the_file)
 
 Test(csv, reopen_asking_for_more_rows_than_exist_fails)
 {
-    const char *p = fx("m.csv");
+    const char *p = e2e_path("m.csv");
     const char *text = "epoch,step,train_loss\n0,0,0.5\n1,10,0.5\n";
-    write_text(p, text);
+    e2e_write("m.csv", text);
     struct csv *c = NULL;
     struct eg_error err = {0};
     cr_assert(eq(int, csv_reopen(p, COLS, 3, 3, &c, &err), EG_ERR_FORMAT));
     cr_assert(c == NULL);
     cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
     cr_assert(strstr(err.msg, "2 complete data rows") != NULL, "%s", err.msg);
-    char *s = slurp(p);
+    char *s = e2e_read_bytes("m.csv", NULL);
     cr_assert(strcmp(s, text) == 0, "the file was modified: %s", s);
     free(s);
 }
@@ -226,11 +168,11 @@ Test(csv, reopen_of_a_missing_or_empty_file_fails)
 {
     struct csv *c = NULL;
     struct eg_error err = {0};
-    const char *p = fx("missing.csv");
+    const char *p = e2e_path("missing.csv");
     cr_assert(eq(int, csv_reopen(p, COLS, 3, 0, &c, &err), EG_ERR_IO));
     cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
-    const char *e = fx("empty.csv");
-    write_text(e, "");
+    const char *e = e2e_path("empty.csv");
+    e2e_write("empty.csv", "");
     cr_assert(eq(int, csv_reopen(e, COLS, 3, 0, &c, &err), EG_ERR_FORMAT));
     cr_assert(strstr(err.msg, e) != NULL, "%s", err.msg);
     cr_assert(c == NULL);
@@ -257,7 +199,7 @@ Test(csv, row_past_the_file_size_limit_is_reported)
     // RLIMIT_FSIZE makes write() fail with EFBIG once the file reaches 64 bytes (this test runs
     // in its own process, so the limit ends with it).
     signal(SIGXFSZ, SIG_IGN);
-    const char *p = fx("m.csv");
+    const char *p = e2e_path("m.csv");
     struct csv *c = NULL;
     struct eg_error err = {0};
     cr_assert(eq(int, csv_create(p, COLS, 3, &c, &err), EG_OK), "%s", err.msg);
@@ -313,33 +255,33 @@ static const char *const RUN_COLS[] = {"method", "seed", "final_acc"};
 
 Test(csv_append, creates_the_file_with_a_header_then_adds_rows_only)
 {
-    const char *p = fx("runs.csv");
+    const char *p = e2e_path("runs.csv");
     struct eg_error err = {0};
     const char *r1[] = {"evograd", "1", "0.91"};
     const char *r2[] = {"none", "2", "0.88"};
     cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r1, 3, &err), EG_OK), "%s", err.msg);
-    char *s = slurp(p);
+    char *s = e2e_read_bytes("runs.csv", NULL);
     cr_assert(strcmp(s, "method,seed,final_acc\nevograd,1,0.91\n") == 0, "%s", s);
     free(s);
     cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r2, 3, &err), EG_OK), "%s", err.msg);
-    s = slurp(p);
+    s = e2e_read_bytes("runs.csv", NULL);
     cr_assert(strcmp(s, "method,seed,final_acc\nevograd,1,0.91\nnone,2,0.88\n") == 0, "%s", s);
     free(s);
 
     // an existing empty file gets the header too
-    const char *e = fx("empty.csv");
-    write_text(e, "");
+    const char *e = e2e_path("empty.csv");
+    e2e_write("empty.csv", "");
     cr_assert(eq(int, csv_append_locked(e, RUN_COLS, r2, 3, &err), EG_OK), "%s", err.msg);
-    s = slurp(e);
+    s = e2e_read_bytes("empty.csv", NULL);
     cr_assert(strcmp(s, "method,seed,final_acc\nnone,2,0.88\n") == 0, "%s", s);
     free(s);
 }
 
 Test(csv_append, mismatched_header_is_an_error_naming_the_file)
 {
-    const char *p = fx("runs.csv");
+    const char *p = e2e_path("runs.csv");
     const char *text = "method,seed,best_acc\nnone,1,0.5\n";
-    write_text(p, text);
+    e2e_write("runs.csv", text);
     struct eg_error err = {0};
     const char *r[] = {"evograd", "1", "0.91"};
     cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_FORMAT));
@@ -347,34 +289,33 @@ Test(csv_append, mismatched_header_is_an_error_naming_the_file)
     // both headers from the first column that differs
     cr_assert(strstr(err.msg, "from column 3 on: has 'best_acc', expected 'final_acc'") != NULL,
               "%s", err.msg);
-    char *s = slurp(p);
+    char *s = e2e_read_bytes("runs.csv", NULL);
     cr_assert(strcmp(s, text) == 0, "the file was modified: %s", s);
     free(s);
 
     // a file shorter than the header, and a header that is only a prefix of the line
-    write_text(p, "meth");
+    e2e_write("runs.csv", "meth");
     cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_FORMAT));
-    write_text(p, "method,seed,final_acc,extra\n");
+    e2e_write("runs.csv", "method,seed,final_acc,extra\n");
     cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_FORMAT));
     cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
 }
 
 Test(csv_append, row_after_a_cut_off_row_starts_on_its_own_line)
 {
-    const char *p = fx("runs.csv");
-    write_text(p, "method,seed,final_acc\nnone,1,0.");
+    const char *p = e2e_path("runs.csv");
+    e2e_write("runs.csv", "method,seed,final_acc\nnone,1,0.");
     struct eg_error err = {0};
     const char *r[] = {"evograd", "2", "0.9"};
     cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_OK), "%s", err.msg);
-    char *s = slurp(p);
+    char *s = e2e_read_bytes("runs.csv", NULL);
     cr_assert(strcmp(s, "method,seed,final_acc\nnone,1,0.\nevograd,2,0.9\n") == 0, "%s", s);
     free(s);
 }
 
 Test(csv_append, missing_folder_is_an_io_error_naming_the_file)
 {
-    char p[160];
-    snprintf(p, sizeof p, "%s/no/such/runs.csv", fx_dir);
+    const char *p = e2e_path("no/such/runs.csv");
     struct eg_error err = {0};
     const char *r[] = {"evograd", "1", "0.91"};
     cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_IO));
@@ -405,7 +346,7 @@ static int appender(const char *path, int child)
 
 Test(csv_append, concurrent_appenders_each_land_whole_distinct_rows)
 {
-    const char *p = fx("runs.csv");
+    const char *p = e2e_path("runs.csv");
     pid_t pids[APPENDERS];
     for (int k = 0; k < APPENDERS; k++) {
         pids[k] = fork();
@@ -419,7 +360,7 @@ Test(csv_append, concurrent_appenders_each_land_whole_distinct_rows)
         cr_assert(ok, "child %d failed", k);
     }
 
-    char *s = slurp(p);
+    char *s = e2e_read_bytes("runs.csv", NULL);
     size_t lines = 0;
     for (const char *q = s; *q != '\0'; q++) lines += *q == '\n';
     cr_assert(eq(sz, lines, (size_t)(1 + APPENDERS * ROWS_EACH)));

@@ -1,12 +1,11 @@
 /* test_data_formats.c - the IDX and CIFAR loaders and the synthetic dataset.
- * Fixture files are written by the tests (IDX gzipped with zlib and raw, CIFAR batches) into a
- * fresh mkdtemp() folder made in .init and removed in .fini, so parallel test processes never
- * share files. Every error test checks the status, that the message names the file and the
- * problem, and that *out is left untouched. The Fashion-MNIST tests are skipped when the data
- * set is not installed. */
+ * Fixture files are written by the tests (IDX gzipped with zlib and raw, CIFAR batches) into the
+ * shared temporary folder e2e_dir (helpers.h: e2e_setup in .init makes a fresh one per test,
+ * e2e_teardown in .fini removes it), so parallel test processes never share files. Every error
+ * test checks the status, that the message names the file and the problem, and that *out is left
+ * untouched. The Fashion-MNIST tests are skipped when the data set is not installed. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -14,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <zlib.h>
 
@@ -26,71 +24,19 @@
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
 // ---------------------------------------------------------------------------------------------
-// fixture folder and file writers
+// fixture folder (e2e_dir, helpers.h) and the gzip writer
 
-static char fx_dir[64];
+TestSuite(idx, .init = e2e_setup, .fini = e2e_teardown);
+TestSuite(cifar, .init = e2e_setup, .fini = e2e_teardown);
 
-static void fx_setup(void)
+// Writes len bytes gzipped (zlib) to the fixture file e2e_dir/rel.
+static void write_gz(const char *rel, const void *bytes, size_t len)
 {
-    strcpy(fx_dir, "/tmp/evograd-fmt-XXXXXX");
-    cr_assert(mkdtemp(fx_dir) != NULL, "mkdtemp failed");
-}
-
-// Removes the fixture folder and everything in it (files and one level of folders).
-static void fx_teardown(void)
-{
-    DIR *dir = opendir(fx_dir);
-    if (dir == NULL) return;
-    struct dirent *e;
-    char p[512];
-    while ((e = readdir(dir)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", fx_dir, e->d_name);
-        if (unlink(p) != 0) rmdir(p);
-    }
-    closedir(dir);
-    rmdir(fx_dir);
-}
-
-TestSuite(idx, .init = fx_setup, .fini = fx_teardown);
-TestSuite(cifar, .init = fx_setup, .fini = fx_teardown);
-
-// The path of a fixture file; up to 8 may be live at once.
-static const char *fx(const char *name)
-{
-    static char bufs[8][256];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, sizeof bufs[0], "%s/%s", fx_dir, name);
-    return b;
-}
-
-static void write_raw(const char *path, const uint8_t *bytes, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert(f != NULL, "cannot create %s", path);
-    cr_assert(eq(sz, fwrite(bytes, 1, len, f), len));
-    cr_assert(ferror(f) == 0 && fclose(f) == 0);
-}
-
-static void write_gz(const char *path, const uint8_t *bytes, size_t len)
-{
+    const char *path = e2e_path(rel);
     gzFile g = gzopen(path, "wb");
     cr_assert(g != NULL, "cannot create %s", path);
     cr_assert(eq(int, gzwrite(g, bytes, (unsigned)len), (int)len));
     cr_assert(eq(int, gzclose(g), Z_OK));
-}
-
-// The whole file; *len its size. Caller frees.
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f != NULL, "cannot open %s", path);
-    uint8_t *buf = eg_xmalloc(1 << 20);
-    *len = fread(buf, 1, 1 << 20, f);
-    cr_assert(feof(f) && !ferror(f));
-    fclose(f);
-    return buf;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,12 +108,14 @@ static void check_shape(struct shape got, size_t c, size_t h, size_t w)
 static void write_good_pair(bool gz, const char **images, const char **labels)
 {
     uint8_t buf[512];
-    *images = fx(gz ? "images.idx.gz" : "images.idx");
-    *labels = fx(gz ? "labels.idx.gz" : "labels.idx");
+    const char *image_name = gz ? "images.idx.gz" : "images.idx";
+    const char *label_name = gz ? "labels.idx.gz" : "labels.idx";
     size_t n = fx_images(buf, FX_N, FX_PIXELS, 0);
-    (gz ? write_gz : write_raw)(*images, buf, n);
+    (gz ? write_gz : e2e_write_bytes)(image_name, buf, n);
     n = fx_labels(buf, FX_N, 0);
-    (gz ? write_gz : write_raw)(*labels, buf, n);
+    (gz ? write_gz : e2e_write_bytes)(label_name, buf, n);
+    *images = e2e_path(image_name);
+    *labels = e2e_path(label_name);
 }
 
 static void check_fixture_dataset(const struct dataset *d)
@@ -273,7 +221,7 @@ Test(idx, rejects_missing_images_file)
 {
     const char *images, *labels;
     write_good_pair(false, &images, &labels);
-    const char *missing = fx("no-such-images.gz");
+    const char *missing = e2e_path("no-such-images.gz");
     IDX_FAILS(missing, labels, 10, EG_ERR_IO, missing, "cannot open", "No such file");
 }
 
@@ -281,7 +229,7 @@ Test(idx, rejects_missing_labels_file)
 {
     const char *images, *labels;
     write_good_pair(true, &images, &labels);
-    const char *missing = fx("no-such-labels.gz");
+    const char *missing = e2e_path("no-such-labels.gz");
     IDX_FAILS(images, missing, 10, EG_ERR_IO, missing, "labels", "No such file");
 }
 
@@ -290,7 +238,7 @@ Test(idx, rejects_unreadable_file)
     // A folder opens but cannot be read (permission bits would not stop a root test run).
     const char *images, *labels;
     write_good_pair(false, &images, &labels);
-    const char *folder = fx("a-folder");
+    const char *folder = e2e_path("a-folder");
     cr_assert(mkdir(folder, 0700) == 0);
     IDX_FAILS(folder, labels, 10, EG_ERR_IO, folder, "read error", "Is a directory");
 }
@@ -302,8 +250,8 @@ Test(idx, rejects_bad_images_magic_naming_found_and_expected)
     uint8_t buf[512];
     size_t n = fx_images(buf, FX_N, FX_PIXELS, 0);
     put_be32(buf, 0x89504e47); // a PNG signature
-    const char *bad = fx("bad-magic.idx");
-    write_raw(bad, buf, n);
+    e2e_write_bytes("bad-magic.idx", buf, n);
+    const char *bad = e2e_path("bad-magic.idx");
     IDX_FAILS(bad, labels, 10, EG_ERR_FORMAT, bad, "bad magic", "0x89504e47", "0x00000803");
 }
 
@@ -314,8 +262,8 @@ Test(idx, rejects_bad_labels_magic)
     uint8_t buf[512];
     size_t n = fx_labels(buf, FX_N, 0);
     put_be32(buf, 0x00000d01); // element type 0x0d (float), 1 dimension
-    const char *bad = fx("bad-magic-labels.gz");
-    write_gz(bad, buf, n);
+    write_gz("bad-magic-labels.gz", buf, n);
+    const char *bad = e2e_path("bad-magic-labels.gz");
     IDX_FAILS(images, bad, 10, EG_ERR_FORMAT, bad, "bad magic", "0x00000d01", "0x00000801");
 }
 
@@ -337,8 +285,8 @@ Test(idx, rejects_zero_dimension)
     uint8_t buf[512];
     const uint32_t dims[3] = {FX_N, 0, FX_W};
     size_t n = idx_bytes(buf, 0x00000803, dims, 3, NULL, 0);
-    const char *bad = fx("zero-h.idx");
-    write_raw(bad, buf, n);
+    e2e_write_bytes("zero-h.idx", buf, n);
+    const char *bad = e2e_path("zero-h.idx");
     IDX_FAILS(bad, labels, 10, EG_ERR_FORMAT, bad, "zero dimension", "h=0");
 }
 
@@ -350,14 +298,14 @@ Test(idx, rejects_absurd_sizes_without_allocating_them)
     // n*h*w = 2^32 * 2^32 / 2 overflows 64 bits if multiplied blindly; h*w alone is absurd.
     const uint32_t huge_image[3] = {0xffffffffu, 0xffffu, 0xffffu};
     size_t n = idx_bytes(buf, 0x00000803, huge_image, 3, NULL, 0);
-    const char *bad = fx("huge-image.idx");
-    write_raw(bad, buf, n);
+    e2e_write_bytes("huge-image.idx", buf, n);
+    const char *bad = e2e_path("huge-image.idx");
     IDX_FAILS(bad, labels, 10, EG_ERR_FORMAT, bad, "absurd", "h=65535");
     // Small images but 4 billion of them: 16 GiB of pixels.
     const uint32_t many[3] = {0xffffffffu, 2, 2};
     n = idx_bytes(buf, 0x00000803, many, 3, NULL, 0);
-    bad = fx("many-images.idx");
-    write_raw(bad, buf, n);
+    e2e_write_bytes("many-images.idx", buf, n);
+    bad = e2e_path("many-images.idx");
     IDX_FAILS(bad, labels, 10, EG_ERR_FORMAT, bad, "absurd", "n=4294967295");
 }
 
@@ -367,8 +315,8 @@ Test(idx, rejects_truncated_raw_pixels_with_expected_and_got)
     write_good_pair(false, &images, &labels);
     uint8_t buf[512];
     size_t n = fx_images(buf, FX_N, FX_PIXELS - 61, 0);
-    const char *bad = fx("short.idx");
-    write_raw(bad, buf, n);
+    e2e_write_bytes("short.idx", buf, n);
+    const char *bad = e2e_path("short.idx");
     IDX_FAILS(bad, labels, 10, EG_ERR_FORMAT, bad, "truncated", "expected 140 bytes", "got 79");
 }
 
@@ -378,8 +326,8 @@ Test(idx, rejects_truncated_labels)
     write_good_pair(true, &images, &labels);
     uint8_t buf[512];
     size_t n = fx_labels(buf, FX_N, 0) - 2;
-    const char *bad = fx("short-labels.gz");
-    write_gz(bad, buf, n);
+    write_gz("short-labels.gz", buf, n);
+    const char *bad = e2e_path("short-labels.gz");
     IDX_FAILS(images, bad, 10, EG_ERR_FORMAT, bad, "truncated", "labels", "expected 7 bytes",
               "got 5");
 }
@@ -390,12 +338,12 @@ Test(idx, rejects_truncated_header_and_empty_file)
     write_good_pair(false, &images, &labels);
     uint8_t buf[512];
     fx_images(buf, FX_N, FX_PIXELS, 0);
-    const char *bad = fx("short-header.idx");
-    write_raw(bad, buf, 10);
+    e2e_write_bytes("short-header.idx", buf, 10);
+    const char *bad = e2e_path("short-header.idx");
     IDX_FAILS(bad, labels, 10, EG_ERR_FORMAT, bad, "truncated", "dimension sizes",
               "expected 12 bytes", "got 6");
-    const char *empty = fx("empty.idx");
-    write_raw(empty, buf, 0);
+    e2e_write_bytes("empty.idx", buf, 0);
+    const char *empty = e2e_path("empty.idx");
     IDX_FAILS(empty, labels, 10, EG_ERR_FORMAT, empty, "truncated", "magic", "got 0");
 }
 
@@ -405,12 +353,12 @@ Test(idx, rejects_trailing_bytes)
     write_good_pair(false, &images, &labels);
     uint8_t buf[512];
     size_t n = fx_images(buf, FX_N, FX_PIXELS, 3);
-    const char *bad = fx("long.idx.gz");
-    write_gz(bad, buf, n);
+    write_gz("long.idx.gz", buf, n);
+    const char *bad = e2e_path("long.idx.gz");
     IDX_FAILS(bad, labels, 10, EG_ERR_FORMAT, bad, "3 trailing bytes");
     n = fx_labels(buf, FX_N, 1);
-    bad = fx("long-labels.idx");
-    write_raw(bad, buf, n);
+    e2e_write_bytes("long-labels.idx", buf, n);
+    bad = e2e_path("long-labels.idx");
     IDX_FAILS(images, bad, 10, EG_ERR_FORMAT, bad, "1 trailing byte after", "labels");
 }
 
@@ -420,8 +368,8 @@ Test(idx, rejects_count_mismatch_naming_both_files)
     write_good_pair(false, &images, &labels);
     uint8_t buf[512];
     size_t n = fx_labels(buf, FX_N - 1, 0);
-    const char *six = fx("six-labels.idx");
-    write_raw(six, buf, n);
+    e2e_write_bytes("six-labels.idx", buf, n);
+    const char *six = e2e_path("six-labels.idx");
     IDX_FAILS(images, six, 10, EG_ERR_FORMAT, images, six, "7 images", "6 labels");
 }
 
@@ -434,8 +382,10 @@ Test(idx, rejects_label_out_of_range_naming_index_and_value)
     IDX_FAILS(images, labels, 0, EG_ERR_ARG, labels, "0 classes");
 }
 
-// A compressible images file (200 images of 5 x 4), gzipped; its bytes are returned.
-static uint8_t *write_big_gz(const char *path, size_t *len)
+// A compressible images file (200 images of 5 x 4), gzipped, as BIG_GZ in the fixture folder; its
+// bytes are returned (caller frees), *len their count.
+#define BIG_GZ "big.idx.gz"
+static uint8_t *write_big_gz(size_t *len)
 {
     enum { N = 200 };
     uint8_t *buf = eg_xmalloc(16 + N * FX_H * FX_W);
@@ -445,9 +395,9 @@ static uint8_t *write_big_gz(const char *path, size_t *len)
         put_be32(buf + 4 + 4 * k, dims[k]);
     for (size_t j = 0; j < (size_t)N * FX_H * FX_W; j++)
         buf[16 + j] = (uint8_t)(j % 61 + j / 97);
-    write_gz(path, buf, 16 + (size_t)N * FX_H * FX_W);
+    write_gz(BIG_GZ, buf, 16 + (size_t)N * FX_H * FX_W);
     free(buf);
-    return slurp(path, len);
+    return e2e_read_bytes(BIG_GZ, len);
 }
 
 static const char *write_big_labels(void)
@@ -457,8 +407,8 @@ static const char *write_big_labels(void)
     uint8_t lb[200];
     for (size_t i = 0; i < 200; i++)
         lb[i] = (uint8_t)(i % 10);
-    const char *path = fx("big-labels.idx");
-    write_raw(path, buf, idx_bytes(buf, 0x00000801, dims, 1, lb, 200));
+    e2e_write_bytes("big-labels.idx", buf, idx_bytes(buf, 0x00000801, dims, 1, lb, 200));
+    const char *path = e2e_path("big-labels.idx");
     return path;
 }
 
@@ -466,9 +416,9 @@ Test(idx, loads_larger_gzip_fixture)
 {
     // The base of the two gzip-damage tests below must itself be fine.
     const char *labels = write_big_labels();
-    const char *images = fx("big.idx.gz");
+    const char *images = e2e_path(BIG_GZ);
     size_t len;
-    free(write_big_gz(images, &len));
+    free(write_big_gz(&len));
     struct dataset d;
     struct eg_error err = {0};
     cr_assert(eq(int, idx_load(images, labels, 10, &d, &err), EG_OK), "%s", err.msg);
@@ -482,21 +432,21 @@ Test(idx, loads_larger_gzip_fixture)
 Test(idx, rejects_corrupt_gzip_with_zlib_message)
 {
     const char *labels = write_big_labels();
-    const char *images = fx("big.idx.gz");
+    const char *images = e2e_path(BIG_GZ);
     size_t len;
-    uint8_t *gz = write_big_gz(images, &len);
+    uint8_t *gz = write_big_gz(&len);
     cr_assert(gt(sz, len, 60));
     // Bytes flipped inside the deflate data: caught at the latest by the CRC-32 in the trailer.
     for (size_t k = len / 2 - 4; k < len / 2 + 4; k++)
         gz[k] ^= 0x5a;
-    write_raw(images, gz, len);
+    e2e_write_bytes(BIG_GZ, gz, len);
     IDX_FAILS(images, labels, 10, EG_ERR_FORMAT, images, "corrupt gzip");
     // The first deflate block header (after the 10-byte gzip header) given the reserved
     // block type 3: caught by inflate itself.
     for (size_t k = len / 2 - 4; k < len / 2 + 4; k++)
         gz[k] ^= 0x5a;
     gz[10] |= 0x06;
-    write_raw(images, gz, len);
+    e2e_write_bytes(BIG_GZ, gz, len);
     free(gz);
     IDX_FAILS(images, labels, 10, EG_ERR_FORMAT, images, "corrupt gzip", "invalid block type");
 }
@@ -504,10 +454,10 @@ Test(idx, rejects_corrupt_gzip_with_zlib_message)
 Test(idx, rejects_gzip_cut_in_half)
 {
     const char *labels = write_big_labels();
-    const char *images = fx("big.idx.gz");
+    const char *images = e2e_path(BIG_GZ);
     size_t len;
-    uint8_t *gz = write_big_gz(images, &len);
-    write_raw(images, gz, len / 2);
+    uint8_t *gz = write_big_gz(&len);
+    e2e_write_bytes(BIG_GZ, gz, len / 2);
     free(gz);
     IDX_FAILS(images, labels, 10, EG_ERR_FORMAT, images, "truncated", "unexpected end of file",
               "expected 4000 bytes");
@@ -517,10 +467,10 @@ Test(idx, rejects_gzip_missing_its_trailer)
 {
     // All the data is there; only the 8-byte CRC-32 and length trailer is cut off.
     const char *labels = write_big_labels();
-    const char *images = fx("big.idx.gz");
+    const char *images = e2e_path(BIG_GZ);
     size_t len;
-    uint8_t *gz = write_big_gz(images, &len);
-    write_raw(images, gz, len - 8);
+    uint8_t *gz = write_big_gz(&len);
+    e2e_write_bytes(BIG_GZ, gz, len - 8);
     free(gz);
     IDX_FAILS(images, labels, 10, EG_ERR_FORMAT, images, "truncated gzip");
 }
@@ -598,10 +548,9 @@ static const char *write_cifar(const char *name, size_t records, size_t lb, cons
         for (size_t j = 0; j < CIFAR_IMG; j++)
             buf[r * rec + lb + j] = cifar_pixel(first + r, j);
     }
-    const char *path = fx(name);
-    write_raw(path, buf, records * rec);
+    e2e_write_bytes(name, buf, records * rec);
     free(buf);
-    return path;
+    return e2e_path(name);
 }
 
 // Checks images [0, n) of d against cifar_pixel (NCHW: the file's planes as they are).
@@ -690,7 +639,7 @@ Test(cifar, loads_cifar100_fine_and_coarse_labels)
 Test(cifar, rejects_missing_file)
 {
     const uint8_t labels[1] = {0};
-    const char *paths[2] = {write_cifar("ok.bin", 1, 1, labels, 0), fx("data_batch_9.bin")};
+    const char *paths[2] = {write_cifar("ok.bin", 1, 1, labels, 0), e2e_path("data_batch_9.bin")};
     CIFAR_FAILS(paths, 2, CIFAR_KIND_10, EG_ERR_IO, paths[1], "cannot open", "No such file");
 }
 
@@ -710,16 +659,16 @@ Test(cifar, rejects_size_not_whole_records)
 
 Test(cifar, rejects_empty_file)
 {
-    const char *path = fx("empty.bin");
     const uint8_t nothing[1] = {0};
-    write_raw(path, nothing, 0);
+    e2e_write_bytes("empty.bin", nothing, 0);
+    const char *path = e2e_path("empty.bin");
     const char *paths[1] = {path};
     CIFAR_FAILS(paths, 1, CIFAR_KIND_10, EG_ERR_FORMAT, path, "empty");
 }
 
 Test(cifar, rejects_folder)
 {
-    const char *folder = fx("batches");
+    const char *folder = e2e_path("batches");
     cr_assert(mkdir(folder, 0700) == 0);
     const char *paths[1] = {folder};
     CIFAR_FAILS(paths, 1, CIFAR_KIND_10, EG_ERR_IO, folder, "not a regular file");
