@@ -14,6 +14,7 @@
 #include "data/augment.h"
 #include "data/batch.h"
 #include "data/dataset.h"
+#include "io/checkpoint.h"
 
 #define CLASSES 10
 
@@ -350,4 +351,37 @@ Test(batch, index_out_of_range_aborts, .signal = SIGABRT)
     const size_t list[2] = {0, 3};
     struct batcher b;
     batcher_init(&b, &d, list, 2, false, &none, 1);
+}
+
+Test(batch, sections_restore_the_data_stream_exactly)
+{
+    struct dataset d;
+    const struct shape s = {1, 2, 2};
+    make_indexed(&d, 30, s);
+    struct augment a = augment_none();
+    a.hflip = true; // draws from the batcher's generator too
+    struct batcher b;
+    batcher_init(&b, &d, NULL, 30, true, &a, 5);
+    struct ckpt_list l = {.n = 0};
+    batcher_sections(&b, "batch_", &l);
+    static const char *const names[] = {"batch_order", "batch_pos", "batch_epoch", "batch_rng"};
+    cr_assert(eq(sz, l.n, 4));
+    for (size_t i = 0; i < 4; i++) cr_assert(strcmp(l.s[i].name, names[i]) == 0, "%s", names[i]);
+    const size_t bs = 7, numel = shape_numel(s);
+    float x[7 * 4], first[9][7 * 4];
+    int32_t y[7];
+    size_t m[9];
+    for (int t = 0; t < 5; t++) batcher_next(&b, bs, x, y); // into the second epoch
+    // the state as a checkpoint would hold it
+    unsigned char saved[4][256];
+    cr_assert(l.s[0].bytes <= sizeof saved[0]);
+    for (size_t i = 0; i < 4; i++) memcpy(saved[i], l.s[i].data, l.s[i].bytes);
+    for (int t = 0; t < 9; t++) m[t] = batcher_next(&b, bs, first[t], y);
+    for (size_t i = 0; i < 4; i++) memcpy(l.s[i].data, saved[i], l.s[i].bytes);
+    for (int t = 0; t < 9; t++) {
+        cr_assert(eq(sz, batcher_next(&b, bs, x, y), m[t]));
+        cr_assert(memcmp(x, first[t], m[t] * numel * sizeof *x) == 0, "batch %d after restore", t);
+    }
+    batcher_deinit(&b);
+    dataset_deinit(&d);
 }

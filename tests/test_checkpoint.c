@@ -370,3 +370,29 @@ Test(checkpoint_contract, long_section_name_is_a_bug, .signal = SIGABRT)
     struct ckpt_section s = {.name = "a_section_name_of_32_characters_", .data = &x, .bytes = 1};
     ckpt_save("/nonexistent-evograd-dir/checkpoint.bin", HASH, &s, 1, NULL);
 }
+
+Test(checkpoint, a_list_joins_prefix_and_name_and_round_trips)
+{
+    struct state d = {0}, back;
+    fill(&d, 3.0f);
+    struct ckpt_list l = {.n = 0};
+    ckpt_add(&l, "", "params", d.params, sizeof d.params);
+    ckpt_add(&l, "mom", "entum", d.momentum, sizeof d.momentum);
+    ckpt_add(&l, "", "step", &d.step, sizeof d.step);
+    cr_assert(eq(sz, l.n, 3));
+    cr_assert(strcmp(l.s[1].name, "momentum") == 0, "%s", l.s[1].name);
+    struct eg_error err;
+    cr_assert(ckpt_save(e2e_path(CKPT), HASH, l.s, l.n, &err) == EG_OK, "%s", err.msg);
+    memset(&back, 0, sizeof back);
+    struct ckpt_section sec[3];
+    sections_of(&back, sec);
+    cr_assert(ckpt_load(e2e_path(CKPT), HASH, sec, 3, &err) == EG_OK, "%s", err.msg);
+    cr_assert(memcmp(&d, &back, sizeof d) == 0);
+}
+
+Test(checkpoint, a_list_refuses_a_name_of_32_bytes, .signal = SIGABRT)
+{
+    float v = 0.0f;
+    struct ckpt_list l = {.n = 0};
+    ckpt_add(&l, "a_prefix_of_sixteen_", "and_twelve..", &v, sizeof v);
+}

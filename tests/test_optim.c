@@ -11,6 +11,7 @@
 
 #include "core/alloc.h"
 #include "helpers.h"
+#include "io/checkpoint.h"
 #include "nn/optim.h"
 
 #define NP 6     // parameters in optimizers.txt
@@ -427,4 +428,74 @@ Test(schedule, cosine_goes_from_base_to_min_and_stays)
     check_lr(&s, 60.0, lo);
     check_lr(&s, 100.0, lo);  // clamped at total
     check_lr(&s, -3.0, base); // clamped at 0
+}
+
+// The bytes of every section of l, concatenated (caller frees); restore copies them back.
+static unsigned char *snapshot(const struct ckpt_list *l)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < l->n; i++) total += l->s[i].bytes;
+    unsigned char *buf = eg_xmalloc(total), *p = buf;
+    for (size_t i = 0; i < l->n; i++) {
+        memcpy(p, l->s[i].data, l->s[i].bytes);
+        p += l->s[i].bytes;
+    }
+    return buf;
+}
+
+static void restore(const struct ckpt_list *l, const unsigned char *buf)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        memcpy(l->s[i].data, buf, l->s[i].bytes);
+        buf += l->s[i].bytes;
+    }
+}
+
+// optim_sections hold the whole state: an optimiser restored from them after more steps goes on
+// exactly as one that never took those steps.
+static void check_sections(const struct optim_params *op, const char *const *names, size_t n)
+{
+    struct optim *o = optim_new(op, NP), *twin = optim_new(op, NP);
+    struct ckpt_list l = {.n = 0};
+    optim_sections(o, "opt_", &l);
+    cr_assert(eq(sz, l.n, n), "kind %d: %zu sections", (int)op->kind, l.n);
+    for (size_t i = 0; i < n; i++) cr_assert(strcmp(l.s[i].name, names[i]) == 0, "%s", names[i]);
+    float a[NP], b[NP], keep[NP], g[NP];
+    for (size_t i = 0; i < NP; i++) a[i] = b[i] = p_init(i);
+    unsigned char *saved = NULL;
+    for (int t = 0; t < 5; t++) {
+        if (t == 3) {
+            saved = snapshot(&l);
+            memcpy(keep, a, sizeof a);
+        }
+        for (size_t i = 0; i < NP; i++) g[i] = g_at(i, t);
+        optim_step(o, a, g, op->lr);
+    }
+    restore(&l, saved); // back to after step 3, then steps 3 and 4 again
+    memcpy(a, keep, sizeof a);
+    for (int t = 0; t < 5; t++) {
+        for (size_t i = 0; i < NP; i++) g[i] = g_at(i, t);
+        if (t >= 3) optim_step(o, a, g, op->lr);
+        optim_step(twin, b, g, op->lr);
+    }
+    cr_assert(memcmp(a, b, sizeof a) == 0, "kind %d: the restored optimiser differs", (int)op->kind);
+    free(saved);
+    optim_free(o);
+    optim_free(twin);
+}
+
+Test(optim, sections_hold_the_whole_state_of_each_kind)
+{
+    const struct optim_params plain = sgd_params(0.1f, 0.0f, false, 5e-4f);
+    const struct optim_params sgd = sgd_params(0.1f, 0.9f, true, 5e-4f);
+    const struct optim_params adam = adam_params(1e-3f, 5e-4f);
+    static const char *const n_plain[] = {"opt_steps"};
+    static const char *const n_sgd[] = {"opt_steps", "opt_buf"};
+    static const char *const n_adam[] = {"opt_steps", "opt_buf", "opt_buf2"};
+    check_sections(&plain, n_plain, 1);
+    check_sections(&sgd, n_sgd, 2);
+    check_sections(&adam, n_adam, 3);
+    struct ckpt_list l = {.n = 0};
+    optim_sections(NULL, "none_", &l);
+    cr_assert(eq(sz, l.n, 0));
 }

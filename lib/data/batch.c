@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/status.h"
 #include "dataset.h"
+#include "io/checkpoint.h"
 
 void batcher_init(struct batcher *b, const struct dataset *d, const size_t *idx, size_t n,
                   bool shuffle, const struct augment *aug, uint64_t seed)
@@ -85,4 +86,13 @@ size_t batcher_batches_per_epoch(const struct batcher *b, size_t bs)
 {
     EG_ASSERT(bs > 0);
     return (b->n + bs - 1) / bs;
+}
+
+void batcher_sections(struct batcher *b, const char *prefix, struct ckpt_list *l)
+{
+    EG_ASSERT(b != NULL && b->order != NULL);
+    ckpt_add(l, prefix, "order", b->order, b->n * sizeof *b->order);
+    ckpt_add(l, prefix, "pos", &b->pos, sizeof b->pos);
+    ckpt_add(l, prefix, "epoch", &b->epoch, sizeof b->epoch);
+    ckpt_add(l, prefix, "rng", &b->rng, sizeof b->rng);
 }

@@ -41,4 +41,10 @@ size_t batcher_next(struct batcher *b, size_t bs, float *x, int32_t *y);
 // Batches per epoch for batch size bs (the last one possibly short).
 size_t batcher_batches_per_epoch(const struct batcher *b, size_t bs);
 
+struct ckpt_list;
+// Adds the batcher's resumable state to a checkpoint list (io/checkpoint.h): <prefix>order (this
+// epoch's order), <prefix>pos, <prefix>epoch and <prefix>rng. The sections point into b, so
+// loading the list continues the data stream exactly where it was saved.
+void batcher_sections(struct batcher *b, const char *prefix, struct ckpt_list *l);
+
 #endif // EG_BATCH_H

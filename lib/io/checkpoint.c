@@ -24,7 +24,7 @@
 #define CKPT_MAGIC "EGCKPT01"
 #define CKPT_MAGIC_LEN 8
 #define CKPT_VERSION 1u
-#define CKPT_NAME_LEN 32
+#define CKPT_NAME_LEN CKPT_NAME_MAX
 #define CKPT_HEADER_LEN (CKPT_MAGIC_LEN + 4 + 8 + 4)
 #define CKPT_SECTION_HEAD_LEN (CKPT_NAME_LEN + 8)
 #define CKPT_CRC_LEN 4
@@ -82,6 +82,18 @@ static void sync_parent_dir(const char *path)
         close(fd);
     }
     free(dir);
+}
+
+void ckpt_add(struct ckpt_list *l, const char *prefix, const char *name, void *data,
+              size_t bytes)
+{
+    EG_ASSERT(l != NULL && prefix != NULL && name != NULL);
+    EG_ASSERT(l->n < CKPT_LIST_MAX);
+    EG_ASSERT(data != NULL || bytes == 0);
+    int len = snprintf(l->names[l->n], CKPT_NAME_MAX, "%s%s", prefix, name);
+    EG_ASSERT(len >= 1 && len < CKPT_NAME_MAX);
+    l->s[l->n] = (struct ckpt_section){l->names[l->n], data, bytes};
+    l->n++;
 }
 
 enum eg_status ckpt_save(const char *path, uint64_t config_hash,

@@ -18,6 +18,23 @@ struct ckpt_section {
     size_t bytes;
 };
 
+#define CKPT_LIST_MAX 64
+#define CKPT_NAME_MAX 32
+
+// The sections of one checkpoint, gathered from the modules that own the state (the training
+// loop, a task, each optimiser and batcher: optim_sections, batcher_sections), so that one list
+// serves saving and loading alike. Names are copied in; data pointers are not owned.
+struct ckpt_list {
+    struct ckpt_section s[CKPT_LIST_MAX];
+    char names[CKPT_LIST_MAX][CKPT_NAME_MAX];
+    size_t n;
+};
+
+// Appends the section prefix + name (prefix may be ""), data[0..bytes). EG_ASSERT: room in the
+// list, a name of 1 to 31 bytes, data not NULL unless bytes is 0.
+void ckpt_add(struct ckpt_list *l, const char *prefix, const char *name, void *data,
+              size_t bytes);
+
 // Writes sections[0..n) to path atomically.
 enum eg_status ckpt_save(const char *path, uint64_t config_hash,
                          const struct ckpt_section *sections, size_t n, struct eg_error *err);

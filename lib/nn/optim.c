@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "core/status.h"
+#include "io/checkpoint.h"
 
 // The value of pi; M_PI is not declared under strict C11 + POSIX.
 static const double PI = 3.14159265358979323846;
@@ -194,4 +195,12 @@ float schedule_lr(const struct schedule *s, double epoch)
         EG_ASSERT(!"unknown schedule kind");
     }
     return 0.0f; // not reached: EG_ASSERT aborts
+}
+
+void optim_sections(struct optim *o, const char *prefix, struct ckpt_list *l)
+{
+    if (o == NULL) return;
+    ckpt_add(l, prefix, "steps", &o->steps, sizeof o->steps);
+    if (o->buf != NULL) ckpt_add(l, prefix, "buf", o->buf, o->P * sizeof(float));
+    if (o->buf2 != NULL) ckpt_add(l, prefix, "buf2", o->buf2, o->P * sizeof(float));
 }

@@ -48,6 +48,12 @@ void optim_step(struct optim *o, float *params, const float *grads, float lr);
 // Forgets the state (as a fresh optimiser).
 void optim_reset(struct optim *o);
 
+struct ckpt_list;
+// Adds the optimiser's resumable state to a checkpoint list (io/checkpoint.h): <prefix>steps,
+// and <prefix>buf / <prefix>buf2 where the kind has them (SGD with momentum: buf; Adam: both).
+// The sections point into o, so loading the list restores o exactly. o NULL adds nothing.
+void optim_sections(struct optim *o, const char *prefix, struct ckpt_list *l);
+
 enum schedule_kind { SCHEDULE_KIND_CONSTANT, SCHEDULE_KIND_STEP, SCHEDULE_KIND_COSINE };
 
 #define SCHEDULE_MAX_MILESTONES 16

@@ -349,7 +349,7 @@ struct lft_batcher_state {
     struct rng rng;
 };
 
-static size_t optim_sections(struct optim *o, const char *prefix, struct ckpt_section *s,
+static size_t lft_optim_sections(struct optim *o, const char *prefix, struct ckpt_section *s,
                              char names[][32])
 {
     size_t n = 0;
@@ -381,10 +381,10 @@ static size_t lft_sections(struct lft_run *r, struct lft_batcher_state *bs,
         s[n++] = (struct ckpt_section){"aux_order", r->auxb.order, r->auxb.n * sizeof(size_t)};
         s[n++] = (struct ckpt_section){"aux_state", bs, sizeof *bs};
     }
-    n += optim_sections(r->o.enc, "opt_enc", s + n, names[0]);
-    n += optim_sections(r->o.rel, "opt_rel", s + n, names[1]);
-    n += optim_sections(r->o.aux, "opt_aux", s + n, names[2]);
-    n += optim_sections(r->meta_opt, "meta", s + n, names[3]);
+    n += lft_optim_sections(r->o.enc, "opt_enc", s + n, names[0]);
+    n += lft_optim_sections(r->o.rel, "opt_rel", s + n, names[1]);
+    n += lft_optim_sections(r->o.aux, "opt_aux", s + n, names[2]);
+    n += lft_optim_sections(r->meta_opt, "meta", s + n, names[3]);
     EG_ASSERT(n <= LFT_SECTIONS);
     return n;
 }
