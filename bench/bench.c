@@ -509,8 +509,9 @@ static void mwn_iteration(void *ctx)
 {
     struct mwn_iter *it = ctx;
     struct optim *opt = it->mb->t.opt;
-    mwn_step(it->pr, opt, opt->p.lr, it->h, it->meta_opt, it->meta_opt->p.lr, it->lambda, false,
-             &it->mb->rng, NULL);
+    const struct meta_step ms = {
+        .hyper = it->h, .opt = it->meta_opt, .lr = it->meta_opt->p.lr, .rng = &it->mb->rng};
+    mwn_step(it->pr, opt, opt->p.lr, &ms, it->lambda, NULL);
 }
 
 // One method's Meta-Weight-Net training iteration on resnet32: median seconds.
@@ -660,8 +661,10 @@ struct lft_iter {
 static void lft_iteration(void *ctx)
 {
     struct lft_iter *it = ctx;
-    lft_step(it->pr, &it->o, 1e-3f, 1.0f, it->xa, it->ya, LFT_AUX_BATCH, it->h, it->meta_opt,
-             it->meta_opt->p.lr, it->hyper_rng, NULL);
+    const struct lft_aux aux = {it->xa, it->ya, LFT_AUX_BATCH, 1.0f};
+    const struct meta_step ms = {
+        .hyper = it->h, .opt = it->meta_opt, .lr = it->meta_opt->p.lr, .rng = it->hyper_rng};
+    lft_step(it->pr, &it->o, 1e-3f, &aux, &ms, NULL);
 }
 
 // One method's LFT iteration (aux loss, PS episode, Adam step, then the hypergradient on the PS

@@ -13,7 +13,7 @@
 #include "nn/net.h"
 #include "nn/optim.h"
 
-#define EVOGRAD_VERSION "0.1.0"
+#define EVOGRAD_VERSION "0.2.0"
 
 static void usage(FILE *f)
 {

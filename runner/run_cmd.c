@@ -290,30 +290,23 @@ static const char *const summary_columns[] = {
 static bool write_results(const char *dir, const struct run_config *cfg,
                           const struct run_result *r)
 {
+    const struct task_summary *t = &r->task;
     char cells[NSUMMARY][64], seed[32], epochs[32], bs[32], cand[32], sigma[32], tau[32];
     const char *row[NSUMMARY];
-    // toy1d has no data, network or batches: "none", batch size 0, and x's step as the lr
-    bool toy = strcmp(cfg->task, "toy1d") == 0;
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
     snprintf(epochs, sizeof epochs, "%zu", r->epochs_done);
-    // lft trains on episodes: their image count stands for the batch size
-    size_t batch = cfg->train.batch_size;
-    if (strcmp(cfg->task, "lft") == 0) batch = cfg->lft.n_way * (cfg->lft.shot + cfg->lft.queries);
-    snprintf(bs, sizeof bs, "%zu", toy ? (size_t)0 : batch);
+    snprintf(bs, sizeof bs, "%zu", t->batch_size);
     snprintf(cand, sizeof cand, "%zu", cfg->method.candidates);
     csv_fmt(sigma, cfg->method.sigma);
     csv_fmt(tau, cfg->method.temperature);
-    const char *text[] = {cfg->name, cfg->task, toy ? "none" : cfg->data.dataset,
-                          toy ? "none" : cfg->backbone.name, cfg->method.name, cand, sigma, tau,
-                          seed, epochs, bs};
+    const char *text[] = {cfg->name, cfg->task, t->dataset, t->backbone, cfg->method.name, cand,
+                          sigma,     tau,       seed,       epochs,      bs};
     size_t i = 0;
     for (; i < sizeof text / sizeof text[0]; i++) row[i] = text[i];
-    // the learned angle and the rotated-back accuracy exist for task rotation only
-    bool rot = strcmp(cfg->task, "rotation") == 0;
-    const double nums[] = {toy ? cfg->toy1d.lr : cfg->train.optimizer.lr, r->final_acc,
-                           r->test_ci95, r->best_acc, rot ? r->final_angle_deg : (double)NAN,
-                           rot ? r->final_acc_back : (double)NAN, r->final_train_loss, r->sec_per_step, r->sec_per_epoch,
-                           r->wall_s, r->peak_rss_mb};
+    const double nums[] = {t->lr,           t->test_acc,         t->test_ci95,
+                           t->best_acc,     t->angle_deg,        t->acc_back,
+                           r->final_train_loss, r->sec_per_step, r->sec_per_epoch,
+                           r->wall_s,       r->peak_rss_mb};
     for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++, i++) {
         row[i] = csv_fmt(cells[i], nums[k]);
     }
@@ -373,15 +366,9 @@ int cmd_run(int argc, char **argv)
 
     struct progress pr = {
         .tty = isatty(STDERR_FILENO) == 1, .quiet = a.quiet, .stop_after = a.stop_after};
-    bool toy = strcmp(cfg.task, "toy1d") == 0;
-    if (toy) {
-        fprintf(stderr, "run %s: toy1d, method %s, K %zu, seed %llu -> %s\n", cfg.name,
-                cfg.method.name, cfg.method.candidates, (unsigned long long)cfg.seed, dir);
-    } else {
-        fprintf(stderr, "%s %s: %s on %s, %s, method %s, seed %llu -> %s\n",
-                a.resume ? "resuming" : "run", cfg.name, cfg.task, cfg.data.dataset,
-                cfg.backbone.name, cfg.method.name, (unsigned long long)cfg.seed, dir);
-    }
+    char what[256];
+    run_describe(&cfg, what, sizeof what);
+    fprintf(stderr, "%s %s: %s -> %s\n", a.resume ? "resuming" : "run", cfg.name, what, dir);
     struct run_options opts = {
         .dir = dir,
         .resume = a.resume,
@@ -407,22 +394,11 @@ int cmd_run(int argc, char **argv)
         return sig > 0 ? 128 + sig : EXIT_SUCCESS;
     }
     if (!write_results(dir, &cfg, &r)) return EXIT_RUN_FAILED;
-    if (toy) {
-        fprintf(stderr, "done: hypergrad.csv, trajectory.csv, trajectory_exact.csv in %.3f s\n",
-                r.wall_s);
-        printf("%s\n", dir);
-        return EXIT_SUCCESS;
-    }
-    if (strcmp(cfg.task, "lft") == 0) {
-        fprintf(stderr,
-                "done: test accuracy %.4f +- %.4f (%zu %zu-way %zu-shot episodes, domain %s), "
-                "%.3f s per step, peak RSS %.0f MB\n",
-                r.final_acc, r.test_ci95, cfg.lft.test_episodes, cfg.lft.n_way, cfg.lft.shot,
-                cfg.lft.unseen, r.sec_per_step, r.peak_rss_mb);
+    if (isnan(r.sec_per_step)) { // a whole-run task
+        fprintf(stderr, "done: %s in %.3f s\n", r.task.result, r.wall_s);
     } else {
-        fprintf(stderr,
-                "done: final test accuracy %.4f (best %.4f), %.3f s per step, peak RSS %.0f MB\n",
-                r.final_acc, r.best_acc, r.sec_per_step, r.peak_rss_mb);
+        fprintf(stderr, "done: %s, %.3f s per step, peak RSS %.0f MB\n", r.task.result,
+                r.sec_per_step, r.peak_rss_mb);
     }
     printf("%s\n", dir); // the run directory, for scripts: dir=$(evograd run ...)
     return EXIT_SUCCESS;

@@ -227,17 +227,26 @@ Test(checkpoint, wrong_magic_is_not_a_checkpoint)
     free(f);
 }
 
-Test(checkpoint, other_format_version_names_both_versions)
+// Writes the checkpoint of save_state with format version v.
+static void save_as_version(uint32_t v)
 {
     save_state(1.0f);
     size_t len;
     unsigned char *f = e2e_read_bytes(CKPT, &len);
-    const uint32_t v2 = 2;
-    memcpy(f + OFF_VERSION, &v2, 4);
+    memcpy(f + OFF_VERSION, &v, 4);
     fix_crc(f, len);
     e2e_write_bytes(CKPT, f, len);
     free(f);
-    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 2, this build reads 1");
+}
+
+Test(checkpoint, other_format_version_names_both_versions)
+{
+    // version 1: the sections before the task interface (evograd 0.1.0)
+    save_as_version(1);
+    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 1, this build reads 2");
+    expect_load_fails(EG_ERR_FORMAT, "written by another version of evograd");
+    save_as_version(3);
+    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 3, this build reads 2");
 }
 
 Test(checkpoint, other_config_hash_is_a_different_config)

@@ -725,7 +725,8 @@ Test(lft_step, none_steps_theta_keeps_lambda_and_updates_running_statistics)
     struct snap s0;
     snap_take(&s0, &f);
     struct lft_step_info info;
-    double L = lft_step(f.pr, &o, 1e-3f, 0.5f, f.xa, f.ya, NA, NULL, NULL, 0.0f, NULL, &info);
+    const struct lft_aux ab = {f.xa, f.ya, NA, 0.5f};
+    double L = lft_step(f.pr, &o, 1e-3f, &ab, NULL, &info);
 
     const size_t Pe = m->P_enc, H = m->H;
     cr_assert(floats_eq(s0.enc + Pe, m->enc->params + Pe, H), "method none moved lambda");
@@ -796,8 +797,10 @@ Test(lft_step, evograd_meta_step_moves_lambda_by_sgd_and_leaves_statistics_to_th
     snap_take(&s0, &b);
 
     struct lft_step_info ia, ib;
-    lft_step(a.pr, &oa, 1e-3f, 0.5f, a.xa, a.ya, NA, NULL, NULL, 0.0f, NULL, &ia);
-    lft_step(b.pr, &ob, 1e-3f, 0.5f, b.xa, b.ya, NA, h, meta, meta_lr, &hr_b, &ib);
+    const struct lft_aux aux_a = {a.xa, a.ya, NA, 0.5f}, aux_b = {b.xa, b.ya, NA, 0.5f};
+    const struct meta_step ms = {.hyper = h, .opt = meta, .lr = meta_lr, .rng = &hr_b};
+    lft_step(a.pr, &oa, 1e-3f, &aux_a, NULL, &ia);
+    lft_step(b.pr, &ob, 1e-3f, &aux_b, &ms, &ib);
 
     cr_assert(floats_eq(s0.stats, b.m->enc->stats, s0.ns) == false, "base step kept the stats");
     cr_assert(floats_eq(a.m->enc->stats, b.m->enc->stats, s0.ns), "the meta-step moved stats");
@@ -863,9 +866,10 @@ Test(lft_step, aux_weight_scales_the_aux_gradient_and_zero_equals_no_aux_batch)
     struct snap s0;
     snap_take(&s0, &x);
     struct lft_step_info ix, iy, iz;
-    lft_step(x.pr, &ox, lr, 0.0f, x.xa, x.ya, NA, NULL, NULL, 0.0f, NULL, &ix);
-    lft_step(y.pr, &oy, lr, 0.5f, NULL, NULL, 0, NULL, NULL, 0.0f, NULL, &iy);
-    lft_step(z.pr, &oz, lr, w, z.xa, z.ya, NA, NULL, NULL, 0.0f, NULL, &iz);
+    const struct lft_aux aux_x = {x.xa, x.ya, NA, 0.0f}, aux_z = {z.xa, z.ya, NA, w};
+    lft_step(x.pr, &ox, lr, &aux_x, NULL, &ix);
+    lft_step(y.pr, &oy, lr, NULL, NULL, &iy); // no aux batch
+    lft_step(z.pr, &oz, lr, &aux_z, NULL, &iz);
 
     const size_t NE = s0.ne, Pe = x.m->P_enc;
     cr_assert(floats_eq(x.m->enc->params, y.m->enc->params, NE), "aux weight 0 != no aux batch");
@@ -941,7 +945,9 @@ static void run_steps(struct fix *f, struct snap *out, struct lft_step_info *inf
     struct rng hr;
     rng_seed(&hr, 7);
     for (int it = 0; it < 3; it++) {
-        lft_step(f->pr, &o, 1e-3f, 0.9f, f->xa, f->ya, NA, h, meta, 1e-3f, &hr, &info[it]);
+        const struct lft_aux aux = {f->xa, f->ya, NA, 0.9f};
+        const struct meta_step ms = {.hyper = h, .opt = meta, .lr = 1e-3f, .rng = &hr};
+        lft_step(f->pr, &o, 1e-3f, &aux, &ms, &info[it]);
     }
     snap_take(out, f);
     optim_free(meta);

@@ -311,7 +311,7 @@ Test(mwn_problem, anchored_gradients_match_central_differences)
     tiny_deinit(&t);
 }
 
-Test(mwn_step, none_keeps_lambda_and_uniform_is_plain_cross_entropy)
+Test(mwn_step, uniform_is_plain_cross_entropy_and_none_keeps_lambda)
 {
     struct tiny t;
     tiny_init(&t);
@@ -322,8 +322,7 @@ Test(mwn_step, none_keeps_lambda_and_uniform_is_plain_cross_entropy)
     memcpy(lam0, t.lambda, sizeof lam0);
     memcpy(before, t.net->params, sizeof before);
     struct mwn_step_info info;
-    double L = mwn_step(t.pr, opt, 0.1f, NULL, NULL, 0.0f, t.lambda, true, NULL, &info);
-    cr_assert(memcmp(lam0, t.lambda, sizeof lam0) == 0);
+    double L = mwn_step(t.pr, opt, 0.1f, NULL, NULL, &info); // lambda NULL: uniform weights
     cr_assert(isnan(info.hyper.val_loss));
     for (size_t i = 0; i < TN; i++) cr_assert(info.weights[i] == 1.0);
     cr_assert(fabs(L - info.train_ce) < 1e-12);
@@ -344,6 +343,16 @@ Test(mwn_step, none_keeps_lambda_and_uniform_is_plain_cross_entropy)
     for (size_t j = 0; j < 15; j++) {
         float want = before[j] - 0.1f * ref->grads[j];
         cr_assert(fabsf(t.net->params[j] - want) < 1e-6f, "param %zu", j);
+    }
+    // method none with the weighting network: V weights the samples, lambda stays
+    const struct meta_step none = {0};
+    mwn_step(t.pr, opt, 0.1f, &none, t.lambda, &info);
+    cr_assert(memcmp(lam0, t.lambda, sizeof lam0) == 0);
+    cr_assert(isnan(info.hyper.val_loss));
+    double v[TN];
+    mwn_vnet_forward(t.lambda, t.pr->hidden, t.pr->b.losses, TN, v);
+    for (size_t i = 0; i < TN; i++) {
+        cr_assert(info.weights[i] == v[i] && info.weights[i] != 1.0, "weight %zu", i);
     }
     net_free(ref);
     optim_free(opt);
@@ -369,7 +378,8 @@ Test(mwn_step, evograd_moves_lambda_against_its_hypergradient_then_steps_theta)
     hyper_grad(h, &t.pr->mp, th0, lam0, &r2, hg, NULL);
     mwn_problem_set_batches(t.pr, t.x, t.y, TN, t.xv, t.yv, TM);
     struct mwn_step_info info;
-    mwn_step(t.pr, opt, 0.1f, h, mopt, 10.0f, t.lambda, false, &r1, &info);
+    const struct meta_step ms = {.hyper = h, .opt = mopt, .lr = 10.0f, .rng = &r1};
+    mwn_step(t.pr, opt, 0.1f, &ms, t.lambda, &info);
     for (size_t k = 0; k < 16; k++) {
         float want = lam0[k] - 10.0f * hg[k];
         cr_assert(fabsf(t.lambda[k] - want) <= 1e-6f * fmaxf(1.0f, fabsf(want)), "lambda %zu", k);

@@ -141,7 +141,8 @@ static float learned_angle(enum hyper_method method)
         bars(xv, yv, B, 30.0, &r);
         rotation_problem_set_batches(rp, x, y, B, xv, yv, B);
         struct hyper_info info;
-        double loss = rotation_step(rp, opt, 1e-3f, h, mopt, 1e-2f, &angle, &hr, &info);
+        const struct meta_step ms = {.hyper = h, .opt = mopt, .lr = 1e-2f, .rng = &hr};
+        double loss = rotation_step(rp, opt, 1e-3f, &ms, &angle, &info);
         cr_assert(isfinite(loss) && isfinite(angle));
     }
     free(x);

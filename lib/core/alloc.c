@@ -57,6 +57,16 @@ float *eg_xcalloc_floats(size_t n)
     return p;
 }
 
+float *eg_grow_floats(float **buf, size_t *cap, size_t need)
+{
+    if (need > *cap) {
+        free(*buf);
+        *buf = eg_xmalloc_floats(need);
+        *cap = need;
+    }
+    return *buf;
+}
+
 char *eg_xstrdup(const char *s)
 {
     size_t n = strlen(s) + 1;

@@ -16,6 +16,10 @@ void *eg_xmalloc_array(size_t n, size_t size);
 // A 64-byte aligned block of n floats, uninitialised (zeroed with eg_xcalloc_floats); free().
 float *eg_xmalloc_floats(size_t n);
 float *eg_xcalloc_floats(size_t n);
+// Work space that grows: when *cap < need, frees *buf and makes it a fresh block of need floats
+// (eg_xmalloc_floats; the contents are not kept) and sets *cap = need; else does nothing.
+// Returns *buf. The caller frees *buf.
+float *eg_grow_floats(float **buf, size_t *cap, size_t need);
 // strdup(s); caller frees.
 char *eg_xstrdup(const char *s);
 

@@ -1,6 +1,6 @@
 /* checkpoint.c - atomic checkpoint files.
  * Layout (native byte order):
- *   "EGCKPT01" (8 bytes) | u32 version = 1 | u64 config hash | u32 section count
+ *   "EGCKPT01" (8 bytes) | u32 version (CKPT_VERSION) | u64 config hash | u32 section count
  *   per section: name (32 bytes, NUL-padded) | u64 byte count | the bytes
  *   u32 CRC-32 (zlib) of everything before it
  * Saving writes "<path>.tmp.<pid>" in the same folder, fsyncs it and renames it over path, so
@@ -23,7 +23,9 @@
 
 #define CKPT_MAGIC "EGCKPT01"
 #define CKPT_MAGIC_LEN 8
-#define CKPT_VERSION 1u
+// 2 (evograd 0.2.0): the sections of the task interface (lib/run/task.h). A version 1 checkpoint
+// (evograd 0.1.0) is refused with a message saying which version wrote it.
+#define CKPT_VERSION 2u
 #define CKPT_NAME_LEN CKPT_NAME_MAX
 #define CKPT_HEADER_LEN (CKPT_MAGIC_LEN + 4 + 8 + 4)
 #define CKPT_SECTION_HEAD_LEN (CKPT_NAME_LEN + 8)
@@ -290,7 +292,9 @@ enum eg_status ckpt_load(const char *path, uint64_t config_hash,
     } else if (hn < CKPT_MAGIC_LEN + 4) {
         s = eg_errorf(err, EG_ERR_FORMAT, "%s: truncated (%zu bytes)", path, hn);
     } else if (get_u32(head + CKPT_MAGIC_LEN) != CKPT_VERSION) {
-        s = eg_errorf(err, EG_ERR_FORMAT, "%s: checkpoint format version %u, this build reads %u",
+        s = eg_errorf(err, EG_ERR_FORMAT, "%s: checkpoint format version %u, this build reads %u "
+                      "(written by another version of evograd: resume it with that version, "
+                      "or start the run again)",
                       path, (unsigned)get_u32(head + CKPT_MAGIC_LEN), CKPT_VERSION);
     } else if (hn < CKPT_HEADER_LEN || (uint64_t)st.st_size < CKPT_HEADER_LEN + CKPT_CRC_LEN) {
         s = eg_errorf(err, EG_ERR_FORMAT, "%s: truncated (%lld bytes)", path,

@@ -77,6 +77,18 @@ void hyper_grad(struct hyper *h, struct meta_problem *p, const float *theta, con
 void hyper_grad_eps(struct hyper *h, struct meta_problem *p, const float *theta,
                     const float *lambda, const float *eps, float *hg, struct hyper_info *info);
 
+struct optim;
+
+// A task's meta-step, as its one-iteration function takes it: the method (NULL: method none, the
+// hyperparameters stay where they are), the hyperparameters' optimiser and its learning rate, and
+// the generator of evograd's perturbations (may be NULL for the other methods). None owned.
+struct meta_step {
+    struct hyper *hyper;
+    struct optim *opt;
+    float lr;
+    struct rng *rng;
+};
+
 // w: (K) written with softmax(-losses / tau), shifted by the smallest loss (finite for any
 // finite losses, sums to 1). Exposed for tests.
 void hyper_softmax_weights(const double *losses, size_t K, double tau, double *w);

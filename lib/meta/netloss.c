@@ -1,11 +1,60 @@
-/* netloss.c - the shared validation loss of the network meta-problems (netloss.h). */
+/* netloss.c - the shared part of the image-classifier meta-problems (netloss.h). */
 #include "netloss.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/status.h"
 #include "nn/loss.h"
 #include "nn/net.h"
+
+void net_batches_init(struct net_batches *b, struct net *net)
+{
+    EG_ASSERT(b != NULL && net != NULL && net->params != NULL); // finalized
+    struct shape out = net_out_shape(net);
+    EG_ASSERT(out.h == 1 && out.w == 1 && out.c >= 1);
+    *b = (struct net_batches){.net = net, .classes = out.c};
+    b->saved = eg_xmalloc_floats(net->nparams);
+}
+
+void net_batches_deinit(struct net_batches *b)
+{
+    if (b == NULL) return;
+    free(b->saved);
+    free(b->losses);
+    free(b->dlosses);
+    free(b->dlogits);
+    *b = (struct net_batches){0};
+}
+
+bool net_batches_set(struct net_batches *b, const float *x, const int32_t *y, size_t n,
+                     const float *xv, const int32_t *yv, size_t m)
+{
+    EG_ASSERT(b != NULL && x != NULL && y != NULL && n >= 1);
+    EG_ASSERT((xv != NULL && yv != NULL && m >= 1) || (xv == NULL && m == 0));
+    b->x = x;
+    b->y = y;
+    b->n = n;
+    b->xv = xv;
+    b->yv = yv;
+    b->m = m;
+    const size_t need = n > m ? n : m;
+    if (need <= b->cap) return false;
+    free(b->losses);
+    free(b->dlosses);
+    free(b->dlogits);
+    b->losses = eg_xmalloc_floats(need);
+    b->dlosses = eg_xmalloc_floats(need);
+    b->dlogits = eg_xmalloc_array(need, b->classes * sizeof(float));
+    b->cap = need;
+    return true;
+}
+
+void net_copy_grads(const struct net *net, float *dtheta)
+{
+    if (dtheta != net->grads) memcpy(dtheta, net->grads, net->nparams * sizeof(float));
+}
 
 double net_mean_xent_at(struct net *net, float *saved, const float *theta, const float *x,
                         const int32_t *y, size_t m, enum layer_mode mode, float *losses,
@@ -20,8 +69,16 @@ double net_mean_xent_at(struct net *net, float *saved, const float *theta, const
         xent_backward(logits, y, NULL, m, C, dlogits); // dlosses NULL: 1/m each, the mean
         net_zero_grad(net);
         net_backward(net, dlogits, NULL);
-        if (dtheta != net->grads) memcpy(dtheta, net->grads, net->nparams * sizeof(float));
+        net_copy_grads(net, dtheta);
     }
     net_swap_out(net, saved, theta);
     return L;
+}
+
+double net_batches_val_loss(struct net_batches *b, const float *theta, enum layer_mode mode,
+                            float *dtheta)
+{
+    EG_ASSERT(b->xv != NULL);
+    return net_mean_xent_at(b->net, b->saved, theta, b->xv, b->yv, b->m, mode, b->losses,
+                            b->dlogits, dtheta);
 }

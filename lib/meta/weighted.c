@@ -4,7 +4,6 @@
 #include "weighted.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/alloc.h"
 #include "core/status.h"
@@ -12,47 +11,41 @@
 #include "nn/loss.h"
 #include "nn/net.h"
 
-// dtheta = net->grads (P), unless they are the same buffer.
-static void copy_grads(const struct net *net, float *dtheta)
-{
-    if (dtheta != net->grads) memcpy(dtheta, net->grads, net->nparams * sizeof(float));
-}
-
 static double weighted_train_loss(struct meta_problem *p, const float *theta,
                                   const float *lambda, float *dtheta, float *dlambda)
 {
     struct weighted_problem *wp = p->ctx;
-    struct net *net = wp->net;
-    const size_t n = wp->n, C = wp->classes;
-    EG_ASSERT(wp->x != NULL);
+    struct net_batches *b = &wp->b;
+    struct net *net = b->net;
+    const size_t n = b->n, C = b->classes;
+    EG_ASSERT(b->x != NULL);
 
-    net_swap_in(wp->net, wp->saved, theta);
-    const float *logits = net_forward(net, wp->x, n, wp->train_mode);
-    xent_forward(logits, wp->labels, n, C, wp->losses);
+    net_swap_in(net, b->saved, theta);
+    const float *logits = net_forward(net, b->x, n, wp->train_mode);
+    xent_forward(logits, b->y, n, C, b->losses);
     // l_T = sum_i lambda_i c_i / n, summed in double
     double L = 0.0;
-    for (size_t i = 0; i < n; i++) L += (double)lambda[i] * (double)wp->losses[i];
+    for (size_t i = 0; i < n; i++) L += (double)lambda[i] * (double)b->losses[i];
     L /= (double)n;
     if (dlambda != NULL) {
-        for (size_t i = 0; i < n; i++) dlambda[i] = (float)((double)wp->losses[i] / (double)n);
+        for (size_t i = 0; i < n; i++) dlambda[i] = (float)((double)b->losses[i] / (double)n);
     }
     if (dtheta != NULL) {
         // dl_T/dc_i = lambda_i / n
-        for (size_t i = 0; i < n; i++) wp->dlosses[i] = (float)((double)lambda[i] / (double)n);
-        xent_backward(logits, wp->labels, wp->dlosses, n, C, wp->dlogits);
+        for (size_t i = 0; i < n; i++) b->dlosses[i] = (float)((double)lambda[i] / (double)n);
+        xent_backward(logits, b->y, b->dlosses, n, C, b->dlogits);
         net_zero_grad(net);
-        net_backward(net, wp->dlogits, NULL);
-        copy_grads(net, dtheta);
+        net_backward(net, b->dlogits, NULL);
+        net_copy_grads(net, dtheta);
     }
-    net_swap_out(wp->net, wp->saved, theta);
+    net_swap_out(net, b->saved, theta);
     return L;
 }
 
 static double weighted_val_loss(struct meta_problem *p, const float *theta, float *dtheta)
 {
     struct weighted_problem *wp = p->ctx;
-    return net_mean_xent_at(wp->net, wp->saved, theta, wp->xv, wp->labels_v, wp->m, wp->val_mode,
-                            wp->losses, wp->dlogits, dtheta);
+    return net_batches_val_loss(&wp->b, theta, wp->val_mode, dtheta);
 }
 
 static const struct meta_problem_ops weighted_ops = {
@@ -69,30 +62,21 @@ struct weighted_problem *weighted_problem_new(struct net *net, size_t n,
                                               enum layer_mode train_mode,
                                               enum layer_mode val_mode)
 {
-    EG_ASSERT(net != NULL && net->params != NULL); // finalized
     EG_ASSERT(n >= 1);
     EG_ASSERT(mode_allowed(train_mode) && mode_allowed(val_mode));
-    struct shape out = net_out_shape(net);
-    EG_ASSERT(out.h == 1 && out.w == 1 && out.c >= 1);
-
     struct weighted_problem *wp = eg_xcalloc(1, sizeof(*wp));
+    net_batches_init(&wp->b, net);
     wp->mp = (struct meta_problem){
         .ops = &weighted_ops, .P = net->nparams, .H = n, .rng = net->rng, .ctx = wp};
-    wp->net = net;
-    wp->classes = out.c;
     wp->train_mode = train_mode;
     wp->val_mode = val_mode;
-    wp->saved = eg_xmalloc_floats(net->nparams);
     return wp;
 }
 
 void weighted_problem_free(struct weighted_problem *wp)
 {
     if (wp == NULL) return;
-    free(wp->saved);
-    free(wp->losses);
-    free(wp->dlosses);
-    free(wp->dlogits);
+    net_batches_deinit(&wp->b);
     free(wp);
 }
 
@@ -100,23 +84,7 @@ void weighted_problem_set_batches(struct weighted_problem *wp, const float *x,
                                   const int32_t *labels, size_t n, const float *xv,
                                   const int32_t *labels_v, size_t m)
 {
-    EG_ASSERT(wp != NULL && x != NULL && labels != NULL && xv != NULL && labels_v != NULL);
+    EG_ASSERT(wp != NULL && xv != NULL && m >= 1);
     EG_ASSERT(n == wp->mp.H);
-    EG_ASSERT(m >= 1);
-    size_t need = n > m ? n : m;
-    if (need > wp->cap) {
-        free(wp->losses);
-        free(wp->dlosses);
-        free(wp->dlogits);
-        wp->losses = eg_xmalloc_floats(need);
-        wp->dlosses = eg_xmalloc_floats(need);
-        wp->dlogits = eg_xmalloc_array(need, wp->classes * sizeof(float));
-        wp->cap = need;
-    }
-    wp->x = x;
-    wp->labels = labels;
-    wp->n = n;
-    wp->xv = xv;
-    wp->labels_v = labels_v;
-    wp->m = m;
+    net_batches_set(&wp->b, x, labels, n, xv, labels_v, m);
 }

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "netloss.h"
 #include "nn/layer.h"
 #include "problem.h"
 
@@ -30,24 +31,8 @@ struct net;
 
 struct weighted_problem {
     struct meta_problem mp; // pass &wp->mp to the hypergradient methods; mp.ctx = this struct
-    struct net *net;        // not owned
-    size_t classes;         // the net's output size
     enum layer_mode train_mode, val_mode;
-
-    // The current batches (not owned; set by weighted_problem_set_batches).
-    const float *x;         // (n, net input shape) NCHW
-    const int32_t *labels;  // (n)
-    size_t n;
-    const float *xv;        // (m, net input shape) NCHW
-    const int32_t *labels_v; // (m)
-    size_t m;
-
-    // Private work space.
-    float *saved;   // (P) the net's own parameters while theta is swapped in
-    float *losses;  // (cap) per-sample cross-entropy
-    float *dlosses; // (cap)
-    float *dlogits; // (cap, classes)
-    size_t cap;
+    struct net_batches b;   // the net, the current batches and the work space (netloss.h)
 };
 
 // A problem on net for training batches of n samples (H = n, P = net->nparams), with batch norm

@@ -1,14 +1,14 @@
-/* run.h - one experiment run: data, network, optimiser and the training loop, with metrics
- * written row by row, atomic checkpoints, resume that reproduces an uninterrupted run exactly
- * (network, optimiser, data order and every random stream are restored), divergence detection,
- * and a stop request honoured between steps. The runner (runner/) owns the run directory,
- * the command line, progress display and signals; this module owns everything inside the loop.
+/* run.h - one experiment run: the task the config names (task.h, registry.c) driven by the one
+ * training loop, with metrics written row by row, atomic checkpoints, resume that reproduces an
+ * uninterrupted run exactly (the loop's state and every section the task lists: models,
+ * optimisers, data order, random streams), divergence detection, and a stop request honoured
+ * between steps. The runner (runner/) owns the run directory, the command line, progress display
+ * and signals; this module owns everything inside the loop.
  *
- * Files written into opts->dir: metrics.csv (one row per evaluation, flushed), checkpoint.bin
- * (every checkpoint.every_epochs epochs and on a stop request). The runner writes config.yaml
- * before and summary.csv, runs.csv and DONE after. Task toy1d has no training loop: it is handed
- * to lib/tasks/toy1d.c, which writes hypergrad.csv and the trajectory files instead (no
- * metrics.csv, no checkpoint). */
+ * Files written into opts->dir by an epoch-based task: metrics.csv (one row per evaluated epoch,
+ * flushed), checkpoint.bin (every checkpoint.every_epochs epochs and on a stop request) and the
+ * task's own files (task_<name>.h). A whole-run task (toy1d) writes only its own files. The
+ * runner writes config.yaml before and summary.csv, runs.csv and DONE after. */
 #ifndef EG_RUN_H
 #define EG_RUN_H
 
@@ -18,6 +18,7 @@
 
 #include "core/status.h"
 #include "io/config.h"
+#include "task.h"
 
 struct run_progress {
     size_t epoch, epochs;            // 1-based epoch in progress
@@ -26,7 +27,7 @@ struct run_progress {
     double elapsed_s;                // wall seconds of this run, resumed sessions included
     double train_loss;               // mean training loss of the epoch so far
     double test_acc;                 // the latest test accuracy (NaN before the first)
-    double val_acc;                  // the latest validation accuracy (task lft; else NaN)
+    double val_acc;                  // the latest validation accuracy (NaN when none)
 };
 
 // Called after every step (epoch_end false) and after every epoch (epoch_end true).
@@ -43,29 +44,31 @@ struct run_options {
 struct run_result {
     bool stopped;            // returned early on a stop request (checkpoint written)
     size_t epochs_done, global_step;
-    double final_acc, best_acc;  // test accuracy after the last epoch, and the best seen
-    double final_train_loss;
-    double sec_per_step, sec_per_epoch, wall_s, peak_rss_mb;
-    double final_angle_deg, final_acc_back; // task rotation: the learned angle and the accuracy
-                                            // on test images rotated back by it (else unused)
-    double test_ci95;        // task lft: half-width of the test accuracy's 95% interval (final_acc
-                             // is the mean over the test episodes); NaN for the other tasks
+    double final_train_loss; // the last epoch's mean training loss
+    double sec_per_step, sec_per_epoch; // NaN for a whole-run task
+    double wall_s, peak_rss_mb;
+    struct task_summary task; // the task's figures (accuracies, ...; see task.h)
 };
 
-struct optim_params;
-
-// The optimiser settings of a config section (sgd: momentum, nesterov; adam: betas, eps; both lr
-// and coupled weight decay), for nn/optim.h. Used for the base and the meta optimiser alike.
-struct optim_params run_optim_params(const struct optim_config *c);
-
-// Checks what can be checked without data: the backbone against the dataset's image shape.
-// Returns EG_ERR_CONFIG with a message naming the keys.
+// Checks what can be checked without data: the method against the task, then the task's own
+// checks (task_ops.check). Returns EG_ERR_CONFIG with a message naming the keys.
 enum eg_status run_check(const struct run_config *cfg, struct eg_error *err);
 
-// Runs (or resumes) the experiment described by cfg. EG_ERR_DIVERGED when a loss becomes NaN or
-// Inf (message names epoch and step; metrics so far kept); EG_ERR_IO / EG_ERR_FORMAT for data or
-// output files; EG_ERR_CONFIG for a checkpoint from another config.
+// buf (cap bytes) written with what the run is, for its first line: "supervised on fashion_mnist,
+// lenet, method none, seed 1" (the task's describe).
+void run_describe(const struct run_config *cfg, char *buf, size_t cap);
+
+// Runs (or resumes) the experiment described by cfg (which passed run_check). EG_ERR_DIVERGED
+// when the task reports a non-finite loss or hyperparameter (message names epoch and step;
+// metrics so far kept); EG_ERR_IO / EG_ERR_FORMAT for data or output files; EG_ERR_CONFIG for a
+// checkpoint from another config or what only the data shows. res is filled in every case.
 enum eg_status run_experiment(const struct run_config *cfg, const struct run_options *opts,
                               struct run_result *res, struct eg_error *err);
+
+// run_experiment with the task given instead of looked up from cfg->task (the loop's tests drive
+// it with a task of their own). ops must fill the task_ops contract (task.h).
+enum eg_status run_task(const struct task_ops *ops, const struct run_config *cfg,
+                        const struct run_options *opts, struct run_result *res,
+                        struct eg_error *err);
 
 #endif // EG_RUN_H

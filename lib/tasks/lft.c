@@ -93,11 +93,6 @@ void lft_features(struct lft_model *m, const float *x, size_t n, size_t chunk, f
 // ---------------------------------------------------------------------------------------------
 // the meta-problem
 
-static size_t dfeat_cap_of(const struct lft_problem *pr)
-{
-    return pr->n_way * (pr->shot + pr->queries) * shape_numel(pr->m->feat);
-}
-
 // Copies theta (and lambda unless NULL) into the nets, keeping their own values in pr->saved.
 static void swap_in(struct lft_problem *pr, const float *theta, const float *lambda)
 {
@@ -200,16 +195,12 @@ void lft_problem_set_episodes(struct lft_problem *pr, const float *xs, const flo
                               size_t n_way, size_t shot, size_t queries)
 {
     EG_ASSERT(n_way >= 2 && shot >= 1 && queries >= 1);
-    size_t old = pr->dfeat != NULL ? dfeat_cap_of(pr) : 0;
     pr->xs = xs;
     pr->xu = xu;
     pr->n_way = n_way;
     pr->shot = shot;
     pr->queries = queries;
-    if (dfeat_cap_of(pr) > old) {
-        free(pr->dfeat);
-        pr->dfeat = eg_xmalloc_floats(dfeat_cap_of(pr));
-    }
+    eg_grow_floats(&pr->dfeat, &pr->dfeat_cap, n_way * (shot + queries) * shape_numel(pr->m->feat));
 }
 
 void lft_problem_point(const struct lft_problem *pr, float *theta, float *lambda)
@@ -251,13 +242,9 @@ static double aux_loss(struct lft_problem *pr, float weight, const float *xa, co
     const size_t K = m->aux_classes, fn = shape_numel(m->feat);
     const float *f = net_forward(m->enc, xa, na, LAYER_MODE_EVAL);
     const float *logits = net_forward(m->aux, f, na, LAYER_MODE_EVAL);
-    const size_t need = na * (2 + K + fn); // losses, weights, dlogits, feature gradients
-    if (need > pr->aux_cap) {
-        free(pr->aux_work);
-        pr->aux_work = eg_xmalloc_floats(need);
-        pr->aux_cap = need;
-    }
-    float *losses = pr->aux_work, *w = losses + na, *dlogits = w + na, *df = dlogits + na * K;
+    // losses, weights, dlogits, feature gradients
+    float *losses = eg_grow_floats(&pr->aux_work, &pr->aux_cap, na * (2 + K + fn));
+    float *w = losses + na, *dlogits = w + na, *df = dlogits + na * K;
     double loss = xent_forward(logits, ya, na, K, losses) / (double)na;
     for (size_t i = 0; i < na; i++) w[i] = weight / (float)na;
     xent_backward(logits, ya, w, na, K, dlogits);
@@ -266,19 +253,18 @@ static double aux_loss(struct lft_problem *pr, float weight, const float *xa, co
     return loss;
 }
 
-double lft_step(struct lft_problem *pr, struct lft_optims *o, float lr, float aux_weight,
-                const float *xa, const int32_t *ya, size_t na, struct hyper *h,
-                struct optim *meta_opt, float meta_lr, struct rng *hyper_rng,
-                struct lft_step_info *info)
+double lft_step(struct lft_problem *pr, struct lft_optims *o, float lr, const struct lft_aux *aux,
+                const struct meta_step *meta, struct lft_step_info *info)
 {
     struct lft_model *m = pr->m;
     struct lft_step_info si = {.aux_loss = NAN, .hyper = {NAN, NAN, NAN}};
+    const bool use_aux = m->aux != NULL && aux != NULL && aux->n > 0;
     net_zero_grad(m->enc);
     net_zero_grad(m->rel->net);
     // (1) auxiliary classifier, encoder in eval mode
-    if (m->aux != NULL && na > 0) {
+    if (use_aux) {
         net_zero_grad(m->aux);
-        si.aux_loss = aux_loss(pr, aux_weight, xa, ya, na);
+        si.aux_loss = aux_loss(pr, aux->weight, aux->x, aux->y, aux->n);
     }
     // (2) the PS episode, training mode: running statistics updated, FT noise from the task rng
     m->enc->rng = pr->mp.rng;
@@ -289,15 +275,13 @@ double lft_step(struct lft_problem *pr, struct lft_optims *o, float lr, float au
     // (3) the model's step; the FT gradients (the tail of enc->grads) are not used
     optim_step(o->enc, m->enc->params, m->enc->grads, lr);
     optim_step(o->rel, m->rel->net->params, m->rel->net->grads, lr);
-    if (o->aux != NULL && m->aux != NULL && na > 0) {
-        optim_step(o->aux, m->aux->params, m->aux->grads, lr);
-    }
+    if (o->aux != NULL && use_aux) optim_step(o->aux, m->aux->params, m->aux->grads, lr);
     // (4) the meta-step around the updated theta
-    if (h != NULL && m->H > 0) {
+    if (meta != NULL && meta->hyper != NULL && m->H > 0) {
         EG_ASSERT(pr->xu != NULL);
         lft_problem_point(pr, pr->theta, pr->lambda);
-        hyper_grad(h, &pr->mp, pr->theta, pr->lambda, hyper_rng, pr->hg, &si.hyper);
-        optim_step(meta_opt, pr->lambda, pr->hg, meta_lr);
+        hyper_grad(meta->hyper, &pr->mp, pr->theta, pr->lambda, meta->rng, pr->hg, &si.hyper);
+        optim_step(meta->opt, pr->lambda, pr->hg, meta->lr);
         memcpy(m->enc->params + m->P_enc, pr->lambda, m->H * sizeof(float));
     }
     if (info != NULL) *info = si;

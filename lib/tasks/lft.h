@@ -87,7 +87,8 @@ struct lft_problem {
     // Owned work space.
     float *theta, *lambda, *hg; // (P), (H), (H): the meta-step's point and hypergradient
     float *saved;               // (enc->nparams + P_rel) the nets' own parameters during a call
-    float *dfeat;               // episode feature gradients
+    float *dfeat;               // episode feature gradients (dfeat_cap floats, grown on demand)
+    size_t dfeat_cap;
     float *aux_work;            // the auxiliary loss's buffers (aux_cap floats, grown on demand)
     size_t aux_cap;
 };
@@ -122,12 +123,19 @@ struct lft_step_info {
     struct hyper_info hyper;  // from step (4); val_loss NaN for method none
 };
 
+// The auxiliary classifier's batch of one iteration: n images x (NCHW, normalised) with labels y
+// of the aux domain's base classes, and the weight of their loss.
+struct lft_aux {
+    const float *x;
+    const int32_t *y;
+    size_t n;
+    float weight;
+};
+
 // One iteration (above) on the episodes set (xu may be NULL for method none) and the aux batch
-// xa/ya of na images (NULL/0 without a classifier). h NULL: method none. Returns the PS episode
-// loss; info may be NULL.
-double lft_step(struct lft_problem *pr, struct lft_optims *o, float lr, float aux_weight,
-                const float *xa, const int32_t *ya, size_t na, struct hyper *h,
-                struct optim *meta_opt, float meta_lr, struct rng *hyper_rng,
-                struct lft_step_info *info);
+// (NULL, or n 0, without a classifier). meta NULL or meta->hyper NULL: method none. Returns the PS
+// episode loss; info may be NULL.
+double lft_step(struct lft_problem *pr, struct lft_optims *o, float lr, const struct lft_aux *aux,
+                const struct meta_step *meta, struct lft_step_info *info);
 
 #endif // EG_LFT_H

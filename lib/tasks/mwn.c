@@ -112,26 +112,6 @@ double mwn_weighted_loss(const float *c, const double *v, size_t n, double *dc, 
 // ---------------------------------------------------------------------------------------------
 // the meta-problem
 
-static void grow(struct mwn_problem *pr, size_t need)
-{
-    if (need <= pr->cap) return;
-    free(pr->anchor);
-    free(pr->losses);
-    free(pr->dlosses);
-    free(pr->dlogits);
-    free(pr->v);
-    free(pr->dv);
-    free(pr->dc);
-    pr->anchor = eg_xmalloc_floats(need);
-    pr->losses = eg_xmalloc_floats(need);
-    pr->dlosses = eg_xmalloc_floats(need);
-    pr->dlogits = eg_xmalloc_array(need, pr->classes * sizeof(float));
-    pr->v = eg_xmalloc_array(need, sizeof *pr->v);
-    pr->dv = eg_xmalloc_array(need, sizeof *pr->dv);
-    pr->dc = eg_xmalloc_array(need, sizeof *pr->dc);
-    pr->cap = need;
-}
-
 // The weighted loss of the training batch at the net's current parameters in `mode`, with V's
 // weights from lambda (or all 1 when lambda is NULL). Leaves pr->losses = c, pr->v = v. With
 // dtheta, adds nothing: net->grads is overwritten with dl/dtheta (V's input detached). With
@@ -139,15 +119,16 @@ static void grow(struct mwn_problem *pr, size_t need)
 static double weighted_pass(struct mwn_problem *pr, const float *lambda, enum layer_mode mode,
                             bool want_dtheta, float *dlambda)
 {
-    struct net *net = pr->net;
-    const size_t n = pr->n, C = pr->classes;
-    const float *logits = net_forward(net, pr->x, n, mode);
-    xent_forward(logits, pr->y, n, C, pr->losses);
-    const float *inputs = pr->losses;
+    struct net_batches *b = &pr->b;
+    struct net *net = b->net;
+    const size_t n = b->n, C = b->classes;
+    const float *logits = net_forward(net, b->x, n, mode);
+    xent_forward(logits, b->y, n, C, b->losses);
+    const float *inputs = b->losses;
     if (pr->anchored) {
         inputs = pr->anchor;
     } else if (pr->anchor_armed) {
-        memcpy(pr->anchor, pr->losses, n * sizeof(float));
+        memcpy(pr->anchor, b->losses, n * sizeof(float));
         pr->anchor_armed = false;
         pr->anchored = true;
     }
@@ -156,16 +137,16 @@ static double weighted_pass(struct mwn_problem *pr, const float *lambda, enum la
     } else {
         for (size_t i = 0; i < n; i++) pr->v[i] = 1.0;
     }
-    double L = mwn_weighted_loss(pr->losses, pr->v, n, pr->dc, pr->dv);
+    double L = mwn_weighted_loss(b->losses, pr->v, n, pr->dc, pr->dv);
     if (dlambda != NULL) {
         EG_ASSERT(lambda != NULL);
         mwn_vnet_backward(lambda, pr->hidden, inputs, pr->dv, n, dlambda);
     }
     if (want_dtheta) {
-        for (size_t i = 0; i < n; i++) pr->dlosses[i] = (float)pr->dc[i];
-        xent_backward(logits, pr->y, pr->dlosses, n, C, pr->dlogits);
+        for (size_t i = 0; i < n; i++) b->dlosses[i] = (float)pr->dc[i];
+        xent_backward(logits, b->y, b->dlosses, n, C, b->dlogits);
         net_zero_grad(net);
-        net_backward(net, pr->dlogits, NULL);
+        net_backward(net, b->dlogits, NULL);
     }
     return L;
 }
@@ -174,22 +155,19 @@ static double mwn_train_loss(struct meta_problem *p, const float *theta, const f
                              float *dtheta, float *dlambda)
 {
     struct mwn_problem *pr = p->ctx;
-    struct net *net = pr->net;
-    EG_ASSERT(pr->x != NULL);
-    net_swap_in(net, pr->saved, theta);
+    struct net *net = pr->b.net;
+    EG_ASSERT(pr->b.x != NULL);
+    net_swap_in(net, pr->b.saved, theta);
     double L = weighted_pass(pr, lambda, pr->mode, dtheta != NULL, dlambda);
-    if (dtheta != NULL && dtheta != net->grads) {
-        memcpy(dtheta, net->grads, net->nparams * sizeof(float));
-    }
-    net_swap_out(net, pr->saved, theta);
+    if (dtheta != NULL) net_copy_grads(net, dtheta);
+    net_swap_out(net, pr->b.saved, theta);
     return L;
 }
 
 static double mwn_val_loss(struct meta_problem *p, const float *theta, float *dtheta)
 {
     struct mwn_problem *pr = p->ctx;
-    return net_mean_xent_at(pr->net, pr->saved, theta, pr->xv, pr->yv, pr->m, pr->mode,
-                            pr->losses, pr->dlogits, dtheta);
+    return net_batches_val_loss(&pr->b, theta, pr->mode, dtheta);
 }
 
 static const struct meta_problem_ops mwn_ops = {
@@ -199,53 +177,50 @@ static const struct meta_problem_ops mwn_ops = {
 
 struct mwn_problem *mwn_problem_new(struct net *net, size_t hidden)
 {
-    EG_ASSERT(net != NULL && net->params != NULL && hidden >= 1);
-    struct shape out = net_out_shape(net);
-    EG_ASSERT(out.h == 1 && out.w == 1 && out.c >= 1);
+    EG_ASSERT(hidden >= 1);
     struct mwn_problem *pr = eg_xcalloc(1, sizeof *pr);
+    net_batches_init(&pr->b, net);
     pr->mp = (struct meta_problem){.ops = &mwn_ops,
                                    .P = net->nparams,
                                    .H = mwn_vnet_size(hidden),
                                    .rng = NULL,
                                    .ctx = pr};
-    pr->net = net;
-    pr->classes = out.c;
     pr->hidden = hidden;
     pr->mode = LAYER_MODE_TRAIN_FROZEN;
-    pr->saved = eg_xmalloc_floats(net->nparams);
     pr->hg = eg_xmalloc_floats(pr->mp.H);
     return pr;
+}
+
+static void free_buffers(struct mwn_problem *pr)
+{
+    free(pr->anchor);
+    free(pr->v);
+    free(pr->dv);
+    free(pr->dc);
 }
 
 void mwn_problem_free(struct mwn_problem *pr)
 {
     if (pr == NULL) return;
-    free(pr->anchor);
-    free(pr->saved);
+    net_batches_deinit(&pr->b);
+    free_buffers(pr);
     free(pr->hg);
-    free(pr->losses);
-    free(pr->dlosses);
-    free(pr->dlogits);
-    free(pr->v);
-    free(pr->dv);
-    free(pr->dc);
     free(pr);
 }
 
 void mwn_problem_set_batches(struct mwn_problem *pr, const float *x, const int32_t *y, size_t n,
                              const float *xv, const int32_t *yv, size_t m)
 {
-    EG_ASSERT(pr != NULL && x != NULL && y != NULL && n >= 1);
-    EG_ASSERT((xv != NULL && yv != NULL && m >= 1) || m == 0);
-    grow(pr, n > m ? n : m);
-    pr->x = x;
-    pr->y = y;
-    pr->n = n;
-    pr->xv = xv;
-    pr->yv = yv;
-    pr->m = m;
+    EG_ASSERT(pr != NULL);
     pr->anchor_armed = false;
     pr->anchored = false;
+    if (!net_batches_set(&pr->b, x, y, n, xv, yv, m)) return;
+    free_buffers(pr);
+    const size_t cap = pr->b.cap;
+    pr->anchor = eg_xmalloc_floats(cap);
+    pr->v = eg_xmalloc_array(cap, sizeof *pr->v);
+    pr->dv = eg_xmalloc_array(cap, sizeof *pr->dv);
+    pr->dc = eg_xmalloc_array(cap, sizeof *pr->dc);
 }
 
 void mwn_problem_anchor_next(struct mwn_problem *pr)
@@ -255,29 +230,29 @@ void mwn_problem_anchor_next(struct mwn_problem *pr)
     pr->anchored = false;
 }
 
-double mwn_step(struct mwn_problem *pr, struct optim *opt, float lr, struct hyper *h,
-                struct optim *meta_opt, float meta_lr, float *lambda, bool uniform,
-                struct rng *rng, struct mwn_step_info *info)
+double mwn_step(struct mwn_problem *pr, struct optim *opt, float lr, const struct meta_step *meta,
+                float *lambda, struct mwn_step_info *info)
 {
-    struct net *net = pr->net;
-    const size_t n = pr->n, H = pr->mp.H;
-    EG_ASSERT(!(uniform && h != NULL));
+    struct net *net = pr->b.net;
+    const size_t n = pr->b.n, H = pr->mp.H;
+    struct hyper *h = meta != NULL ? meta->hyper : NULL;
+    EG_ASSERT(lambda != NULL || h == NULL); // uniform weights only with method none
     struct hyper_info hi = {NAN, NAN, NAN};
     // (1) the meta-step at the current theta
     if (h != NULL) {
-        EG_ASSERT(pr->xv != NULL && meta_opt != NULL && meta_opt->P == H);
+        EG_ASSERT(pr->b.xv != NULL && meta->opt != NULL && meta->opt->P == H);
         if (hyper_method_of(h) == HYPER_UNROLLED) mwn_problem_anchor_next(pr);
-        hyper_grad(h, &pr->mp, net->params, lambda, rng, pr->hg, &hi);
+        hyper_grad(h, &pr->mp, net->params, lambda, meta->rng, pr->hg, &hi);
         pr->anchor_armed = false;
         pr->anchored = false;
-        optim_step(meta_opt, lambda, pr->hg, meta_lr);
+        optim_step(meta->opt, lambda, pr->hg, meta->lr);
     }
     // (2) the base step with the updated weighting network
-    double L = weighted_pass(pr, uniform ? NULL : lambda, LAYER_MODE_TRAIN, true, NULL);
+    double L = weighted_pass(pr, lambda, LAYER_MODE_TRAIN, true, NULL);
     optim_step(opt, net->params, net->grads, lr);
     if (info != NULL) {
         double ce = 0.0;
-        for (size_t i = 0; i < n; i++) ce += (double)pr->losses[i];
+        for (size_t i = 0; i < n; i++) ce += (double)pr->b.losses[i];
         *info = (struct mwn_step_info){
             .train_ce = ce / (double)n, .weighted_loss = L, .weights = pr->v, .hyper = hi};
     }

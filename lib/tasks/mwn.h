@@ -43,6 +43,7 @@
 #include <stdint.h>
 
 #include "meta/hyper.h"
+#include "meta/netloss.h"
 #include "meta/problem.h"
 #include "nn/net.h"
 #include "nn/optim.h"
@@ -74,18 +75,13 @@ double mwn_weighted_loss(const float *c, const double *v, size_t n, double *dc, 
 
 struct mwn_problem {
     struct meta_problem mp; // P = net->nparams, H = mwn_vnet_size(hidden); deterministic
-    struct net *net;        // not owned
-    size_t classes, hidden;
+    struct net_batches b;   // the net, the current batches, the cross-entropy work space
+    size_t hidden;
     enum layer_mode mode;   // of the meta-step's passes: LAYER_MODE_TRAIN_FROZEN
-    const float *x, *xv;    // current batches (not owned)
-    const int32_t *y, *yv;
-    size_t n, m;
     bool anchor_armed, anchored;
-    // Owned work space (cap samples).
-    float *anchor, *saved, *losses, *dlosses, *dlogits;
-    float *hg; // (H) the meta-step's hypergradient
+    // Owned work space: (b.cap) each, and hg (H) the meta-step's hypergradient.
+    float *anchor, *hg;
     double *v, *dv, *dc;
-    size_t cap;
 };
 
 // A problem on a finalized net whose output is (classes, 1, 1), with a weighting network of
@@ -112,12 +108,11 @@ struct mwn_step_info {
     struct hyper_info hyper; // from the meta-step (val_loss NaN when h is NULL)
 };
 
-// One iteration (see above) on the batches set. h NULL: method none (lambda unchanged).
-// uniform: the base step ignores V and weights every sample 1 (plain mean cross-entropy; only
-// with h NULL). lr: the base learning rate; meta_lr the meta optimiser's. rng draws evograd's
-// perturbations. Returns the base step's weighted loss.
-double mwn_step(struct mwn_problem *pr, struct optim *opt, float lr, struct hyper *h,
-                struct optim *meta_opt, float meta_lr, float *lambda, bool uniform,
-                struct rng *rng, struct mwn_step_info *info);
+// One iteration (see above) on the batches set. meta NULL or meta->hyper NULL: method none
+// (lambda unchanged). lambda NULL: the base step ignores V and weights every sample 1 (plain mean
+// cross-entropy: mwn.uniform_weights; only with method none). lr: the base learning rate.
+// Returns the base step's weighted loss.
+double mwn_step(struct mwn_problem *pr, struct optim *opt, float lr, const struct meta_step *meta,
+                float *lambda, struct mwn_step_info *info);
 
 #endif // EG_MWN_H

@@ -4,7 +4,6 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "core/alloc.h"
 #include "core/status.h"
@@ -12,54 +11,38 @@
 #include "nn/loss.h"
 #include "nn/rotate.h"
 
-static void grow(struct rotation_problem *rp, size_t need)
-{
-    if (need <= rp->cap) return;
-    free(rp->xr);
-    free(rp->dxr);
-    free(rp->losses);
-    free(rp->dlogits);
-    rp->xr = eg_xmalloc_array(need, rp->numel * sizeof(float));
-    rp->dxr = eg_xmalloc_array(need, rp->numel * sizeof(float));
-    rp->losses = eg_xmalloc_floats(need);
-    rp->dlogits = eg_xmalloc_array(need, rp->classes * sizeof(float));
-    rp->cap = need;
-}
-
 static double rotation_train_loss(struct meta_problem *p, const float *theta, const float *lambda,
                                   float *dtheta, float *dlambda)
 {
     struct rotation_problem *rp = p->ctx;
-    struct net *net = rp->net;
+    struct net_batches *b = &rp->b;
+    struct net *net = b->net;
     const struct shape s = net->in_shape;
-    const size_t n = rp->n, C = rp->classes;
+    const size_t n = b->n, C = b->classes;
     const double a = (double)lambda[0];
-    EG_ASSERT(rp->x != NULL);
+    EG_ASSERT(b->x != NULL);
 
-    net_swap_in(rp->net, rp->saved, theta);
-    rotate_forward(rp->x, rp->xr, n, s.c, s.h, s.w, a);
+    net_swap_in(net, b->saved, theta);
+    rotate_forward(b->x, rp->xr, n, s.c, s.h, s.w, a);
     const float *logits = net_forward(net, rp->xr, n, rp->mode);
-    double L = xent_forward(logits, rp->y, n, C, rp->losses) / (double)n;
+    double L = xent_forward(logits, b->y, n, C, b->losses) / (double)n;
     if (dtheta != NULL || dlambda != NULL) {
-        xent_backward(logits, rp->y, NULL, n, C, rp->dlogits);
+        xent_backward(logits, b->y, NULL, n, C, b->dlogits);
         net_zero_grad(net);
-        net_backward(net, rp->dlogits, dlambda != NULL ? rp->dxr : NULL);
-        if (dtheta != NULL && dtheta != net->grads) {
-            memcpy(dtheta, net->grads, net->nparams * sizeof(float));
-        }
+        net_backward(net, b->dlogits, dlambda != NULL ? rp->dxr : NULL);
+        if (dtheta != NULL) net_copy_grads(net, dtheta);
         if (dlambda != NULL) {
-            dlambda[0] = (float)rotate_backward(rp->x, rp->dxr, NULL, n, s.c, s.h, s.w, a);
+            dlambda[0] = (float)rotate_backward(b->x, rp->dxr, NULL, n, s.c, s.h, s.w, a);
         }
     }
-    net_swap_out(rp->net, rp->saved, theta);
+    net_swap_out(net, b->saved, theta);
     return L;
 }
 
 static double rotation_val_loss(struct meta_problem *p, const float *theta, float *dtheta)
 {
     struct rotation_problem *rp = p->ctx;
-    return net_mean_xent_at(rp->net, rp->saved, theta, rp->xv, rp->yv, rp->m, rp->mode,
-                            rp->losses, rp->dlogits, dtheta);
+    return net_batches_val_loss(&rp->b, theta, rp->mode, dtheta);
 }
 
 static const struct meta_problem_ops rotation_ops = {
@@ -69,50 +52,39 @@ static const struct meta_problem_ops rotation_ops = {
 
 struct rotation_problem *rotation_problem_new(struct net *net)
 {
-    EG_ASSERT(net != NULL && net->params != NULL);
-    struct shape out = net_out_shape(net);
-    EG_ASSERT(out.h == 1 && out.w == 1 && out.c >= 1);
     struct rotation_problem *rp = eg_xcalloc(1, sizeof *rp);
+    net_batches_init(&rp->b, net);
     rp->mp = (struct meta_problem){
         .ops = &rotation_ops, .P = net->nparams, .H = 1, .rng = NULL, .ctx = rp};
-    rp->net = net;
-    rp->classes = out.c;
     rp->numel = net->in_shape.c * net->in_shape.h * net->in_shape.w;
     rp->mode = LAYER_MODE_TRAIN_FROZEN;
-    rp->saved = eg_xmalloc_floats(net->nparams);
     return rp;
 }
 
 void rotation_problem_free(struct rotation_problem *rp)
 {
     if (rp == NULL) return;
+    net_batches_deinit(&rp->b);
     free(rp->xr);
     free(rp->dxr);
-    free(rp->saved);
-    free(rp->losses);
-    free(rp->dlogits);
     free(rp);
 }
 
 void rotation_problem_set_batches(struct rotation_problem *rp, const float *x, const int32_t *y,
                                   size_t n, const float *xv, const int32_t *yv, size_t m)
 {
-    EG_ASSERT(rp != NULL && x != NULL && y != NULL && n >= 1);
-    EG_ASSERT((xv != NULL && yv != NULL && m >= 1) || m == 0);
-    grow(rp, n > m ? n : m);
-    rp->x = x;
-    rp->y = y;
-    rp->n = n;
-    rp->xv = xv;
-    rp->yv = yv;
-    rp->m = m;
+    EG_ASSERT(rp != NULL);
+    if (!net_batches_set(&rp->b, x, y, n, xv, yv, m)) return;
+    free(rp->xr);
+    free(rp->dxr);
+    rp->xr = eg_xmalloc_array(rp->b.cap, rp->numel * sizeof(float));
+    rp->dxr = eg_xmalloc_array(rp->b.cap, rp->numel * sizeof(float));
 }
 
-double rotation_step(struct rotation_problem *rp, struct optim *opt, float lr, struct hyper *h,
-                     struct optim *meta_opt, float meta_lr, float *angle, struct rng *rng,
-                     struct hyper_info *info)
+double rotation_step(struct rotation_problem *rp, struct optim *opt, float lr,
+                     const struct meta_step *meta, float *angle, struct hyper_info *info)
 {
-    struct net *net = rp->net;
+    struct net *net = rp->b.net;
     // (1) base step at the current angle; TRAIN mode so running statistics (if any) update
     enum layer_mode keep = rp->mode;
     rp->mode = LAYER_MODE_TRAIN;
@@ -120,12 +92,12 @@ double rotation_step(struct rotation_problem *rp, struct optim *opt, float lr, s
     double loss = rotation_train_loss(&rp->mp, net->params, angle, net->grads, NULL);
     rp->mode = keep;
     optim_step(opt, net->params, net->grads, lr);
-    if (h == NULL) {
+    if (meta == NULL || meta->hyper == NULL) {
         if (info != NULL) *info = (struct hyper_info){NAN, NAN, NAN};
         return loss;
     }
     // (2) hypergradient around the updated theta, (3) meta step on the angle
-    hyper_grad(h, &rp->mp, net->params, angle, rng, &da, info);
-    optim_step(meta_opt, angle, &da, meta_lr);
+    hyper_grad(meta->hyper, &rp->mp, net->params, angle, meta->rng, &da, info);
+    optim_step(meta->opt, angle, &da, meta->lr);
     return loss;
 }

@@ -7,10 +7,10 @@
  *   l_V(theta)    = CE(net_theta(x_v), y_v)    on the (already rotated) validation batch
  * dl_T/da comes from dL/d(T_a(x)) (net_backward) through rotate_backward.
  *
- * The training loop (run/run.c) calls rotation_step once per iteration, in the reference code's
- * order: (1) base optimiser step on l_T at the current angle, (2) hypergradient around the
- * updated theta on the same training batch and a validation batch, (3) meta optimiser step on
- * the angle. Method none: (2) and (3) are skipped and the angle stays where it started. */
+ * Task rotation (lib/run/task_rotation.c) calls rotation_step once per iteration, in the
+ * reference code's order: (1) base optimiser step on l_T at the current angle, (2) hypergradient
+ * around the updated theta on the same training batch and a validation batch, (3) meta optimiser
+ * step on the angle. Method none: (2) and (3) are skipped and the angle stays where it started. */
 #ifndef EG_ROTATION_H
 #define EG_ROTATION_H
 
@@ -18,20 +18,17 @@
 #include <stdint.h>
 
 #include "meta/hyper.h"
+#include "meta/netloss.h"
 #include "meta/problem.h"
 #include "nn/net.h"
 #include "nn/optim.h"
 
 struct rotation_problem {
     struct meta_problem mp; // P = net->nparams, H = 1; deterministic (rng NULL)
-    struct net *net;        // not owned
-    size_t classes, numel;  // per-image floats (C*H*W of the net's input)
+    struct net_batches b;   // the net, the current batches, the cross-entropy work space
+    size_t numel;           // per-image floats (C*H*W of the net's input)
     enum layer_mode mode;   // mode of the forward passes (TRAIN for the base step's network)
-    const float *x, *xv;    // current batches (not owned)
-    const int32_t *y, *yv;
-    size_t n, m;
-    float *xr, *dxr, *saved, *losses, *dlogits; // owned work space
-    size_t cap;
+    float *xr, *dxr;        // (b.cap, numel) owned: the rotated batch and its gradient
 };
 
 // A problem on a finalized net whose output is (classes, 1, 1). Caller frees.
@@ -45,11 +42,10 @@ void rotation_problem_set_batches(struct rotation_problem *rp, const float *x, c
                                   size_t n, const float *xv, const int32_t *yv, size_t m);
 
 // One iteration (see above) on the batches set. angle: (1) in radians, updated in place unless
-// h is NULL (method none). base lr and meta lr as given. rng draws evograd's perturbations.
-// Returns the mean training loss of the base step (before it); info (may be NULL) is filled from
-// the hypergradient (val_loss NaN when h is NULL).
-double rotation_step(struct rotation_problem *rp, struct optim *opt, float lr, struct hyper *h,
-                     struct optim *meta_opt, float meta_lr, float *angle, struct rng *rng,
-                     struct hyper_info *info);
+// meta is NULL or meta->hyper is NULL (method none). lr: the base learning rate. Returns the mean
+// training loss of the base step (before it); info (may be NULL) is filled from the
+// hypergradient (val_loss NaN for method none).
+double rotation_step(struct rotation_problem *rp, struct optim *opt, float lr,
+                     const struct meta_step *meta, float *angle, struct hyper_info *info);
 
 #endif // EG_ROTATION_H

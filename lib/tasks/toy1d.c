@@ -2,8 +2,8 @@
  * the joint (x, lambda) trajectories, written as CSV files into the run directory.
  *
  * x and lambda are float, as every theta and lambda a method sees; means, standard deviations
- * and the exact values are double. The method comes from cfg->method (lib/meta/hyper.h), the
- * lambda steps from cfg->meta.optimizer (lib/nn/optim.h: sgd with momentum 0 is plain GD). */
+ * and the exact values are double. The method comes from s->method (lib/meta/hyper.h), the
+ * lambda steps from s->meta_opt (lib/nn/optim.h: sgd with momentum 0 is plain GD). */
 #include "toy1d.h"
 
 #include <limits.h>
@@ -14,13 +14,9 @@
 
 #include "core/alloc.h"
 #include "core/rng.h"
-#include "core/timer.h"
 #include "io/csv.h"
-#include "meta/hyper.h"
-#include "nn/optim.h"
-#include "run/run.h"
 
-// rng streams of this task (run.c uses 1 and 2 for the supervised task).
+// rng streams of this task (the other tasks use 1 to 7).
 enum { TOY1D_STREAM_GRID = 11, TOY1D_STREAM_TRAJECTORY = 12 };
 
 const float toy1d_starts[TOY1D_NSTARTS][2] = {
@@ -71,23 +67,7 @@ double toy1d_exact(double lambda)
 }
 
 // ---------------------------------------------------------------------------------------------
-// config -> library settings
-
-static struct hyper_params hyper_params_of(const struct run_config *cfg)
-{
-    struct hyper_params hp = {
-        .candidates = cfg->method.candidates,
-        .sigma = cfg->method.sigma,
-        .temperature = cfg->method.temperature,
-        .noise = strcmp(cfg->method.noise, "gaussian") == 0 ? HYPER_NOISE_GAUSSIAN
-                                                            : HYPER_NOISE_RADEMACHER,
-        // 0 = the base learning rate, here x's step (as the paper's look-ahead)
-        .lookahead_lr = cfg->method.lookahead_lr > 0.0 ? cfg->method.lookahead_lr : cfg->toy1d.lr,
-    };
-    bool known = hyper_method_find(cfg->method.name, &hp.method);
-    EG_ASSERT(known); // the config's enum lists the same names
-    return hp;
-}
+// output files
 
 // numpy.linspace(lo, hi, n)[i]: lo + i*step, the last point exactly hi.
 static double linspace_at(double lo, double hi, size_t n, size_t i)
@@ -95,9 +75,6 @@ static double linspace_at(double lo, double hi, size_t n, size_t i)
     if (i + 1 == n) return hi;
     return lo + (double)i * ((hi - lo) / (double)(n - 1));
 }
-
-// ---------------------------------------------------------------------------------------------
-// output files
 
 static void join(char *out, size_t cap, const char *dir, const char *name)
 {
@@ -116,7 +93,7 @@ static enum eg_status write_nums(struct csv *c, const double *v, size_t n, struc
 }
 
 // hypergrad.csv: mean and sample std of `trials` estimates per lambda, and the exact value.
-static enum eg_status run_grid(const struct run_config *cfg, struct hyper *h,
+static enum eg_status run_grid(const struct toy1d_settings *ts, struct hyper *h,
                                struct meta_problem *p, const char *path, struct eg_error *err)
 {
     static const char *const columns[] = {"lambda", "mean", "std", "exact"};
@@ -125,12 +102,11 @@ static enum eg_status run_grid(const struct run_config *cfg, struct hyper *h,
     if (st != EG_OK) return st;
 
     struct rng rng;
-    rng_seed_stream(&rng, cfg->seed, TOY1D_STREAM_GRID);
-    const size_t n = cfg->toy1d.trials;
+    rng_seed_stream(&rng, ts->seed, TOY1D_STREAM_GRID);
+    const size_t n = ts->trials;
     double *est = eg_xmalloc(n * sizeof *est); // (trials) this lambda's estimates
-    for (size_t i = 0; st == EG_OK && i < cfg->toy1d.grid_points; i++) {
-        double lam_d = linspace_at(cfg->toy1d.lambda_min, cfg->toy1d.lambda_max,
-                                   cfg->toy1d.grid_points, i);
+    for (size_t i = 0; st == EG_OK && i < ts->grid_points; i++) {
+        double lam_d = linspace_at(ts->lambda_min, ts->lambda_max, ts->grid_points, i);
         float lam = (float)lam_d;
         double sum = 0.0;
         for (size_t t = 0; t < n; t++) {
@@ -145,7 +121,8 @@ static enum eg_status run_grid(const struct run_config *cfg, struct hyper *h,
         double sd = n > 1 ? sqrt(ss / (double)(n - 1)) : 0.0; // torch.std: n - 1
         if (!isfinite(mean) || !isfinite(sd)) {
             st = eg_errorf(err, EG_ERR_DIVERGED, "toy1d: the %s hypergradient at lambda = %g is %s",
-                           cfg->method.name, lam_d, isnan(mean) || isnan(sd) ? "NaN" : "Inf");
+                           hyper_method_name(ts->method.method), lam_d,
+                           isnan(mean) || isnan(sd) ? "NaN" : "Inf");
             break;
         }
         const double row[] = {lam_d, mean, sd, toy1d_exact(lam_d)};
@@ -163,7 +140,7 @@ static enum eg_status run_grid(const struct run_config *cfg, struct hyper *h,
 // The authors' notebook updates its ground-truth lambda with the exact hypergradient evaluated at
 // the EvoGrad trajectory's lambda (paper-spec 2.5); we do not replicate that bug: the exact
 // trajectory follows its own lambda.
-static enum eg_status run_trajectories(const struct run_config *cfg, struct hyper *h,
+static enum eg_status run_trajectories(const struct toy1d_settings *ts, struct hyper *h,
                                        struct meta_problem *p, bool exact, const char *path,
                                        struct eg_error *err)
 {
@@ -173,13 +150,13 @@ static enum eg_status run_trajectories(const struct run_config *cfg, struct hype
     if (st != EG_OK) return st;
 
     struct rng rng;
-    rng_seed_stream(&rng, cfg->seed, TOY1D_STREAM_TRAJECTORY);
-    const struct optim_params op = run_optim_params(&cfg->meta.optimizer);
-    const float meta_lr = (float)cfg->meta.optimizer.lr, lr = (float)cfg->toy1d.lr;
+    rng_seed_stream(&rng, ts->seed, TOY1D_STREAM_TRAJECTORY);
+    const struct optim_params op = ts->meta_opt;
+    const float meta_lr = op.lr, lr = (float)ts->lr;
     for (size_t s = 0; st == EG_OK && s < TOY1D_NSTARTS; s++) {
         struct optim *opt = optim_new(&op, 1);
         float x = toy1d_starts[s][0], lam = toy1d_starts[s][1];
-        for (size_t k = 0; st == EG_OK && k <= cfg->toy1d.steps; k++) {
+        for (size_t k = 0; st == EG_OK && k <= ts->steps; k++) {
             if (k > 0) {
                 float dx = 0.0f, hg = 0.0f;
                 p->ops->train_loss(p, &x, &lam, &dx, NULL);
@@ -214,38 +191,25 @@ static enum eg_status run_trajectories(const struct run_config *cfg, struct hype
 // ---------------------------------------------------------------------------------------------
 // the task
 
-enum eg_status toy1d_run(const struct run_config *cfg, const char *dir, struct run_result *res,
-                         struct eg_error *err)
+enum eg_status toy1d_run(const struct toy1d_settings *s, const char *dir, struct eg_error *err)
 {
-    EG_ASSERT(cfg != NULL && dir != NULL && res != NULL);
-    EG_ASSERT(strcmp(cfg->task, "toy1d") == 0);
-    double t0 = eg_wall_seconds();
-    *res = (struct run_result){
-        .final_acc = NAN,
-        .best_acc = NAN,
-        .final_train_loss = NAN,
-        .sec_per_step = NAN,
-        .sec_per_epoch = NAN,
-        .test_ci95 = NAN,
-    };
+    EG_ASSERT(s != NULL && dir != NULL);
+    EG_ASSERT(optim_params_check(&s->meta_opt) == NULL);
     struct meta_problem p;
     toy1d_problem_init(&p);
-    const struct hyper_params hp = hyper_params_of(cfg);
-    struct hyper *h = hyper_new(&hp, p.P, p.H);
+    struct hyper *h = hyper_new(&s->method, p.P, p.H);
 
     char path[PATH_MAX + 32]; // the runner keeps dir under PATH_MAX - 64
     join(path, sizeof path, dir, "hypergrad.csv");
-    enum eg_status st = run_grid(cfg, h, &p, path, err);
+    enum eg_status st = run_grid(s, h, &p, path, err);
     if (st == EG_OK) {
         join(path, sizeof path, dir, "trajectory.csv");
-        st = run_trajectories(cfg, h, &p, false, path, err);
+        st = run_trajectories(s, h, &p, false, path, err);
     }
     if (st == EG_OK) {
         join(path, sizeof path, dir, "trajectory_exact.csv");
-        st = run_trajectories(cfg, h, &p, true, path, err);
+        st = run_trajectories(s, h, &p, true, path, err);
     }
     hyper_free(h);
-    res->wall_s = eg_wall_seconds() - t0;
-    res->peak_rss_mb = eg_peak_rss_mb();
     return st;
 }

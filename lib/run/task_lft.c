@@ -1,29 +1,6 @@
-/* lft_run.c - the run of task lft (tasks/lft.h): domains, episodes, the training loop,
- * validation, the final few-shot test, metrics, checkpoints and resume.
- *
- * Data. lft.domains are loaded (data.dataset fashion_mnist: the built-in domains of
- * data/domains.h from data.root; imagefolder: data.root/<domain> at data.image_c/h/w); lft.unseen
- * is the test domain, the others are seen. splits.csv records every class of every split of
- * every domain and its role.
- *
- * Each epoch draws two different seen domains, pseudo-seen (PS) and pseudo-unseen (PU)
- * (paper-spec 3.3); each of its lft.episodes iterations samples a PS and a PU episode from their
- * base classes (the PU episode only when a meta-method needs it, but always drawn, so every
- * method sees the same PS episodes for a seed) and an aux batch from the aux domain's base
- * classes, and calls lft_step. The aux weight is lft.aux_decay^floor(20 epoch / epochs)
- * (0.9^floor(epoch/20) at the paper's 400 epochs).
- *
- * Evaluation. Every eval.every_epochs epochs (and after the last): lft.val_episodes episodes from
- * the aux domain's val classes (the reference validates on miniImageNet's), the encoder in eval
- * mode; the same episodes every time (their generator is re-seeded). After the last epoch: the
- * unseen domain's novel images through the eval-mode encoder, lft.test_episodes episodes of
- * n_way classes, lft.shot shots and lft.test_queries queries on those features
- * (relation_evaluate): mean accuracy and its 95% interval in metrics.csv and summary.csv.
- *
- * Randomness, separate streams of the seed: model initialisation 1, episodes and augmentation 2,
- * evograd's perturbations 3, FT noise 5, validation episodes 6, test episodes 7; the aux batcher
- * has its own, seeded from stream 102. A checkpoint holds all of them. */
-#include "run_internal.h"
+/* task_lft.c - task lft (task_lft.h): domains, episodes, one iteration, validation, the final
+ * few-shot test, the metrics row and the checkpoint sections. */
+#include "task_lft.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -31,16 +8,15 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "core/parallel.h"
 #include "core/rng.h"
-#include "core/timer.h"
 #include "data/augment.h"
 #include "data/batch.h"
 #include "data/domains.h"
 #include "data/episode.h"
 #include "io/checkpoint.h"
-#include "io/csv.h"
+#include "io/config.h"
 #include "nn/backbones.h"
+#include "settings.h"
 #include "tasks/lft.h"
 
 enum {
@@ -59,23 +35,20 @@ static const char *const lft_columns[] = {
     "peak_rss_mb", "ps_domain", "pu_domain", "ft_gamma",   "ft_beta",
 };
 #define NLFT (sizeof lft_columns / sizeof lft_columns[0])
-#define LFT_SECTIONS 24
 #define LFT_CHUNK 64
 
-// The loop's state: one checkpoint section, plain data.
-struct lft_loop {
-    uint64_t epoch, step, global_step, rows;
-    double wall_s, step_s;
-    double loss_sum, acc_sum, aux_sum, val_sum; // epoch in progress
-    uint64_t count, aux_count, val_count;
-    double last_loss, last_acc, last_aux, last_val_loss;
-    double last_val_acc, last_test, last_ci; // the latest evaluations (NaN before them)
+// The task's resumable state: one checkpoint section, plain data.
+struct lft_stats {
+    double acc_sum, aux_sum, val_sum; // epoch in progress: episode accuracies, aux losses and
+    uint64_t count, aux_count, val_count; //   meta-step validation losses, and their counts
+    double last_acc, last_aux, last_val_loss; // the last finished epoch's means
+    double last_val_acc, last_test, last_ci;  // the latest evaluations (NaN before them)
     uint64_t ps, pu;         // this epoch's domains (indices into the seen list)
     uint64_t epoch_drawn;    // the epoch whose domains ps, pu are (+1; 0 = none yet)
     struct rng episodes, ft, hyper;
 };
 
-struct lft_run {
+struct lft_task {
     const struct run_config *cfg;
     size_t nd, unseen, aux;       // domain count; unseen and aux domain indices (aux nd: none)
     struct domain d[CFG_LIST_MAX];
@@ -87,13 +60,10 @@ struct lft_run {
     struct lft_optims o;
     struct hyper *hyper;
     struct optim *meta_opt;
-    struct schedule sched;
     struct batcher auxb;
     float *xs, *xu, *xa;
     int32_t *ya;
-    struct csv *metrics;
-    struct lft_loop st;
-    double session_start;
+    struct lft_stats st;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -121,7 +91,7 @@ static size_t aux_index(const struct run_config *cfg)
     return u == 0 ? 1 : 0;
 }
 
-enum eg_status lft_check(const struct run_config *cfg, struct eg_error *err)
+static enum eg_status lft_check(const struct run_config *cfg, struct eg_error *err)
 {
     const bool builtin = is_builtin(cfg);
     if (!builtin && strcmp(cfg->data.dataset, "imagefolder") != 0) {
@@ -196,24 +166,20 @@ enum eg_status lft_check(const struct run_config *cfg, struct eg_error *err)
         return eg_errorf(err, EG_ERR_CONFIG, "backbone.name: %s cannot take %zux%zux%zu images: %s",
                          cfg->backbone.name, s.c, s.h, s.w, why);
     }
-    struct optim_params op = run_optim_params(&cfg->train.optimizer);
-    const char *bad = optim_params_check(&op);
-    if (bad != NULL) return eg_errorf(err, EG_ERR_CONFIG, "train.optimizer: %s", bad);
-    op = run_optim_params(&cfg->meta.optimizer);
-    bad = optim_params_check(&op);
-    if (bad != NULL) return eg_errorf(err, EG_ERR_CONFIG, "meta.optimizer: %s", bad);
-    return EG_OK;
+    enum eg_status st = run_check_optim(&cfg->train.optimizer, "train.optimizer", err);
+    if (st == EG_OK) st = run_check_optim(&cfg->meta.optimizer, "meta.optimizer", err);
+    return st;
 }
 
-static void lft_free(struct lft_run *r)
+static void lft_free(void *state)
 {
-    struct eg_error ignored;
-    csv_close(r->metrics, &ignored);
+    struct lft_task *r = state;
+    if (r == NULL) return;
     for (size_t i = 0; i < r->nd; i++) {
         class_index_deinit(&r->base[i]);
         domain_deinit(&r->d[i]);
     }
-    if (r->aux < r->nd) batcher_deinit(&r->auxb);
+    if (r->auxb.order != NULL) batcher_deinit(&r->auxb);
     lft_problem_free(r->pr);
     lft_optims_deinit(&r->o);
     lft_model_free(r->m);
@@ -223,6 +189,7 @@ static void lft_free(struct lft_run *r)
     free(r->xu);
     free(r->xa);
     free(r->ya);
+    free(r);
 }
 
 // Can an episode of this shape be drawn from ci? The message names the domain and split.
@@ -242,7 +209,7 @@ static enum eg_status check_episodes(const struct class_index *ci, const struct 
     return EG_OK;
 }
 
-static enum eg_status load_domains(struct lft_run *r, struct eg_error *err)
+static enum eg_status load_domains(struct lft_task *r, struct eg_error *err)
 {
     const struct run_config *cfg = r->cfg;
     const bool builtin = is_builtin(cfg);
@@ -288,22 +255,17 @@ static enum eg_status load_domains(struct lft_run *r, struct eg_error *err)
     return st;
 }
 
-static enum eg_status lft_init(struct lft_run *r, const struct run_config *cfg,
-                               struct eg_error *err)
+static enum eg_status build(struct lft_task *r, const struct run_config *cfg,
+                            struct eg_error *err)
 {
-    *r = (struct lft_run){.cfg = cfg};
-    eg_set_threads((int)cfg->threads);
+    r->cfg = cfg;
     r->unseen = domain_index(cfg, cfg->lft.unseen);
     r->aux = aux_index(cfg);
     enum eg_status st = load_domains(r, err);
     if (st != EG_OK) return st;
 
-    const bool builtin = is_builtin(cfg);
-    r->plain = augment_none();
-    augment_normalisation(builtin ? "fashion_mnist" : "imagenet", &r->plain);
-    r->train_aug = r->plain;
-    r->train_aug.crop_pad = cfg->data.crop_pad;
-    r->train_aug.hflip = cfg->data.hflip;
+    r->plain = run_augment(cfg, false);
+    r->train_aug = run_augment(cfg, true);
 
     struct rng init;
     rng_seed_stream(&init, cfg->seed, LFT_STREAM_INIT);
@@ -318,11 +280,10 @@ static enum eg_status lft_init(struct lft_run *r, const struct run_config *cfg,
     r->pr = lft_problem_new(r->m, &r->st.ft);
     struct optim_params op = run_optim_params(&cfg->train.optimizer);
     lft_optims_init(&r->o, r->m, &op);
-    struct hyper_params hp = run_hyper_params(cfg);
+    struct hyper_params hp = run_hyper_params(cfg, cfg->train.optimizer.lr);
     if (hp.method != HYPER_NONE) r->hyper = hyper_new(&hp, r->pr->mp.P, r->m->H);
     struct optim_params mop = run_optim_params(&cfg->meta.optimizer);
     r->meta_opt = optim_new(&mop, r->m->H > 0 ? r->m->H : 1);
-    r->sched = run_schedule(cfg);
 
     const size_t numel = shape_numel(any->shape);
     const size_t ne = cfg->lft.n_way * (cfg->lft.shot + cfg->lft.queries);
@@ -336,97 +297,53 @@ static enum eg_status lft_init(struct lft_run *r, const struct run_config *cfg,
         r->xa = eg_xmalloc_floats(cfg->lft.aux_batch * numel);
         r->ya = eg_xmalloc_array(cfg->lft.aux_batch, sizeof *r->ya);
     }
-    r->st.last_loss = r->st.last_acc = r->st.last_aux = r->st.last_val_loss = NAN;
+    r->st.last_acc = r->st.last_aux = r->st.last_val_loss = NAN;
     r->st.last_val_acc = r->st.last_test = r->st.last_ci = NAN;
     return EG_OK;
 }
 
-// ---------------------------------------------------------------------------------------------
-// checkpoints
-
-struct lft_batcher_state {
-    uint64_t pos, epoch;
-    struct rng rng;
-};
-
-static size_t lft_optim_sections(struct optim *o, const char *prefix, struct ckpt_section *s,
-                             char names[][32])
+static enum eg_status lft_init(const struct run_config *cfg, void **state, struct eg_error *err)
 {
-    size_t n = 0;
-    if (o == NULL) return 0;
-    snprintf(names[0], 32, "%s_steps", prefix);
-    s[n++] = (struct ckpt_section){names[0], &o->steps, sizeof o->steps};
-    if (o->buf != NULL) {
-        snprintf(names[1], 32, "%s_buf", prefix);
-        s[n++] = (struct ckpt_section){names[1], o->buf, o->P * sizeof(float)};
+    struct lft_task *r = eg_xcalloc(1, sizeof *r);
+    *state = NULL;
+    enum eg_status st = build(r, cfg, err);
+    if (st != EG_OK) {
+        lft_free(r);
+        return st;
     }
-    if (o->buf2 != NULL) {
-        snprintf(names[2], 32, "%s_buf2", prefix);
-        s[n++] = (struct ckpt_section){names[2], o->buf2, o->P * sizeof(float)};
-    }
-    return n;
-}
-
-static size_t lft_sections(struct lft_run *r, struct lft_batcher_state *bs,
-                           struct ckpt_section *s, char names[][3][32])
-{
-    struct lft_model *m = r->m;
-    size_t n = 0;
-    s[n++] = (struct ckpt_section){"loop", &r->st, sizeof r->st};
-    s[n++] = (struct ckpt_section){"encoder", m->enc->params, m->enc->nparams * sizeof(float)};
-    s[n++] = (struct ckpt_section){"encoder_stats", m->enc->stats, m->enc->nstats * sizeof(float)};
-    s[n++] = (struct ckpt_section){"relation", m->rel->net->params, m->P_rel * sizeof(float)};
-    if (m->aux != NULL) {
-        s[n++] = (struct ckpt_section){"aux", m->aux->params, m->aux->nparams * sizeof(float)};
-        s[n++] = (struct ckpt_section){"aux_order", r->auxb.order, r->auxb.n * sizeof(size_t)};
-        s[n++] = (struct ckpt_section){"aux_state", bs, sizeof *bs};
-    }
-    n += lft_optim_sections(r->o.enc, "opt_enc", s + n, names[0]);
-    n += lft_optim_sections(r->o.rel, "opt_rel", s + n, names[1]);
-    n += lft_optim_sections(r->o.aux, "opt_aux", s + n, names[2]);
-    n += lft_optim_sections(r->meta_opt, "meta", s + n, names[3]);
-    EG_ASSERT(n <= LFT_SECTIONS);
-    return n;
-}
-
-static enum eg_status lft_save(struct lft_run *r, const char *dir, struct eg_error *err)
-{
-    struct lft_batcher_state bs = {r->auxb.pos, r->auxb.epoch, r->auxb.rng};
-    struct ckpt_section s[LFT_SECTIONS];
-    char names[4][3][32];
-    size_t n = lft_sections(r, &bs, s, names);
-    char path[CFG_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
-    struct lft_loop keep = r->st;
-    r->st.wall_s += eg_wall_seconds() - r->session_start;
-    enum eg_status st = ckpt_save(path, config_hash(r->cfg), s, n, err);
-    r->st = keep;
-    return st;
-}
-
-static enum eg_status lft_load(struct lft_run *r, const char *dir, struct eg_error *err)
-{
-    struct lft_batcher_state bs;
-    struct ckpt_section s[LFT_SECTIONS];
-    char names[4][3][32];
-    size_t n = lft_sections(r, &bs, s, names);
-    char path[CFG_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/checkpoint.bin", dir);
-    enum eg_status st = ckpt_load(path, config_hash(r->cfg), s, n, err);
-    if (st != EG_OK) return st;
-    if (r->m->aux != NULL) {
-        r->auxb.pos = bs.pos;
-        r->auxb.epoch = bs.epoch;
-        r->auxb.rng = bs.rng;
-    }
+    *state = r;
     return EG_OK;
 }
 
+static size_t lft_steps(const void *state)
+{
+    const struct lft_task *r = state;
+    return r->cfg->lft.episodes;
+}
+
+static void lft_sections(void *state, struct ckpt_list *l)
+{
+    struct lft_task *r = state;
+    struct lft_model *m = r->m;
+    ckpt_add(l, "", "lft", &r->st, sizeof r->st);
+    ckpt_add(l, "", "encoder", m->enc->params, m->enc->nparams * sizeof(float));
+    ckpt_add(l, "", "encoder_stats", m->enc->stats, m->enc->nstats * sizeof(float));
+    ckpt_add(l, "", "relation", m->rel->net->params, m->P_rel * sizeof(float));
+    if (m->aux != NULL) {
+        ckpt_add(l, "", "aux", m->aux->params, m->aux->nparams * sizeof(float));
+        batcher_sections(&r->auxb, "aux_", l);
+    }
+    optim_sections(r->o.enc, "opt_enc_", l);
+    optim_sections(r->o.rel, "opt_rel_", l);
+    optim_sections(r->o.aux, "opt_aux_", l);
+    optim_sections(r->meta_opt, "meta_", l);
+}
+
 // ---------------------------------------------------------------------------------------------
-// the loop
+// one iteration
 
 // Samples an episode of domain dom's base classes into x (training augmentation).
-static void next_episode(struct lft_run *r, size_t dom, float *x)
+static void next_episode(struct lft_task *r, size_t dom, float *x)
 {
     const struct run_config *cfg = r->cfg;
     struct episode ep;
@@ -444,28 +361,31 @@ static double aux_weight_of(const struct run_config *cfg, uint64_t epoch)
     return pow(cfg->lft.aux_decay, k);
 }
 
-// One iteration; returns the PS episode loss (NaN when the FT parameters became non-finite).
-static double lft_iteration(struct lft_run *r, float lr)
+// One iteration (task_ops.step): the epoch's domains at its first step, a PS and a PU episode,
+// an aux batch, lft_step.
+static struct task_step lft_task_step(void *state, const struct task_clock *clk)
 {
+    struct lft_task *r = state;
     const struct run_config *cfg = r->cfg;
-    struct lft_loop *st = &r->st;
-    if (st->epoch_drawn != st->epoch + 1) { // the epoch's pseudo-seen and pseudo-unseen domains
+    struct lft_stats *st = &r->st;
+    if (st->epoch_drawn != clk->epoch + 1) { // the epoch's pseudo-seen and pseudo-unseen domains
         st->ps = rng_below(&st->episodes, r->nseen);
         st->pu = r->nseen > 1 ? (st->ps + 1 + rng_below(&st->episodes, r->nseen - 1)) % r->nseen
                               : st->ps;
-        st->epoch_drawn = st->epoch + 1;
+        st->epoch_drawn = clk->epoch + 1;
     }
     next_episode(r, r->seen[st->ps], r->xs);
     next_episode(r, r->seen[st->pu], r->xu);
-    size_t na = 0;
-    if (r->aux < r->nd) na = batcher_next(&r->auxb, cfg->lft.aux_batch, r->xa, r->ya);
+    struct lft_aux aux = {.x = r->xa, .y = r->ya, .weight = (float)aux_weight_of(cfg, clk->epoch)};
+    if (r->aux < r->nd) aux.n = batcher_next(&r->auxb, cfg->lft.aux_batch, r->xa, r->ya);
     lft_problem_set_episodes(r->pr, r->xs, r->xu, cfg->lft.n_way, cfg->lft.shot,
                              cfg->lft.queries);
+    const struct meta_step ms = {.hyper = r->hyper,
+                                 .opt = r->meta_opt,
+                                 .lr = (float)cfg->meta.optimizer.lr,
+                                 .rng = &st->hyper};
     struct lft_step_info info;
-    double loss = lft_step(r->pr, &r->o, lr, (float)aux_weight_of(cfg, st->epoch), r->xa, r->ya,
-                           na, r->hyper, r->meta_opt, (float)cfg->meta.optimizer.lr, &st->hyper,
-                           &info);
-    st->loss_sum += loss;
+    double loss = lft_step(r->pr, &r->o, clk->lr, &aux, &ms, &info);
     st->acc_sum += info.episode_acc;
     st->count++;
     if (!isnan(info.aux_loss)) {
@@ -476,15 +396,20 @@ static double lft_iteration(struct lft_run *r, float lr)
         st->val_sum += info.hyper.val_loss;
         st->val_count++;
     }
+    struct task_step s = {loss, 1, NULL};
+    if (!isfinite(loss)) s.diverged = "the episode loss is not finite";
     const float *lambda = r->m->enc->params + r->m->P_enc;
-    for (size_t k = 0; k < r->m->H; k++) {
-        if (!isfinite(lambda[k])) return NAN;
+    for (size_t k = 0; k < r->m->H && s.diverged == NULL; k++) {
+        if (!isfinite(lambda[k])) s.diverged = "the FT parameters are not finite";
     }
-    return loss;
+    return s;
 }
 
+// ---------------------------------------------------------------------------------------------
+// evaluation and results
+
 // Mean accuracy of lft.val_episodes episodes of the validation domain's val classes.
-static double validate(struct lft_run *r)
+static double validate(struct lft_task *r)
 {
     const struct run_config *cfg = r->cfg;
     const size_t v = r->aux < r->nd ? r->aux : r->seen[0];
@@ -511,7 +436,7 @@ static double validate(struct lft_run *r)
 }
 
 // The few-shot test on the unseen domain's novel classes.
-static enum eg_status test(struct lft_run *r, struct fewshot_result *res, struct eg_error *err)
+static enum eg_status test(struct lft_task *r, struct fewshot_result *res, struct eg_error *err)
 {
     const struct run_config *cfg = r->cfg;
     const struct dataset *d = &r->d[r->unseen].split[FEWSHOT_NOVEL];
@@ -559,126 +484,51 @@ static void ft_means(const struct lft_model *m, double *g, double *b)
     *b = sb / (double)ng;
 }
 
-static enum eg_status write_row(struct lft_run *r, double lr, double val_acc,
-                                const struct fewshot_result *t, struct eg_error *err)
+static enum eg_status lft_epoch_end(void *state, const struct task_clock *clk,
+                                    struct eg_error *err)
 {
-    char cells[NLFT][CFG_STR_MAX + 8];
-    const char *row[NLFT];
-    const struct lft_loop *st = &r->st;
-    snprintf(cells[0], sizeof cells[0], "%llu", (unsigned long long)st->epoch);
-    snprintf(cells[1], sizeof cells[1], "%llu", (unsigned long long)st->global_step);
-    csv_fmt(cells[2], st->wall_s + eg_wall_seconds() - r->session_start);
-    csv_fmt(cells[3], st->last_loss);
-    csv_fmt(cells[4], st->last_acc);
-    csv_fmt(cells[5], st->last_aux);
-    csv_fmt(cells[6], aux_weight_of(r->cfg, st->epoch - 1));
-    csv_fmt(cells[7], st->last_val_loss);
-    csv_fmt(cells[8], val_acc);
-    csv_fmt(cells[9], t != NULL ? t->mean : (double)NAN);
-    csv_fmt(cells[10], t != NULL ? t->ci95 : (double)NAN);
-    csv_fmt(cells[11], lr);
-    csv_fmt(cells[12], eg_peak_rss_mb());
-    snprintf(cells[13], sizeof cells[13], "%s", r->d[r->seen[st->ps]].name);
-    snprintf(cells[14], sizeof cells[14], "%s", r->d[r->seen[st->pu]].name);
-    double g, b;
-    ft_means(r->m, &g, &b);
-    csv_fmt(cells[15], g);
-    csv_fmt(cells[16], b);
-    for (size_t i = 0; i < NLFT; i++) {
-        // empty cells for what was not measured (NaN)
-        if (strcmp(cells[i], "nan") == 0) cells[i][0] = '\0';
-        row[i] = cells[i];
-    }
-    enum eg_status s = csv_row(r->metrics, row, err);
-    if (s == EG_OK) r->st.rows = csv_rows(r->metrics);
-    return s;
-}
-
-static void lft_report(struct lft_run *r, const struct run_options *o, bool epoch_end)
-{
-    if (o->progress == NULL) return;
-    const struct lft_loop *st = &r->st;
-    struct run_progress p = {
-        .epoch = epoch_end ? st->epoch : st->epoch + 1,
-        .epochs = r->cfg->train.epochs,
-        .step = epoch_end ? r->cfg->lft.episodes : st->step,
-        .steps_per_epoch = r->cfg->lft.episodes,
-        .global_step = st->global_step,
-        .elapsed_s = st->wall_s + eg_wall_seconds() - r->session_start,
-        .train_loss = epoch_end ? st->last_loss : st->loss_sum / (double)(st->count ? st->count : 1),
-        .test_acc = st->last_test,
-        .val_acc = st->last_val_acc,
-    };
-    o->progress(o->progress_ctx, &p, epoch_end);
-}
-
-static enum eg_status lft_loop(struct lft_run *r, const struct run_options *o,
-                               struct run_result *res, struct eg_error *err)
-{
-    const struct run_config *cfg = r->cfg;
-    struct lft_loop *st = &r->st;
-    while (st->epoch < cfg->train.epochs) {
-        float lr = schedule_lr(&r->sched, (double)st->epoch);
-        while (st->step < cfg->lft.episodes) {
-            double t0 = eg_wall_seconds();
-            double loss = lft_iteration(r, lr);
-            st->step_s += eg_wall_seconds() - t0;
-            st->step++;
-            st->global_step++;
-            if (!isfinite(loss)) {
-                return eg_errorf(err, EG_ERR_DIVERGED,
-                                 "diverged: the episode loss or the FT parameters are not finite "
-                                 "at epoch %llu, step %llu (global step %llu); metrics so far "
-                                 "are kept",
-                                 (unsigned long long)st->epoch + 1, (unsigned long long)st->step,
-                                 (unsigned long long)st->global_step);
-            }
-            lft_report(r, o, false);
-            if (o->stop != NULL && *o->stop) {
-                res->stopped = true;
-                return lft_save(r, o->dir, err);
-            }
-        }
-        st->epoch++;
-        st->step = 0;
-        st->last_loss = st->loss_sum / (double)st->count;
-        st->last_acc = st->acc_sum / (double)st->count;
-        st->last_aux = st->aux_count ? st->aux_sum / (double)st->aux_count : (double)NAN;
-        st->last_val_loss = st->val_count ? st->val_sum / (double)st->val_count : (double)NAN;
-        st->loss_sum = st->acc_sum = st->aux_sum = st->val_sum = 0.0;
-        st->count = st->aux_count = st->val_count = 0;
-        const bool last = st->epoch == cfg->train.epochs;
-        if (st->epoch % cfg->eval.every_epochs == 0 || last) {
-            double val_acc = cfg->lft.val_episodes > 0 ? validate(r) : (double)NAN;
-            st->last_val_acc = val_acc;
-            struct fewshot_result t = {0};
-            if (last) {
-                enum eg_status s = test(r, &t, err);
-                if (s != EG_OK) return s;
-                st->last_test = t.mean;
-                st->last_ci = t.ci95;
-            }
-            enum eg_status s = write_row(r, lr, val_acc, last ? &t : NULL, err);
-            if (s != EG_OK) return s;
-        }
-        lft_report(r, o, true);
-        bool ckpt = cfg->checkpoint.every_epochs > 0 &&
-                    st->epoch % cfg->checkpoint.every_epochs == 0;
-        bool stop = o->stop != NULL && *o->stop;
-        if (ckpt || stop) {
-            enum eg_status s = lft_save(r, o->dir, err);
-            if (s != EG_OK) return s;
-        }
-        if (stop && !last) {
-            res->stopped = true;
-            return EG_OK;
-        }
+    struct lft_task *r = state;
+    struct lft_stats *st = &r->st;
+    st->last_acc = st->acc_sum / (double)st->count;
+    st->last_aux = st->aux_count ? st->aux_sum / (double)st->aux_count : (double)NAN;
+    st->last_val_loss = st->val_count ? st->val_sum / (double)st->val_count : (double)NAN;
+    st->acc_sum = st->aux_sum = st->val_sum = 0.0;
+    st->count = st->aux_count = st->val_count = 0;
+    if (!clk->eval) return EG_OK;
+    st->last_val_acc = r->cfg->lft.val_episodes > 0 ? validate(r) : (double)NAN;
+    if (clk->last) {
+        struct fewshot_result t = {0};
+        enum eg_status s = test(r, &t, err);
+        if (s != EG_OK) return s;
+        st->last_test = t.mean;
+        st->last_ci = t.ci95;
     }
     return EG_OK;
 }
 
-static enum eg_status write_splits(struct lft_run *r, const char *dir, struct eg_error *err)
+static void lft_row(const void *state, const struct task_clock *clk, struct metrics_row *r)
 {
+    const struct lft_task *t = state;
+    const struct lft_stats *st = &t->st;
+    metrics_set(r, "train_acc", st->last_acc);
+    metrics_set(r, "aux_loss", st->last_aux);
+    metrics_set(r, "aux_weight", aux_weight_of(t->cfg, clk->epoch - 1));
+    metrics_set(r, "val_loss", st->last_val_loss);
+    metrics_set(r, "val_acc", st->last_val_acc);
+    metrics_set(r, "test_acc", st->last_test); // after the last epoch only
+    metrics_set(r, "test_ci95", st->last_ci);
+    metrics_set_text(r, "ps_domain", t->d[t->seen[st->ps]].name);
+    metrics_set_text(r, "pu_domain", t->d[t->seen[st->pu]].name);
+    double g, b;
+    ft_means(t->m, &g, &b);
+    metrics_set(r, "ft_gamma", g);
+    metrics_set(r, "ft_beta", b);
+}
+
+// splits.csv: every class of every split of every domain and its role.
+static enum eg_status write_splits(void *state, const char *dir, struct eg_error *err)
+{
+    const struct lft_task *r = state;
     const char *roles[CFG_LIST_MAX];
     for (size_t i = 0; i < r->nd; i++) {
         roles[i] = i == r->unseen ? "unseen" : i == r->aux ? "seen+aux" : "seen";
@@ -688,41 +538,36 @@ static enum eg_status write_splits(struct lft_run *r, const char *dir, struct eg
     return domains_write_splits(path, r->d, roles, r->nd, err);
 }
 
-enum eg_status lft_run(const struct run_config *cfg, const struct run_options *opts,
-                       struct run_result *res, struct eg_error *err)
+static void lft_summary(const void *state, struct task_summary *s)
 {
-    *res = (struct run_result){.final_acc = NAN, .best_acc = NAN, .test_ci95 = NAN};
-    struct lft_run r;
-    enum eg_status st = lft_check(cfg, err);
-    if (st == EG_OK) {
-        st = lft_init(&r, cfg, err);
-    } else {
-        r = (struct lft_run){.cfg = cfg};
-    }
-    char path[CFG_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/metrics.csv", opts->dir);
-    if (st == EG_OK && opts->resume) {
-        st = lft_load(&r, opts->dir, err);
-        if (st == EG_OK) st = csv_reopen(path, lft_columns, NLFT, (size_t)r.st.rows, &r.metrics, err);
-    } else if (st == EG_OK) {
-        st = write_splits(&r, opts->dir, err);
-        if (st == EG_OK) st = csv_create(path, lft_columns, NLFT, &r.metrics, err);
-    }
-    r.session_start = eg_wall_seconds();
-    if (st == EG_OK) st = lft_loop(&r, opts, res, err);
-    if (st == EG_OK) {
-        st = csv_close(r.metrics, err);
-        r.metrics = NULL;
-    }
-    res->epochs_done = (size_t)r.st.epoch;
-    res->global_step = (size_t)r.st.global_step;
-    res->final_train_loss = r.st.last_loss;
-    res->final_acc = r.st.last_test;
-    res->test_ci95 = r.st.last_ci;
-    res->wall_s = r.st.wall_s + eg_wall_seconds() - r.session_start;
-    res->sec_per_step = r.st.global_step ? r.st.step_s / (double)r.st.global_step : 0.0;
-    res->sec_per_epoch = res->sec_per_step * (double)cfg->lft.episodes;
-    res->peak_rss_mb = eg_peak_rss_mb();
-    lft_free(&r);
-    return st;
+    const struct lft_task *r = state;
+    const struct run_config *cfg = r->cfg;
+    // an episode's images stand for the batch size
+    s->batch_size = cfg->lft.n_way * (cfg->lft.shot + cfg->lft.queries);
+    s->test_acc = r->st.last_test;
+    s->test_ci95 = r->st.last_ci;
+    s->val_acc = r->st.last_val_acc;
+    snprintf(s->result, sizeof s->result,
+             "test accuracy %.4f +- %.4f (%zu %zu-way %zu-shot episodes, domain %s)",
+             r->st.last_test, r->st.last_ci, cfg->lft.test_episodes, cfg->lft.n_way,
+             cfg->lft.shot, cfg->lft.unseen);
 }
+
+const struct task_ops task_lft = {
+    .name = "lft",
+    .about = "cross-domain few-shot learning with learned feature-wise transformations",
+    .learns = true,
+    .check = lft_check,
+    .describe = task_describe_default,
+    .init = lft_init,
+    .free = lft_free,
+    .steps_per_epoch = lft_steps,
+    .columns = lft_columns,
+    .ncolumns = NLFT,
+    .start = write_splits,
+    .step = lft_task_step,
+    .epoch_end = lft_epoch_end,
+    .row = lft_row,
+    .sections = lft_sections,
+    .summary = lft_summary,
+};

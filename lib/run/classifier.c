@@ -1,0 +1,277 @@
+/* classifier.c - the image-classifier base of tasks supervised, rotation and mwn
+ * (classifier.h). */
+#include "classifier.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "data/source.h"
+#include "io/checkpoint.h"
+#include "nn/backbones.h"
+#include "nn/loss.h"
+#include "nn/net.h"
+#include "nn/optim.h"
+#include "settings.h"
+
+// ---------------------------------------------------------------------------------------------
+// checks
+
+enum eg_status classifier_check_no_noise(const struct run_config *cfg, struct eg_error *err)
+{
+    if (strcmp(cfg->data.noise.type, "none") == 0) return EG_OK;
+    return eg_errorf(err, EG_ERR_CONFIG,
+                     "data.noise.type: %s: label noise is part of task mwn only (task %s)",
+                     cfg->data.noise.type, cfg->task);
+}
+
+enum eg_status classifier_check_data(const struct run_config *cfg, struct shape *s,
+                                     size_t *classes, struct eg_error *err)
+{
+    enum data_source src;
+    if (!data_source_find(cfg->data.dataset, &src)) {
+        return eg_errorf(err, EG_ERR_CONFIG, "data.dataset: unknown dataset '%s'",
+                         cfg->data.dataset);
+    }
+    switch (src) {
+    case DATA_SOURCE_MNIST:
+    case DATA_SOURCE_FASHION_MNIST:
+        *s = (struct shape){1, 28, 28};
+        *classes = 10;
+        break;
+    case DATA_SOURCE_CIFAR10:
+    case DATA_SOURCE_CIFAR100:
+        *s = (struct shape){3, 32, 32};
+        *classes = src == DATA_SOURCE_CIFAR10 ? 10 : 100;
+        break;
+    default:
+        *s = (struct shape){cfg->data.image_c, cfg->data.image_h, cfg->data.image_w};
+        *classes = src == DATA_SOURCE_SYNTHETIC ? cfg->data.classes : 0;
+        break;
+    }
+    return EG_OK;
+}
+
+enum eg_status classifier_check_model(const struct run_config *cfg, struct shape s, size_t classes,
+                                      struct eg_error *err)
+{
+    struct backbone_spec spec = run_backbone_spec(cfg);
+    const char *why = backbone_check(&spec, s, classes > 0 ? classes : 2);
+    if (why != NULL) {
+        return eg_errorf(err, EG_ERR_CONFIG,
+                         "backbone.name: %s cannot take %s's %zux%zux%zu images: %s",
+                         cfg->backbone.name, cfg->data.dataset, s.c, s.h, s.w, why);
+    }
+    if (cfg->backbone.nhidden > BACKBONE_MAX_HIDDEN) {
+        return eg_errorf(err, EG_ERR_CONFIG, "backbone.hidden: at most %d hidden layers, got %zu",
+                         BACKBONE_MAX_HIDDEN, cfg->backbone.nhidden);
+    }
+    if (cfg->data.crop_pad > 0 && (cfg->data.crop_pad >= s.h || cfg->data.crop_pad >= s.w)) {
+        return eg_errorf(err, EG_ERR_CONFIG,
+                         "data.crop_pad: %zu must be smaller than the %zux%zu images",
+                         cfg->data.crop_pad, s.h, s.w);
+    }
+    return run_check_optim(&cfg->train.optimizer, "train.optimizer", err);
+}
+
+// ---------------------------------------------------------------------------------------------
+// set-up
+
+enum eg_status classifier_load(const struct run_config *cfg, struct dataset *train,
+                               struct dataset *test, struct eg_error *err)
+{
+    const struct data_spec spec = run_data_spec(cfg);
+    return data_load(&spec, train, test, err);
+}
+
+void classifier_cut(const struct run_config *cfg, struct dataset *d)
+{
+    const size_t n = cfg->data.train_size;
+    if (n == 0 || n >= d->n) return;
+    size_t *idx = eg_xmalloc_array(n, sizeof *idx);
+    for (size_t i = 0; i < n; i++) idx[i] = i;
+    struct dataset used;
+    dataset_subset(d, idx, n, &used);
+    free(idx);
+    dataset_deinit(d);
+    *d = used;
+}
+
+enum eg_status classifier_init(struct classifier *c, const struct run_config *cfg,
+                               enum classifier_val val, struct rng *init, struct eg_error *err)
+{
+    c->cfg = cfg;
+    c->val_kind = val;
+    c->classes = c->train.classes;
+    c->st = (struct classifier_stats){
+        .best_acc = NAN, .last_acc = NAN, .last_loss = NAN, .last_val_loss = NAN};
+    struct backbone_spec spec = run_backbone_spec(cfg);
+    const char *why = backbone_check(&spec, c->train.shape, c->classes);
+    if (why != NULL) {
+        return eg_errorf(err, EG_ERR_CONFIG, "backbone.name: %s: %s", cfg->backbone.name, why);
+    }
+    c->net = backbone_new(&spec, c->train.shape, c->classes, init);
+    struct optim_params op = run_optim_params(&cfg->train.optimizer);
+    c->opt = optim_new(&op, c->net->nparams);
+
+    struct augment aug = run_augment(cfg, true), plain = run_augment(cfg, false);
+    struct rng s2;
+    rng_seed_stream(&s2, cfg->seed, CLASSIFIER_STREAM_BATCHES);
+    batcher_init(&c->batches, &c->train, NULL, c->train.n, true, &aug, rng_u64(&s2));
+    batcher_init(&c->evalb, &c->test, NULL, c->test.n, false, &plain, 0);
+    const size_t numel = shape_numel(c->train.shape);
+    if (val != CLASSIFIER_VAL_NONE) {
+        const struct augment *vaug = val == CLASSIFIER_VAL_AUGMENTED ? &aug : &plain;
+        batcher_init(&c->valb, &c->val, NULL, c->val.n, true, vaug, rng_u64(&s2));
+        c->xv = eg_xmalloc_floats(cfg->meta.batch_size * numel);
+        c->yv = eg_xmalloc_array(cfg->meta.batch_size, sizeof *c->yv);
+        rng_seed_stream(&c->st.hyper_rng, cfg->seed, CLASSIFIER_STREAM_HYPER);
+    }
+    size_t bs = cfg->train.batch_size > cfg->eval.batch_size ? cfg->train.batch_size
+                                                             : cfg->eval.batch_size;
+    c->x = eg_xmalloc_floats(bs * numel);
+    c->y = eg_xmalloc_array(bs, sizeof *c->y);
+    c->dlogits = eg_xmalloc_floats(bs * c->classes);
+    c->losses = eg_xmalloc_floats(bs);
+    c->steps_per_epoch = batcher_batches_per_epoch(&c->batches, cfg->train.batch_size);
+    return EG_OK;
+}
+
+void classifier_meta_init(struct classifier *c, size_t H)
+{
+    EG_ASSERT(c->net != NULL && c->val_kind != CLASSIFIER_VAL_NONE);
+    const struct run_config *cfg = c->cfg;
+    struct hyper_params hp = run_hyper_params(cfg, cfg->train.optimizer.lr);
+    if (hp.method != HYPER_NONE) c->hyper = hyper_new(&hp, c->net->nparams, H);
+    struct optim_params mop = run_optim_params(&cfg->meta.optimizer);
+    c->meta_opt = optim_new(&mop, H);
+}
+
+void classifier_deinit(struct classifier *c)
+{
+    if (c->batches.order != NULL) batcher_deinit(&c->batches);
+    if (c->evalb.order != NULL) batcher_deinit(&c->evalb);
+    if (c->valb.order != NULL) batcher_deinit(&c->valb);
+    hyper_free(c->hyper);
+    optim_free(c->meta_opt);
+    optim_free(c->opt);
+    net_free(c->net);
+    dataset_deinit(&c->train);
+    dataset_deinit(&c->val);
+    dataset_deinit(&c->test);
+    free(c->xv);
+    free(c->yv);
+    free(c->x);
+    free(c->y);
+    free(c->dlogits);
+    free(c->losses);
+    *c = (struct classifier){0};
+}
+
+// ---------------------------------------------------------------------------------------------
+// one iteration
+
+size_t classifier_next(struct classifier *c)
+{
+    return batcher_next(&c->batches, c->cfg->train.batch_size, c->x, c->y);
+}
+
+size_t classifier_next_val(struct classifier *c)
+{
+    if (c->hyper == NULL) return 0;
+    return batcher_next(&c->valb, c->cfg->meta.batch_size, c->xv, c->yv);
+}
+
+struct meta_step classifier_meta_step(struct classifier *c)
+{
+    return (struct meta_step){.hyper = c->hyper,
+                              .opt = c->meta_opt,
+                              .lr = (float)c->cfg->meta.optimizer.lr,
+                              .rng = &c->st.hyper_rng};
+}
+
+void classifier_add_val(struct classifier *c, const struct hyper_info *info)
+{
+    if (c->hyper == NULL || !isfinite(info->val_loss)) return;
+    c->st.val_sum += info->val_loss;
+    c->st.val_count++;
+}
+
+// ---------------------------------------------------------------------------------------------
+// evaluation
+
+void classifier_evaluate(struct classifier *c, classifier_input_fn fn, void *ctx, double *acc,
+                         double *loss)
+{
+    size_t bs = c->cfg->eval.batch_size, correct = 0, seen = 0;
+    double sum = 0.0;
+    c->evalb.pos = c->evalb.n; // start a fresh pass: the eval batcher never shuffles
+    for (size_t b = 0; b < batcher_batches_per_epoch(&c->evalb, bs); b++) {
+        size_t m = batcher_next(&c->evalb, bs, c->x, c->y);
+        const float *in = fn != NULL ? fn(ctx, c->x, m) : c->x;
+        const float *logits = net_forward(c->net, in, m, LAYER_MODE_EVAL);
+        sum += xent_forward(logits, c->y, m, c->classes, c->losses);
+        correct += xent_correct(logits, c->y, m, c->classes);
+        seen += m;
+    }
+    *acc = (double)correct / (double)seen;
+    *loss = sum / (double)seen;
+}
+
+// ---------------------------------------------------------------------------------------------
+// task_ops members
+
+size_t classifier_task_steps(const void *state)
+{
+    const struct classifier *c = state;
+    return c->steps_per_epoch;
+}
+
+enum eg_status classifier_task_epoch_end(void *state, const struct task_clock *clk,
+                                         struct eg_error *err)
+{
+    (void)err;
+    struct classifier *c = state;
+    struct classifier_stats *st = &c->st;
+    st->last_val_loss = st->val_count ? st->val_sum / (double)st->val_count : (double)NAN;
+    st->val_sum = 0.0;
+    st->val_count = 0;
+    if (!clk->eval) return EG_OK;
+    classifier_evaluate(c, NULL, NULL, &st->last_acc, &st->last_loss);
+    if (isnan(st->best_acc) || st->last_acc > st->best_acc) st->best_acc = st->last_acc;
+    return EG_OK;
+}
+
+void classifier_task_row(const void *state, const struct task_clock *clk, struct metrics_row *r)
+{
+    (void)clk;
+    const struct classifier *c = state;
+    metrics_set(r, "val_loss", c->st.last_val_loss);
+    metrics_set(r, "test_acc", c->st.last_acc);
+    metrics_set(r, "test_loss", c->st.last_loss);
+}
+
+void classifier_task_sections(void *state, struct ckpt_list *l)
+{
+    struct classifier *c = state;
+    ckpt_add(l, "", "classifier", &c->st, sizeof c->st);
+    ckpt_add(l, "", "params", c->net->params, c->net->nparams * sizeof(float));
+    ckpt_add(l, "", "stats", c->net->stats, c->net->nstats * sizeof(float));
+    optim_sections(c->opt, "optim_", l);
+    batcher_sections(&c->batches, "batch_", l);
+    if (c->val_kind != CLASSIFIER_VAL_NONE) {
+        optim_sections(c->meta_opt, "meta_optim_", l);
+        batcher_sections(&c->valb, "val_", l);
+    }
+}
+
+void classifier_task_summary(const void *state, struct task_summary *s)
+{
+    const struct classifier *c = state;
+    s->test_acc = c->st.last_acc;
+    s->best_acc = c->st.best_acc;
+    snprintf(s->result, sizeof s->result, "final test accuracy %.4f (best %.4f)", c->st.last_acc,
+             c->st.best_acc);
+}
