@@ -1,5 +1,6 @@
 # evograd - one non-recursive Makefile.
-#   make            library (build/libevograd.a) and the command (build/evograd)
+#   make            library (build/release/libevograd.a) and the command (build/release/evograd,
+#                   linked as build/evograd)
 #   make run        the default experiment (configs/default.yaml) and its plot
 #   make plots      a PNG per run (results/*/*/train.png; not for lft runs), the toy1d
 #                   figures per results/<name>/ holding toy1d runs (toy1d_*.png), and per
@@ -10,7 +11,8 @@
 #                   and per results/<name>/ holding lft runs the validation accuracy, training
 #                   episodes and FT parameters (lft_{val,train,ft}.png) and the table
 #                   (lft_table.{csv,md})
-#   make test       the Criterion suite (installs missing packages first, see .ci/ensure-deps)
+#   make test       the library's floors (tests/layers.sh), then the Criterion suite (installs
+#                   missing packages first, see .ci/ensure-deps)
 #   make bench      speed and memory benchmarks (never part of make test)
 #   make valgrind   the suite under valgrind (memcheck)
 #   make fuzz       libFuzzer on the config loader for FUZZ_TIME seconds (clang-14)
@@ -151,6 +153,7 @@ plots: $(STAMP)
 
 # The suite must really run: Criterion exits 0 on zero tests, so the synthesis line is checked.
 test: $(TESTS_BIN) $(EVOGRAD)
+	@bash tests/layers.sh
 	@cd tests && EVOGRAD_BIN=$(abspath $(EVOGRAD)) ../$(TESTS_BIN) $(TESTFLAGS) 2>&1 \
 	    | tee ../$(B)/test.log
 	@grep -Eq 'Synthesis: Tested: [1-9][0-9]* \| Passing: [0-9]+ \| Failing: 0 \| Crashing: 0' \
