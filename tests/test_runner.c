@@ -228,3 +228,26 @@ Test(runner, concurrent_runs_share_runs_csv)
     cr_assert(strstr(text, ",20,") != NULL && strstr(text, ",21,") != NULL, "%s", text);
     free(text);
 }
+
+// A run folder whose path is longer than a config path (1024 bytes) but within the runner's
+// limit: every file is written under it in full (not truncated, not refused).
+Test(runner, a_run_folder_path_of_1700_bytes_holds_every_file)
+{
+    write_tiny();
+    char rel[1800] = "long";
+    for (int i = 0; i < 7; i++) {
+        size_t n = strlen(rel);
+        rel[n] = '/';
+        memset(rel + n + 1, 'a' + i, 240);
+        rel[n + 241] = '\0';
+    }
+    cr_assert(strlen(rel) > 1024 + 600);
+    const char *args[] = {"run", "tiny.yaml", "--out", rel, "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(args, NULL), 0), "%s", e2e_read("stderr.txt"));
+    const char *files[] = {"config.yaml", "metrics.csv", "summary.csv", "DONE", "checkpoint.bin"};
+    for (size_t i = 0; i < 5; i++) {
+        char p[2048 + 64];
+        snprintf(p, sizeof p, "%s/%s/%s", e2e_dir, rel, files[i]);
+        cr_assert(access(p, F_OK) == 0, "missing %s under the long folder", files[i]);
+    }
+}

@@ -9,6 +9,7 @@
  * metrics.csv at the rows written and continues as if never stopped. */
 #include "run.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -94,7 +95,7 @@ static enum eg_status save_checkpoint(struct loop *lp, const char *dir, struct e
 {
     struct ckpt_list l;
     sections_of(lp, &l);
-    char path[CFG_PATH_MAX + 32];
+    char path[PATH_MAX + 32];
     join(path, sizeof path, dir, "checkpoint.bin");
     struct loop_state keep = lp->st;
     lp->st.wall_s += eg_wall_seconds() - lp->session_start; // as of now
@@ -107,7 +108,7 @@ static enum eg_status load_checkpoint(struct loop *lp, const char *dir, struct e
 {
     struct ckpt_list l;
     sections_of(lp, &l);
-    char path[CFG_PATH_MAX + 32];
+    char path[PATH_MAX + 32];
     join(path, sizeof path, dir, "checkpoint.bin");
     return ckpt_load(path, config_hash(lp->cfg), l.s, l.n, err);
 }
@@ -229,7 +230,7 @@ static enum eg_status train_loop(struct loop *lp, const struct run_options *o,
 static enum eg_status open_run(struct loop *lp, const struct run_options *opts,
                                struct eg_error *err)
 {
-    char path[CFG_PATH_MAX + 32];
+    char path[PATH_MAX + 32];
     join(path, sizeof path, opts->dir, "metrics.csv");
     const char *const *cols = lp->ops->columns;
     if (opts->resume) {

@@ -2,6 +2,7 @@
  * few-shot test, the metrics row and the checkpoint sections. */
 #include "task_lft.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -533,7 +534,7 @@ static enum eg_status write_splits(void *state, const char *dir, struct eg_error
     for (size_t i = 0; i < r->nd; i++) {
         roles[i] = i == r->unseen ? "unseen" : i == r->aux ? "seen+aux" : "seen";
     }
-    char path[CFG_PATH_MAX + 32];
+    char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/splits.csv", dir);
     return domains_write_splits(path, r->d, roles, r->nd, err);
 }

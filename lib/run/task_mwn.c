@@ -2,6 +2,7 @@
 #include "task_mwn.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,7 +216,7 @@ static enum eg_status write_split(void *state, const char *dir, struct eg_error 
     const struct mwn_task *t = state;
     static const char *const cols[] = {"train_images", "meta_images",    "test_images",
                                        "noise_type",   "noise_rate",     "noise_realised"};
-    char path[CFG_PATH_MAX + 32], cells[6][CFG_STR_MAX];
+    char path[PATH_MAX + 32], cells[6][CFG_STR_MAX];
     join(path, sizeof path, dir, "split.csv");
     snprintf(cells[0], sizeof cells[0], "%zu", t->c.train.n);
     snprintf(cells[1], sizeof cells[1], "%zu", t->c.val.n);
@@ -241,7 +242,7 @@ static enum eg_status write_weight_curve(void *state, const char *dir, struct eg
     const struct mwn_task *t = state;
     if (t->c.cfg->mwn.uniform_weights) return EG_OK;
     static const char *const cols[] = {"loss", "weight"};
-    char path[CFG_PATH_MAX + 32], tmp[CFG_PATH_MAX + 48];
+    char path[PATH_MAX + 32], tmp[PATH_MAX + 48];
     join(path, sizeof path, dir, "weight_curve.csv");
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     float c[MWN_CURVE_POINTS];
