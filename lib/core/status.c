@@ -14,6 +14,7 @@ const char *eg_status_name(enum eg_status s)
         [EG_ERR_CONFIG] = "config",
         [EG_ERR_ARG] = "argument",
         [EG_ERR_DIVERGED] = "diverged",
+        [EG_STOPPED] = "stopped",
     };
     return (s >= 0 && s < EG_STATUS__COUNT) ? names[s] : "unknown";
 }

@@ -14,7 +14,8 @@ enum eg_status {
     EG_ERR_FORMAT,   // a file's content is not what its format requires
     EG_ERR_CONFIG,   // a config file or override is wrong
     EG_ERR_ARG,      // a value passed by the user is out of range
-    EG_ERR_DIVERGED, // a loss or parameter became NaN or Inf
+    EG_ERR_DIVERGED, // a loss or parameter became NaN or Inf, or the loss blew up
+    EG_STOPPED,      // a stop request (a signal) interrupted a long operation: not an error
     EG_STATUS__COUNT
 };
 

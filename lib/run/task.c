@@ -31,6 +31,11 @@ void task_describe_default(const struct run_config *cfg, char *buf, size_t cap)
              cfg->backbone.name, cfg->method.name, (unsigned long long)cfg->seed);
 }
 
+bool task_stop_requested(const struct task_clock *c)
+{
+    return c->stop != NULL && *c->stop != 0;
+}
+
 const char *task_loss_diverged(double loss)
 {
     if (isfinite(loss)) return NULL;

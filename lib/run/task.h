@@ -17,6 +17,7 @@
 #ifndef EG_TASK_H
 #define EG_TASK_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,7 +46,15 @@ struct task_clock {
     float lr;        // the base learning rate of the epoch (train.schedule)
     bool eval;       // at the epoch's end: this epoch is evaluated and gets a metrics row
     bool last;       // at the epoch's end: it is the last one
+    // The run's stop request (signals, --stop-after; NULL: none). A long evaluation polls it
+    // with task_stop_requested (between batches or episodes) and returns EG_STOPPED from
+    // epoch_end: the loop then restores the sections as they were before epoch_end, writes the
+    // checkpoint and stops, so a resumed run repeats the whole epoch end.
+    const volatile sig_atomic_t *stop;
 };
+
+// True when c->stop is set (a signal or --stop-after asked the run to stop).
+bool task_stop_requested(const struct task_clock *c);
 
 // The figures of a run. The progress display reads them after every step and epoch, the runner
 // writes them into summary.csv and its last line. Numbers a task does not measure stay NaN.
@@ -128,7 +137,9 @@ struct task_ops {
     struct task_step (*step)(void *state, const struct task_clock *c);
 
     // The epoch's end: closes the task's epoch means and, when c->eval, evaluates. Errors are
-    // the task's (EG_ERR_* with a message); they end the run.
+    // the task's (EG_ERR_* with a message); they end the run. An evaluation that takes more than
+    // about a second polls task_stop_requested(c) and returns EG_STOPPED when it is true; it may
+    // leave the state half-updated (the loop restores the sections).
     enum eg_status (*epoch_end)(void *state, const struct task_clock *c, struct eg_error *err);
 
     // The task's cells of the metrics row of an evaluated epoch (after epoch_end).
