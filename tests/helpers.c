@@ -437,6 +437,72 @@ size_t csv_data_rows(const char *text)
     return lines > 0 ? lines - 1 : 0;
 }
 
+// Reads one cell at *p (updating *p to just past it, at the ',' / '\n' / NUL that ends it).
+// Copies its unquoted text into out (at least strlen(*p) + 1 bytes) unless out is NULL.
+static void rfc_cell(const char **p, char *out)
+{
+    const char *s = *p;
+    size_t n = 0;
+    if (*s == '"') {
+        for (s++;; s++) {
+            cr_assert(s[0] != '\0', "unterminated quoted cell");
+            if (*s == '"') {
+                if (s[1] != '"') break;
+                s++; // "" is one quote
+            }
+            if (out != NULL) out[n] = *s;
+            n++;
+        }
+        s++;
+        cr_assert(s[0] == ',' || s[0] == '\n' || s[0] == '\0', "text after a closing quote: %.20s",
+                  s);
+    } else {
+        for (; *s != ',' && *s != '\n' && *s != '\0'; s++) {
+            cr_assert(s[0] != '"', "quote inside a plain cell: %.20s", *p);
+            if (out != NULL) out[n] = *s;
+            n++;
+        }
+    }
+    if (out != NULL) out[n] = '\0';
+    *p = s;
+}
+
+size_t csv_text_records(const char *text)
+{
+    size_t records = 0;
+    const char *p = text;
+    while (*p != '\0') {
+        for (;;) {
+            rfc_cell(&p, NULL);
+            if (*p != ',') break;
+            p++;
+        }
+        records++;
+        if (*p == '\n') p++;
+    }
+    return records;
+}
+
+char *csv_text_cell(const char *text, size_t r, size_t col)
+{
+    const char *p = text;
+    for (size_t i = 0; *p != '\0'; i++) {
+        for (size_t c = 0;; c++) {
+            if (i == r && c == col) {
+                char *out = eg_xmalloc(strlen(p) + 1);
+                rfc_cell(&p, out);
+                return out;
+            }
+            rfc_cell(&p, NULL);
+            if (*p != ',') break;
+            p++;
+        }
+        if (i == r) return NULL; // the record has fewer columns
+        if (*p == '\n') p++;
+    }
+    return NULL;
+}
+
 static size_t spec_rowbytes(const struct png_spec *s)
 {
     size_t ch = s->color_type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2

@@ -82,6 +82,14 @@ int e2e_run(const char *const *args, const char *kill_when);
 double csv_cell(const char *text, size_t r, size_t col);
 // Data rows of a CSV text (lines after the header).
 size_t csv_data_rows(const char *text);
+// RFC 4180 reading of a CSV text, written apart from lib/io/csv.c so that it can check it: a
+// cell is either plain (up to the next ',' or '\n') or quoted ('"' ... '"', with '""' for a
+// quote and any ',', '\r' or '\n' inside). The number of records, the header included; a last
+// record without its '\n' counts too. Fails the test on malformed quoting.
+size_t csv_text_records(const char *text);
+// Cell col (0-based) of record r (0 the header), unquoted, as a new string (caller frees); NULL
+// when that record or column does not exist. Fails the test on malformed quoting.
+char *csv_text_cell(const char *text, size_t r, size_t col);
 
 // A PNG exactly as stored: data holds h rows of packed samples (16-bit ones big-endian, as in
 // the file; sub-byte ones packed from the high bits).

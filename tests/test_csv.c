@@ -1,9 +1,12 @@
-/* test_csv.c - the CSV result writer (metrics.csv: create, flush per row, reopen for a resumed
- * run, write errors) and the locked append for the shared runs.csv (header rules and 8 concurrent
- * processes). Files live in the shared temporary folder e2e_dir (helpers.h: e2e_setup in .init
- * makes a fresh one per test, e2e_teardown in .fini removes it). */
+/* test_csv.c - the CSV result writer (metrics.csv: create, flush per row, RFC 4180 quoting,
+ * reopen for a resumed run counting records rather than lines, write errors) and the locked
+ * append for the shared runs.csv (header rules, a cut-off last row, rollback of a failed write,
+ * 8 concurrent processes). Files live in the shared temporary folder e2e_dir (helpers.h:
+ * e2e_setup in .init makes a fresh one per test, e2e_teardown in .fini removes it); quoted files
+ * are read back with helpers.h's own RFC 4180 reader (csv_text_records, csv_text_cell). */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -136,8 +139,9 @@ Test(csv, reopen_with_a_different_header_fails_naming_the_file)
     cr_assert(eq(int, csv_reopen(p, COLS, 3, 1, &c, &err), EG_ERR_FORMAT));
     cr_assert(c == NULL);
     cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
-    cr_assert(strstr(err.msg, "epoch,step,val_loss") != NULL, "%s", err.msg);
-    cr_assert(strstr(err.msg, "epoch,step,train_loss") != NULL, "%s", err.msg);
+    // both headers from the first column that differs
+    cr_assert(strstr(err.msg, "from column 3 on: has 'val_loss', expected 'train_loss'") != NULL,
+              "%s", err.msg);
     char *s = e2e_read_bytes("m.csv", NULL);
     cr_assert(strcmp(s, text) == 0, "the file was modified: %s", s);
     free(s);
@@ -217,6 +221,167 @@ Test(csv, row_past_the_file_size_limit_is_reported)
     csv_close(c, NULL);
 }
 
+// Asserts that record r of text holds exactly cells[0..n) (read back with helpers.h's reader).
+static void assert_record(const char *text, size_t r, const char *const *cells, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *got = csv_text_cell(text, r, i);
+        cr_assert(got != NULL, "record %zu has no column %zu", r, i);
+        cr_assert(strcmp(got, cells[i]) == 0, "record %zu column %zu: '%s', wrote '%s'", r, i, got,
+                  cells[i]);
+        free(got);
+    }
+    char *extra = csv_text_cell(text, r, n);
+    cr_assert(extra == NULL, "record %zu has a column %zu: '%s'", r, n, extra);
+}
+
+Test(csv, cells_needing_quotes_are_quoted_and_read_back)
+{
+    const char *p = e2e_path("m.csv");
+    const char *const cols[] = {"dir", "a,b", "note"};
+    const char *const r1[] = {"results/a,b/none-seed1", "say \"hi\"", "two\nlines"};
+    const char *const r2[] = {"cr\rhere", "\"", ""};
+    const char *const r3[] = {"1.5", " spaced ", "tab\there;x|y'z"};
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_create(p, cols, 3, &c, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, csv_row(c, r1, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, csv_row(c, r2, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, csv_row(c, r3, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(sz, csv_rows(c), 3));
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+
+    char *s = e2e_read_bytes("m.csv", NULL);
+    const char *want = "dir,\"a,b\",note\n"
+                       "\"results/a,b/none-seed1\",\"say \"\"hi\"\"\",\"two\nlines\"\n"
+                       "\"cr\rhere\",\"\"\"\",\n"
+                       "1.5, spaced ,tab\there;x|y'z\n";
+    cr_assert(strcmp(s, want) == 0, "%s", s);
+    cr_assert(eq(sz, csv_text_records(s), 4));
+    assert_record(s, 0, cols, 3);
+    assert_record(s, 1, r1, 3);
+    assert_record(s, 2, r2, 3);
+    assert_record(s, 3, r3, 3);
+    free(s);
+}
+
+Test(csv, plain_cells_are_written_unquoted_byte_for_byte)
+{
+    // every printable ASCII byte but ',' and '"', a tab, UTF-8, and an empty cell
+    char ascii[128];
+    size_t n = 0;
+    for (int ch = 32; ch < 127; ch++) {
+        if (ch != ',' && ch != '"') ascii[n++] = (char)ch;
+    }
+    ascii[n] = '\0';
+    const char *const row[] = {ascii, "\t\xc3\xa9", ""};
+    const char *p = e2e_path("m.csv");
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_create(p, COLS, 3, &c, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, csv_row(c, row, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+    char want[256];
+    snprintf(want, sizeof want, "epoch,step,train_loss\n%s,\t\xc3\xa9,\n", ascii);
+    char *s = e2e_read_bytes("m.csv", NULL);
+    cr_assert(strcmp(s, want) == 0, "%s", s);
+    free(s);
+}
+
+// The rows of reopen_counts_records_not_lines: cells with quoted newlines and commas.
+static const char *const QROWS[4][3] = {
+    {"0", "a\nb", "0.5"},
+    {"1", "c,d\n\ne", "0.5"},
+    {"2", "\"\n\"", "0.5"},
+    {"3", "x", "0.5"},
+};
+
+Test(csv, reopen_counts_records_not_lines)
+{
+    const char *p = e2e_path("m.csv");
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_create(p, COLS, 3, &c, &err), EG_OK), "%s", err.msg);
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert(eq(int, csv_row(c, QROWS[i], &err), EG_OK), "%s", err.msg);
+    }
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+    char *full = e2e_read_bytes("m.csv", NULL);
+
+    // more rows than records is an error, however many lines the file has
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 5, &c, &err), EG_ERR_FORMAT));
+    cr_assert(strstr(err.msg, "has 4 complete data rows") != NULL, "%s", err.msg);
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 4, &c, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+    char *s = e2e_read_bytes("m.csv", NULL);
+    cr_assert(strcmp(s, full) == 0, "keeping every row changed the file: %s", s);
+    free(s);
+
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 2, &c, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(sz, csv_rows(c), 2));
+    s = e2e_read_bytes("m.csv", NULL);
+    cr_assert(strcmp(s, "epoch,step,train_loss\n0,\"a\nb\",0.5\n1,\"c,d\n\ne\",0.5\n") == 0, "%s",
+              s);
+    free(s);
+    put_rows(c, 8, 9);
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+    s = e2e_read_bytes("m.csv", NULL);
+    cr_assert(eq(sz, csv_text_records(s), 4));
+    assert_record(s, 1, QROWS[0], 3);
+    assert_record(s, 2, QROWS[1], 3);
+    assert_record(s, 3, (const char *const[]){"8", "80", "0.5"}, 3);
+    free(s);
+    free(full);
+}
+
+Test(csv, reopen_drops_a_row_cut_off_inside_quotes)
+{
+    const char *p = e2e_path("m.csv");
+    e2e_write("m.csv", "epoch,step,train_loss\n0,0,0.5\n1,\"a\nb");
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 2, &c, &err), EG_ERR_FORMAT));
+    cr_assert(strstr(err.msg, "has 1 complete data rows") != NULL, "%s", err.msg);
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 1, &c, &err), EG_OK), "%s", err.msg);
+    put_rows(c, 1, 2);
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+    char *s = e2e_read_bytes("m.csv", NULL);
+    cr_assert(strcmp(s, "epoch,step,train_loss\n0,0,0.5\n1,10,0.5\n") == 0, "%s", s);
+    free(s);
+}
+
+Test(csv, reopen_rejects_a_kept_row_with_broken_quoting)
+{
+    const char *p = e2e_path("m.csv");
+    const char *text = "epoch,step,train_loss\n0,0,0.5\n1,a\"b,0.5\n";
+    e2e_write("m.csv", text);
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 2, &c, &err), EG_ERR_FORMAT));
+    cr_assert(c == NULL);
+    cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, ":3:") != NULL, "the line is named: %s", err.msg);
+    char *s = e2e_read_bytes("m.csv", NULL);
+    cr_assert(strcmp(s, text) == 0, "the file was modified: %s", s);
+    free(s);
+}
+
+Test(csv, reopen_accepts_a_header_without_its_newline)
+{
+    const char *p = e2e_path("m.csv");
+    e2e_write("m.csv", "epoch,step,train_loss");
+    struct csv *c = NULL;
+    struct eg_error err = {0};
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 1, &c, &err), EG_ERR_FORMAT));
+    cr_assert(strstr(err.msg, "has 0 complete data rows") != NULL, "%s", err.msg);
+    cr_assert(eq(int, csv_reopen(p, COLS, 3, 0, &c, &err), EG_OK), "%s", err.msg);
+    put_rows(c, 1, 2);
+    cr_assert(eq(int, csv_close(c, &err), EG_OK), "%s", err.msg);
+    char *s = e2e_read_bytes("m.csv", NULL);
+    cr_assert(strcmp(s, "epoch,step,train_loss\n1,10,0.5\n") == 0, "%s", s);
+    free(s);
+}
+
 Test(csv, fmt_prints_shortest_round_trip_and_special_values)
 {
     char b[32];
@@ -239,12 +404,12 @@ Test(csv, fmt_prints_shortest_round_trip_and_special_values)
 }
 
 // No fixture folder: an aborted test never reaches .fini. /dev/null swallows the header.
-Test(csv_contract, cell_with_a_comma_is_a_bug, .signal = SIGABRT)
+Test(csv_contract, null_cell_is_a_bug, .signal = SIGABRT)
 {
     struct csv *c = NULL;
     struct eg_error err = {0};
     cr_assert(eq(int, csv_create("/dev/null", COLS, 3, &c, &err), EG_OK), "%s", err.msg);
-    const char *row[] = {"1", "2,3", "4"};
+    const char *row[] = {"1", NULL, "4"};
     csv_row(c, row, &err);
 }
 
@@ -299,18 +464,220 @@ Test(csv_append, mismatched_header_is_an_error_naming_the_file)
     e2e_write("runs.csv", "method,seed,final_acc,extra\n");
     cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_FORMAT));
     cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "has 'final_acc,extra', expected 'final_acc'") != NULL, "%s",
+              err.msg);
+
+    // without a final newline the message is just as clear
+    e2e_write("runs.csv", "method,seed,best_acc");
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_FORMAT));
+    cr_assert(strstr(err.msg, "from column 3 on: has 'best_acc', expected 'final_acc'") != NULL,
+              "%s", err.msg);
+    e2e_write("runs.csv", "method,seed");
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_FORMAT));
+    cr_assert(strstr(err.msg, "has 'seed', expected 'seed,final_acc'") != NULL, "%s", err.msg);
+    // invisible bytes are shown escaped (a file saved with CRLF line ends)
+    e2e_write("runs.csv", "method,seed,final_acc\r\nnone,1,0.5\r\n");
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_FORMAT));
+    cr_assert(strstr(err.msg, "has 'final_acc\\r', expected 'final_acc'") != NULL, "%s", err.msg);
+    s = e2e_read_bytes("runs.csv", NULL);
+    cr_assert(strcmp(s, "method,seed,final_acc\r\nnone,1,0.5\r\n") == 0, "modified: %s", s);
+    free(s);
 }
 
-Test(csv_append, row_after_a_cut_off_row_starts_on_its_own_line)
+Test(csv_append, header_without_its_newline_is_completed)
 {
     const char *p = e2e_path("runs.csv");
-    e2e_write("runs.csv", "method,seed,final_acc\nnone,1,0.");
+    e2e_write("runs.csv", "method,seed,final_acc");
     struct eg_error err = {0};
-    const char *r[] = {"evograd", "2", "0.9"};
+    const char *r[] = {"evograd", "1", "0.91"};
     cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_OK), "%s", err.msg);
     char *s = e2e_read_bytes("runs.csv", NULL);
-    cr_assert(strcmp(s, "method,seed,final_acc\nnone,1,0.\nevograd,2,0.9\n") == 0, "%s", s);
+    cr_assert(strcmp(s, "method,seed,final_acc\nevograd,1,0.91\n") == 0, "%s", s);
     free(s);
+}
+
+Test(csv_append, cells_needing_quotes_are_quoted)
+{
+    const char *p = e2e_path("runs.csv");
+    struct eg_error err = {0};
+    const char *const r1[] = {"evograd", "1", "results/a,b"};
+    const char *const r2[] = {"none", "say \"x\"", "two\nlines"};
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r1, 3, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r2, 3, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r1, 3, &err), EG_OK), "%s", err.msg);
+    char *s = e2e_read_bytes("runs.csv", NULL);
+    const char *want = "method,seed,final_acc\n"
+                       "evograd,1,\"results/a,b\"\n"
+                       "none,\"say \"\"x\"\"\",\"two\nlines\"\n"
+                       "evograd,1,\"results/a,b\"\n";
+    cr_assert(strcmp(s, want) == 0, "%s", s);
+    cr_assert(eq(sz, csv_text_records(s), 4));
+    assert_record(s, 2, r2, 3);
+    free(s);
+
+    // a header cell that needs quotes still matches itself
+    const char *q = e2e_path("q.csv");
+    const char *const cols[] = {"a,b", "c\"d", "e"};
+    cr_assert(eq(int, csv_append_locked(q, cols, r1, 3, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, csv_append_locked(q, cols, r2, 3, &err), EG_OK), "%s", err.msg);
+    s = e2e_read_bytes("q.csv", NULL);
+    cr_assert(eq(sz, csv_text_records(s), 3));
+    assert_record(s, 0, cols, 3);
+    assert_record(s, 2, r2, 3);
+    free(s);
+}
+
+Test(csv_append, cut_off_last_row_is_dropped_before_appending)
+{
+    const char *p = e2e_path("runs.csv");
+    struct eg_error err = {0};
+    const char *r[] = {"evograd", "3", "0.9"};
+    const char *const torn[] = {
+        "method,seed,final_acc\nnone,1,0.91\nnone,2,0.",          // cut inside a plain cell
+        "method,seed,final_acc\nnone,1,0.91\nnone,2,",            // cut after a comma
+        "method,seed,final_acc\nnone,1,0.91\nnone,2,0.5",         // cut just before its '\n'
+        "method,seed,final_acc\nnone,1,0.91\nnone,\"a\nb",        // cut inside quotes
+        "method,seed,final_acc\nnone,1,0.91\nnone,\"a\nb\"\"c\"", // ... or just after them
+    };
+    for (size_t i = 0; i < sizeof torn / sizeof torn[0]; i++) {
+        e2e_write("runs.csv", torn[i]);
+        cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_OK), "%zu: %s", i,
+                  err.msg);
+        char *s = e2e_read_bytes("runs.csv", NULL);
+        cr_assert(strcmp(s, "method,seed,final_acc\nnone,1,0.91\nevograd,3,0.9\n") == 0,
+                  "%zu: %s", i, s);
+        free(s);
+    }
+
+    // a cut-off first row, and a last row whose quoted newline ends the file: that one is whole
+    e2e_write("runs.csv", "method,seed,final_acc\nno");
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_OK), "%s", err.msg);
+    char *s = e2e_read_bytes("runs.csv", NULL);
+    cr_assert(strcmp(s, "method,seed,final_acc\nevograd,3,0.9\n") == 0, "%s", s);
+    free(s);
+    e2e_write("runs.csv", "method,seed,final_acc\nnone,1,\"a\n\"\n");
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_OK), "%s", err.msg);
+    s = e2e_read_bytes("runs.csv", NULL);
+    cr_assert(strcmp(s, "method,seed,final_acc\nnone,1,\"a\n\"\nevograd,3,0.9\n") == 0, "%s", s);
+    free(s);
+}
+
+Test(csv_append, a_tail_that_is_no_cut_off_row_or_broken_quoting_is_an_error)
+{
+    const char *p = e2e_path("runs.csv");
+    struct eg_error err = {0};
+    const char *r[] = {"evograd", "3", "0.9"};
+    // more cells than the columns: not the start of one of our rows, so it is not dropped
+    const char *text = "method,seed,final_acc\nnone,1,0.91\na,b,c,d";
+    e2e_write("runs.csv", text);
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_FORMAT));
+    cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, ":3:") != NULL, "the line is named: %s", err.msg);
+    char *s = e2e_read_bytes("runs.csv", NULL);
+    cr_assert(strcmp(s, text) == 0, "the file was modified: %s", s);
+    free(s);
+
+    // a quote inside a plain cell, or text after a closing quote: the records cannot be found
+    const char *const bad[] = {
+        "method,seed,final_acc\nno\"ne,1,0.91\nnone,2,0.5\n",
+        "method,seed,final_acc\n\"none\"x,1,0.91\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        e2e_write("runs.csv", bad[i]);
+        cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_ERR_FORMAT), "%zu", i);
+        cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
+        cr_assert(strstr(err.msg, ":2:") != NULL, "the line is named: %s", err.msg);
+        s = e2e_read_bytes("runs.csv", NULL);
+        cr_assert(strcmp(s, bad[i]) == 0, "the file was modified: %s", s);
+        free(s);
+    }
+}
+
+// Runs csv_append_locked(path, RUN_COLS, cells) in a child process whose files may not grow past
+// limit bytes (RLIMIT_FSIZE, with SIGXFSZ ignored so that write() fails with EFBIG instead of
+// killing it). Returns the child's status and copies its error into *err.
+static enum eg_status append_in_limited_child(const char *path, const char *const *cells,
+                                              rlim_t limit, struct eg_error *err)
+{
+    int fds[2];
+    cr_assert(pipe(fds) == 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork failed");
+    if (pid == 0) {
+        close(fds[0]);
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl;
+        struct eg_error e = {0};
+        if (getrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(2);
+        rl.rlim_cur = limit;
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(3);
+        e.status = csv_append_locked(path, RUN_COLS, cells, 3, &e);
+        // a pipe is not a file: the limit does not apply, and sizeof e < PIPE_BUF is atomic
+        _exit(write(fds[1], &e, sizeof e) == (ssize_t)sizeof e ? 0 : 4);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    while (got < sizeof *err) {
+        ssize_t n = read(fds[0], (char *)err + got, sizeof *err - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fds[0]);
+    int st = 0;
+    cr_assert(waitpid(pid, &st, 0) == pid);
+    bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    cr_assert(ok, "child failed (status %d)", st);
+    cr_assert(eq(sz, got, sizeof *err));
+    return err->status;
+}
+
+Test(csv_append, failed_write_is_rolled_back)
+{
+    const char *p = e2e_path("runs.csv");
+    const char *text = "method,seed,final_acc\nnone,1,0.91\n";
+    const char *r[] = {"evograd", "2", "0.93"};
+    e2e_write("runs.csv", text);
+    struct eg_error err = {0};
+    // 5 bytes of the 15-byte row fit: write() lands them, then fails
+    cr_assert(eq(int, append_in_limited_child(p, r, strlen(text) + 5, &err), EG_ERR_IO));
+    cr_assert(strstr(err.msg, p) != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, strerror(EFBIG)) != NULL, "the cause is reported: %s", err.msg);
+    char *s = e2e_read_bytes("runs.csv", NULL);
+    cr_assert(strcmp(s, text) == 0, "a torn row was left: %s", s);
+    free(s);
+    // the next append, with room, lands a whole row after the old ones
+    cr_assert(eq(int, csv_append_locked(p, RUN_COLS, r, 3, &err), EG_OK), "%s", err.msg);
+    s = e2e_read_bytes("runs.csv", NULL);
+    cr_assert(strcmp(s, "method,seed,final_acc\nnone,1,0.91\nevograd,2,0.93\n") == 0, "%s", s);
+    free(s);
+
+    // an empty file stays empty: the header written with the row is undone too
+    const char *e = e2e_path("empty.csv");
+    e2e_write("empty.csv", "");
+    cr_assert(eq(int, append_in_limited_child(e, r, 10, &err), EG_ERR_IO));
+    cr_assert(strstr(err.msg, e) != NULL, "%s", err.msg);
+    size_t n = 1;
+    free(e2e_read_bytes("empty.csv", &n));
+    cr_assert(eq(sz, n, 0));
+
+    // a cut-off last row is dropped first, so the file ends at its last whole row
+    e2e_write("runs.csv", "method,seed,final_acc\nnone,1,0.91\nnone,2,0.");
+    cr_assert(eq(int, append_in_limited_child(p, r, strlen(text) + 5, &err), EG_ERR_IO));
+    s = e2e_read_bytes("runs.csv", NULL);
+    cr_assert(strcmp(s, text) == 0, "%s", s);
+    free(s);
+}
+
+Test(csv_append, a_device_gets_the_record_and_its_errors_are_reported)
+{
+    // --runs /dev/null discards the row; a device has no size to check or cut back to
+    struct eg_error err = {0};
+    const char *r[] = {"evograd", "1", "0.91"};
+    cr_assert(eq(int, csv_append_locked("/dev/null", RUN_COLS, r, 3, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, csv_append_locked("/dev/full", RUN_COLS, r, 3, &err), EG_ERR_IO));
+    cr_assert(strstr(err.msg, "/dev/full") != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, strerror(ENOSPC)) != NULL, "%s", err.msg);
 }
 
 Test(csv_append, missing_folder_is_an_io_error_naming_the_file)
@@ -383,5 +750,63 @@ Test(csv_append, concurrent_appenders_each_land_whole_distinct_rows)
         rows++;
     }
     cr_assert(eq(sz, rows, (size_t)(APPENDERS * ROWS_EACH)));
+    free(s);
+}
+
+enum { ONE_ROW_APPENDERS = 8 };
+
+Test(csv_append, concurrent_appenders_each_land_one_quoted_row)
+{
+    // The children wait on a pipe that the parent closes once all exist, so they append at once.
+    const char *p = e2e_path("runs.csv");
+    int gate[2];
+    cr_assert(pipe(gate) == 0);
+    pid_t pids[ONE_ROW_APPENDERS];
+    for (int k = 0; k < ONE_ROW_APPENDERS; k++) {
+        pids[k] = fork();
+        cr_assert(pids[k] >= 0, "fork failed");
+        if (pids[k] == 0) {
+            close(gate[1]);
+            char go;
+            while (read(gate[0], &go, 1) < 0 && errno == EINTR) {}
+            char seed[16], dir[64];
+            snprintf(seed, sizeof seed, "%d", k);
+            snprintf(dir, sizeof dir, "out \"%d\",\nline %d", k, k);
+            const char *cells[] = {"evograd", seed, dir};
+            struct eg_error err;
+            if (csv_append_locked(p, RUN_COLS, cells, 3, &err) != EG_OK) {
+                fprintf(stderr, "child %d: %s\n", k, err.msg);
+                _exit(1);
+            }
+            _exit(0);
+        }
+    }
+    close(gate[0]);
+    close(gate[1]);
+    for (int k = 0; k < ONE_ROW_APPENDERS; k++) {
+        int st = 0;
+        cr_assert(waitpid(pids[k], &st, 0) == pids[k]);
+        bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        cr_assert(ok, "child %d failed", k);
+    }
+
+    char *s = e2e_read_bytes("runs.csv", NULL);
+    cr_assert(strncmp(s, "method,seed,final_acc\n", 22) == 0, "%s", s);
+    cr_assert(strstr(s + 1, "method,seed") == NULL, "a second header: %s", s);
+    cr_assert(eq(sz, csv_text_records(s), (size_t)(1 + ONE_ROW_APPENDERS)), "%s", s);
+    bool seen[ONE_ROW_APPENDERS] = {false};
+    for (size_t r = 1; r <= ONE_ROW_APPENDERS; r++) {
+        char *seed = csv_text_cell(s, r, 1);
+        cr_assert(seed != NULL, "record %zu", r);
+        char *end = NULL;
+        long k = strtol(seed, &end, 10);
+        cr_assert(end[0] == '\0' && k >= 0 && k < ONE_ROW_APPENDERS && !seen[k], "record %zu: %s",
+                  r, seed);
+        seen[k] = true;
+        char want[64];
+        snprintf(want, sizeof want, "out \"%ld\",\nline %ld", k, k);
+        assert_record(s, r, (const char *const[]){"evograd", seed, want}, 3);
+        free(seed);
+    }
     free(s);
 }

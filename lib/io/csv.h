@@ -1,7 +1,11 @@
 /* csv.h - result files. A CSV file is written one row at a time and flushed after every row, so
  * a killed run keeps every finished row. Floats are formatted %.9g (round-trips float32), and
- * setlocale is never called, so the decimal point is '.'. Cells are plain: no commas, quotes or
- * newlines (the writer rejects them as a bug, EG_ASSERT). */
+ * setlocale is never called, so the decimal point is '.'. Cells are any text, written per
+ * RFC 4180: a cell holding a ',', a '"', a CR or an LF is written inside double quotes with each
+ * inner '"' doubled (the cell  a,b  is written  "a,b"  and  say "hi"  as  "say ""hi"""); every
+ * other cell is written as it is, so files of plain cells are the same bytes as before. Rows
+ * end with '\n' (never CRLF). Where a file is read back (csv_reopen, csv_append_locked), rows
+ * are counted as records, following the quotes: a quoted line break ends no row. */
 #ifndef EG_CSV_H
 #define EG_CSV_H
 
@@ -15,8 +19,11 @@ struct csv; // an open CSV file (opaque)
 enum eg_status csv_create(const char *path, const char *const *columns, size_t ncols,
                           struct csv **out, struct eg_error *err);
 // Re-opens a CSV written by csv_create for a resumed run: checks that its header is exactly
-// columns, keeps its first keep_rows data rows, drops the rest (rows written after the
-// checkpoint the run resumes from), and appends after them. Errors name the file.
+// columns (a file that is only the header without its final '\n' is accepted, and the '\n'
+// added), keeps its first keep_rows data rows, drops the rest (rows written after the
+// checkpoint the run resumes from, and a last row cut off without its '\n', which is never
+// counted), and appends after them. Each kept row must have ncols cells. Errors name the file
+// (and the line, for a bad row or broken quoting); the file is unchanged on error.
 enum eg_status csv_reopen(const char *path, const char *const *columns, size_t ncols,
                           size_t keep_rows, struct csv **out, struct eg_error *err);
 // Writes one row of ncols cells and flushes it to the OS.
@@ -27,8 +34,19 @@ size_t csv_rows(const struct csv *c);
 enum eg_status csv_close(struct csv *c, struct eg_error *err);
 
 // Appends one row to path under an exclusive lock (flock), writing the header first when the
-// file is new or empty; an existing header must equal columns (else an error naming the file).
-// Concurrent appenders (shell loops, job arrays) each land a whole row.
+// file is new or empty; an existing header must equal columns (else an error naming the file and
+// showing both headers from the first column that differs). Concurrent appenders (shell loops,
+// job arrays) each land a whole row: the record (with the header, if due) goes out in one
+// write(). Under the lock, before writing:
+//   - a file that is only the header without its final '\n' gets the '\n';
+//   - a last row without its '\n' (cut off by a crash or a full disk in an older version) is
+//     never a complete record, so it is dropped: the file is cut back to the end of its last
+//     whole record. A last line with more cells than ncols is not such a row: that is an error
+//     and the file is left alone, as it is for quoting that is not RFC 4180.
+// If the write or the fsync fails (disk full, file size limit), the file is cut back to its size
+// before the write (a cut-off row dropped above stays dropped), so it never keeps a partial row;
+// the error names the file and the cause.
+// A path that is not a regular file (/dev/null) just gets the header and the row, unchecked.
 enum eg_status csv_append_locked(const char *path, const char *const *columns,
                                  const char *const *cells, size_t ncols, struct eg_error *err);
 
