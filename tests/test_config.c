@@ -9,6 +9,7 @@
  * test processes never share files. Tests run with tests/ as the working directory. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -412,7 +413,7 @@ static const struct bad_case bad_cases[] = {
      "checkpoint, toy1d, rotation, mwn, lft)"},
     {"name: x\ntrain:\n  optimzer: {lr: 1}\n", 0, "3:3: train.optimzer: ",
      "unknown key; did you mean 'train.optimizer'? (known keys in train: epochs, batch_size, "
-     "optimizer, schedule)"},
+     "diverge_factor, optimizer, schedule)"},
     {"train: {optimizer: {lrate: 1}}\n", 0, "1:21: train.optimizer.lrate: ",
      "unknown key (known keys in train.optimizer: name, lr, momentum, nesterov"},
     {"epochs: 3\n", 0, "1:1: epochs: ", "unknown key; did you mean 'train.epochs'?"},
@@ -475,9 +476,10 @@ static const struct bad_case bad_cases[] = {
     {"train: {optimizer: {weight_decay: -.Inf}}\n", 0,
      "1:35: train.optimizer.weight_decay: ", "expected a finite number >= 0, got '-.Inf'"},
     {"train: {optimizer: {lr: 1e999}}\n", 0,
-     "1:25: train.optimizer.lr: ", "expected a finite number > 0, got '1e999'"},
+     "1:25: train.optimizer.lr: ",
+     "expected a number > 0, got '1e999': 1e999 overflows a 32-bit float"},
     {"train: {optimizer: {lr: 1e-400}}\n", 0,
-     "1:25: train.optimizer.lr: ", "got '1e-400' (too small to represent)"},
+     "1:25: train.optimizer.lr: ", "got '1e-400': 1e-400 is 0 as a 32-bit float"},
     {"train: {optimizer: {lr: nan}}\n", 0,
      "1:25: train.optimizer.lr: ", "expected a number > 0, got 'nan'"},
     {"train: {optimizer: {lr: 0x1p-3}}\n", 0, "1:25: train.optimizer.lr: ", "got '0x1p-3'"},
@@ -709,7 +711,7 @@ static const struct bad_override bad_overrides[] = {
     {"name: x\n",
      {"train.epoch=3"},
      "override 'train.epoch=3': train.epoch: unknown key; did you mean 'train.epochs'? (known "
-     "keys in train: epochs, batch_size, optimizer, schedule)"},
+     "keys in train: epochs, batch_size, diverge_factor, optimizer, schedule)"},
     {"name: x\n",
      {"trian.epochs=3"},
      "override 'trian.epochs=3': trian: unknown key; did you mean 'train'? (known keys: name, "
@@ -725,7 +727,7 @@ static const struct bad_override bad_overrides[] = {
     {"name: x\n",
      {"train=3"},
      "override 'train=3': train: is a section, not a value; override one of its keys: epochs, "
-     "batch_size, optimizer, schedule"},
+     "batch_size, diverge_factor, optimizer, schedule"},
     {"name: x\n",
      {"train.optimizer={lr: 1}"},
      "override 'train.optimizer={lr: 1}': train.optimizer: is a section, not a value; override "
@@ -972,8 +974,8 @@ Test(config, write_then_load_gives_the_same_struct)
     // awkward doubles and strings
     const char *ov[] = {
         "train.optimizer.lr=0.30000000000000004",
-        "train.optimizer.weight_decay=2.2250738585072014e-308",
-        "train.optimizer.eps=1.7976931348623157e308",
+        "train.optimizer.weight_decay=1.1754943508222875e-38", // FLT_MIN: the smallest allowed
+        "train.optimizer.eps=3.4028234663852886e38",           // FLT_MAX: the largest
         "train.optimizer.beta2=0.99999999999999989",
         "train.schedule.min_lr=-0.0",
         "name=123",
@@ -1041,6 +1043,7 @@ static const char *const every_key[] = {
     "method.lookahead_lr=0.01",
     "train.epochs=11",
     "train.batch_size=129",
+    "train.diverge_factor=50",
     "train.optimizer.name=adam",
     "train.optimizer.lr=0.2",
     "train.optimizer.momentum=0.8",
@@ -1212,7 +1215,8 @@ Test(config, to_string_starts_with_a_comment_and_lists_every_section)
         "\ndata:\n  dataset: fashion_mnist\n",
         "  root: \"\"\n",
         "  hidden: [256, 256]\n",
-        "\ntrain:\n  epochs: 10\n  batch_size: 128\n  optimizer:\n    name: sgd\n",
+        "\ntrain:\n  epochs: 10\n  batch_size: 128\n  diverge_factor: 1e+02\n  optimizer:\n"
+        "    name: sgd\n",
         "    lr: 0.1\n",
         "    eps: 1e-08\n",
         "    milestones: []\n",
@@ -1223,6 +1227,323 @@ Test(config, to_string_starts_with_a_comment_and_lists_every_section)
         cr_assert(strstr(s, want[i]) != NULL, "missing '%s' in\n%s", want[i], s);
     }
     free(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// numbers: every number key's message names the key, the value as written, the location and
+// the schema's bound; values a 32-bit float cannot hold are refused as such
+
+// Loads text (or, when ov is not NULL, "name: x" with the one override ov) into a sentinel
+// struct; the load must fail with EG_ERR_CONFIG and leave it untouched. Returns the message in
+// err; *path_out (may be NULL) the file's path.
+static void load_fails(const char *text, const char *ov, struct eg_error *err,
+                       const char **path_out)
+{
+    e2e_write("bad.yaml", ov != NULL ? "name: x\n" : text);
+    const char *path = e2e_path("bad.yaml");
+    if (path_out != NULL) *path_out = path;
+    struct run_config c;
+    fill_sentinel(&c);
+    memset(err, 0, sizeof *err);
+    const char *ovs[1] = {ov};
+    enum eg_status st = config_load(path, ovs, ov != NULL ? 1 : 0, &c, err);
+    cr_assert(st == EG_ERR_CONFIG, "status %s for %s: %s", eg_status_name(st),
+              ov != NULL ? ov : text, err->msg);
+    cr_assert(is_sentinel(&c), "*out was written for %s", ov != NULL ? ov : text);
+}
+
+// The YAML text setting the dotted key path to value in flow style ("a: {b: {c: V}}"), and
+// *col the 1-based column of the value.
+static void nested_text(const char *path, const char *value, char *buf, size_t cap, size_t *col)
+{
+    size_t used = 0, depth = 0;
+    for (const char *p = path;;) {
+        size_t n = strcspn(p, ".");
+        used += (size_t)snprintf(buf + used, cap - used, "%.*s: ", (int)n, p);
+        if (p[n] == '\0') break;
+        used += (size_t)snprintf(buf + used, cap - used, "{");
+        depth++;
+        p += n + 1;
+    }
+    *col = used + 1;
+    used += (size_t)snprintf(buf + used, cap - used, "%s", value);
+    for (size_t d = 0; d < depth; d++)
+        used += (size_t)snprintf(buf + used, cap - used, "}");
+    snprintf(buf + used, cap - used, "\n");
+    cr_assert(used + 1 < cap);
+}
+
+// Sets path to value in a file and as an override; both must fail with "<where>: <path>:
+// expected <want>, got '<value>'<tail>" exactly, where is file:1:col or override '<path>=<value>'.
+static void check_number_message(const char *path, const char *value, const char *want,
+                                 const char *tail)
+{
+    char text[512], msg[1024], ov[256];
+    size_t col = 0;
+    nested_text(path, value, text, sizeof text, &col);
+    struct eg_error err;
+    const char *file = NULL;
+    load_fails(text, NULL, &err, &file);
+    snprintf(msg, sizeof msg, "%s:1:%zu: %s: expected %s, got '%s'%s", file, col, path, want,
+             value, tail);
+    cr_expect(strcmp(err.msg, msg) == 0, "file:\n   got: %s\n  want: %s", err.msg, msg);
+    snprintf(ov, sizeof ov, "%s=%s", path, value);
+    load_fails(NULL, ov, &err, NULL);
+    snprintf(msg, sizeof msg, "override '%s': %s: expected %s, got '%s'%s", ov, path, want, value,
+             tail);
+    cr_expect(strcmp(err.msg, msg) == 0, "override:\n   got: %s\n  want: %s", err.msg, msg);
+}
+
+// One number key as the plain reference lists it: "path number default allowed".
+struct number_key {
+    char path[128], allowed[64];
+    double lo, hi;      // hi = HUGE_VAL: no upper bound
+    bool lo_open, hi_open;
+};
+
+// Every number key of the schema, from `evograd list config`'s text (config_write_reference):
+// out (64) written; returns the count.
+static size_t number_keys(struct number_key *out)
+{
+    char *ref = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&ref, &len);
+    cr_assert(m != NULL);
+    config_write_reference(m, false);
+    cr_assert(fclose(m) == 0);
+    size_t n = 0;
+    for (char *line = ref; *line != '\0';) {
+        size_t l = strcspn(line, "\n");
+        char path[128], type[16], def[64], allowed[64];
+        char saved = line[l];
+        line[l] = '\0';
+        if (line[0] != ' ' &&
+            sscanf(line, "%127s %15s %63s %63[^\n]", path, type, def, allowed) == 4 &&
+            strcmp(type, "number") == 0) {
+            cr_assert(n < 64);
+            struct number_key *k = &out[n++];
+            snprintf(k->path, sizeof k->path, "%s", path);
+            snprintf(k->allowed, sizeof k->allowed, "%s", allowed);
+            char open = 0, close = 0;
+            if (sscanf(allowed, "%c%lf, %lf%c", &open, &k->lo, &k->hi, &close) == 4 &&
+                (open == '[' || open == '(')) {
+                k->lo_open = open == '(';
+                k->hi_open = close == ')';
+            } else {
+                k->lo_open = allowed[1] != '=';
+                cr_assert(sscanf(allowed + (k->lo_open ? 1 : 2), "%lf", &k->lo) == 1, "%s",
+                          allowed);
+                k->hi = HUGE_VAL;
+            }
+        }
+        line[l] = saved;
+        line += l + (saved == '\n');
+    }
+    free(ref);
+    return n;
+}
+
+Test(config, every_number_key_names_the_value_the_location_and_the_real_bound)
+{
+    struct number_key keys[64];
+    size_t n = number_keys(keys);
+    cr_assert(ge(sz, n, 25), "only %zu number keys found in the reference", n);
+    for (size_t i = 0; i < n; i++) {
+        const struct number_key *k = &keys[i];
+        char want[128], value[64];
+        bool bounded = k->hi != HUGE_VAL;
+        snprintf(want, sizeof want, "a number %s%s", bounded ? "in " : "", k->allowed);
+        // just outside: the open bound itself, else one past a closed one
+        if (k->lo_open) {
+            snprintf(value, sizeof value, "%g", k->lo);
+        } else if (bounded && k->hi_open) {
+            snprintf(value, sizeof value, "%g", k->hi);
+        } else if (bounded) {
+            snprintf(value, sizeof value, "%g", k->hi + 1);
+        } else {
+            snprintf(value, sizeof value, "%g", k->lo - 1);
+        }
+        check_number_message(k->path, value, want, "");
+        // beyond a float: overflow where there is no upper bound, else simply out of range
+        check_number_message(k->path, "3.4e39", want,
+                             bounded ? ""
+                                     : ": 3.4e39 overflows a 32-bit float (the largest is "
+                                       "3.40282347e+38)");
+        // a positive value in range that a float holds as 0, or only as a subnormal
+        if (k->lo < 1e-50 && (!bounded || k->hi > 1e-40)) {
+            check_number_message(k->path, "1e-50", want,
+                                 ": 1e-50 is 0 as a 32-bit float (the smallest normal float is "
+                                 "1.17549435e-38)");
+            check_number_message(k->path, "1e-40", want,
+                                 ": 1e-40 is subnormal as a 32-bit float, with lost precision "
+                                 "(the smallest normal float is 1.17549435e-38)");
+        }
+    }
+}
+
+Test(config, lr_that_a_float_cannot_hold_is_refused_and_float_limits_are_accepted)
+{
+    // The issue's cases: 3.4e39 became inf, 1e-50 became 0, with no location in the message.
+    check_number_message("train.optimizer.lr", "3.4e39", "a number > 0",
+                         ": 3.4e39 overflows a 32-bit float (the largest is 3.40282347e+38)");
+    check_number_message("train.optimizer.lr", "1e-50", "a number > 0",
+                         ": 1e-50 is 0 as a 32-bit float (the smallest normal float is "
+                         "1.17549435e-38)");
+    check_number_message("train.optimizer.lr", "1e-400", "a number > 0",
+                         ": 1e-400 is 0 as a 32-bit float (the smallest normal float is "
+                         "1.17549435e-38)");
+    check_number_message("rotation.degrees", "-1e-45", "a number in [-360, 360]",
+                         ": -1e-45 is subnormal as a 32-bit float, with lost precision (the "
+                         "smallest normal float is 1.17549435e-38)");
+    // The float limits themselves, as %.9g prints them, and zero where the bound allows it.
+    const char *ov[] = {"train.optimizer.lr=3.40282347e+38", "meta.optimizer.lr=1.17549435e-38",
+                        "train.optimizer.weight_decay=0", "rotation.init_deg=-0"};
+    struct run_config c;
+    load_ok("name: x\n", ov, sizeof ov / sizeof ov[0], &c);
+    float largest = (float)c.train.optimizer.lr, smallest = (float)c.meta.optimizer.lr;
+    cr_assert(largest == FLT_MAX && smallest == FLT_MIN);
+    cr_assert(c.train.optimizer.weight_decay == 0.0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// train.diverge_factor and the hash
+
+Test(config, diverge_factor_defaults_to_100_takes_0_for_off_and_refuses_negatives)
+{
+    struct run_config c;
+    load_ok("name: x\n", NULL, 0, &c);
+    cr_assert(c.train.diverge_factor == 100.0);
+    load_ok("train: {diverge_factor: 0}\n", NULL, 0, &c);
+    cr_assert(c.train.diverge_factor == 0.0);
+    const char *ov[] = {"train.diverge_factor=2.5"};
+    load_ok("train: {diverge_factor: 0}\n", ov, 1, &c);
+    cr_assert(c.train.diverge_factor == 2.5);
+    check_number_message("train.diverge_factor", "-1", "a number >= 0", "");
+    char *text = config_to_string(&c);
+    cr_assert(strstr(text, "\ntrain:\n  epochs: 10\n  batch_size: 128\n  diverge_factor: 2.5\n") !=
+                  NULL,
+              "%s", text);
+    free(text);
+    assert_round_trip(&c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// bounds on the input: nesting depth and anchors, refused before libyaml builds a document
+
+// text (len bytes) must be refused with exactly "<file>:<line>:<col>: <what>".
+static void check_refused_at(const char *text, size_t len, size_t line, size_t col,
+                             const char *what)
+{
+    e2e_write_bytes("deep.yaml", text, len);
+    const char *path = e2e_path("deep.yaml");
+    struct run_config c;
+    fill_sentinel(&c);
+    struct eg_error err = {0};
+    cr_assert(config_load(path, NULL, 0, &c, &err) == EG_ERR_CONFIG, "%s", err.msg);
+    char want[1024];
+    snprintf(want, sizeof want, "%s:%zu:%zu: %s", path, line, col, what);
+    cr_assert(strcmp(err.msg, want) == 0, "\n   got: %s\n  want: %s", err.msg, want);
+    cr_assert(is_sentinel(&c));
+}
+
+#define NESTING "nesting limit exceeded: lists and maps may nest at most 32 levels deep"
+
+// A buffer of n copies of unit after prefix, then suffix (caller frees); *len its length.
+static char *repeated(const char *prefix, const char *unit, size_t n, const char *suffix,
+                      size_t *len)
+{
+    size_t lp = strlen(prefix), lu = strlen(unit), ls = strlen(suffix);
+    char *buf = malloc(lp + n * lu + ls + 1);
+    cr_assert(buf != NULL);
+    memcpy(buf, prefix, lp);
+    for (size_t i = 0; i < n; i++)
+        memcpy(buf + lp + i * lu, unit, lu);
+    memcpy(buf + lp + n * lu, suffix, ls + 1);
+    *len = lp + n * lu + ls;
+    return buf;
+}
+
+Test(config, refuses_100000_open_brackets_at_the_33rd_with_the_nesting_limit)
+{
+    // Took 12 s of CPU before: libyaml's scanner walks every open '[' on each token.
+    size_t len;
+    char *text = repeated("", "[", 100000, "", &len);
+    check_refused_at(text, len, 1, 33, NESTING); // the 33rd '[' opens level 33
+    free(text);
+}
+
+Test(config, refuses_400_kb_of_nested_maps_and_lists_with_the_nesting_limit)
+{
+    // 400 kB, well-formed: took over a minute of CPU before it was refused.
+    size_t len, len2;
+    char *open = repeated("train: ", "{a: [", 60000, "", &len);
+    char *text = repeated(open, "]}", 60000, "\n", &len2);
+    cr_assert(gt(sz, len2, 400000));
+    // levels: the top-level map 1, then '{' 2k and '[' 2k+1 (k = 1, 2, ...) at columns 8 + 5(k-1)
+    // and 12 + 5(k-1); level 33 is the '[' of k = 16, at column 87
+    check_refused_at(text, len2, 1, 87, NESTING);
+    free(text);
+    free(open);
+    // block style: "- - - ... x" on one line nests a sequence per dash (level 33: the 32nd, at
+    // column 63), and a map per indented line (level 33: line 33, column 33)
+    text = repeated("train:\n", "- ", 200000, "x\n", &len);
+    check_refused_at(text, len, 2, 63, NESTING);
+    free(text);
+    char block[40 * 64 + 1];
+    size_t used = 0;
+    for (size_t d = 0; d < 40; d++)
+        used += (size_t)snprintf(block + used, sizeof block - used, "%*sa:\n", (int)d, "");
+    check_refused_at(block, used, 33, 33, NESTING);
+}
+
+Test(config, nesting_limit_counts_the_top_level_map_and_allows_32_levels)
+{
+    size_t len, len2;
+    char *open = repeated("train: ", "[", 31, "", &len);
+    char *text = repeated(open, "]", 31, "\n", &len2);
+    e2e_write("ok32.yaml", text);
+    struct run_config c;
+    struct eg_error err = {0};
+    cr_assert(config_load(e2e_path("ok32.yaml"), NULL, 0, &c, &err) == EG_ERR_CONFIG);
+    cr_assert(strstr(err.msg, ":1:8: train: expected a map, got a list") != NULL, "%s", err.msg);
+    free(text);
+    free(open);
+    open = repeated("train: ", "[", 32, "", &len);
+    text = repeated(open, "]", 32, "\n", &len2);
+    check_refused_at(text, len2, 1, 39, NESTING);
+    free(text);
+    free(open);
+}
+
+Test(config, refuses_a_deeply_nested_override_value)
+{
+    size_t len;
+    char *ov = repeated("train.optimizer.lr=", "[", 100000, "", &len);
+    struct eg_error err;
+    load_fails(NULL, ov, &err, NULL);
+    cr_assert(starts_with(err.msg, "override 'train.optimizer.lr=[[[["), "%s", err.msg);
+    cr_assert(strstr(err.msg, "...': train.optimizer.lr: " NESTING) != NULL, "%s", err.msg);
+    free(ov);
+}
+
+Test(config, refuses_more_than_64_anchors)
+{
+    // libyaml compares each anchor with every earlier one: quadratic in their number.
+    char text[65 * 16 + 64];
+    size_t used = (size_t)snprintf(text, sizeof text, "x: [");
+    for (int i = 0; i < 64; i++)
+        used += (size_t)snprintf(text + used, sizeof text - used, "&a%d 1, ", i);
+    size_t col = used + 1;
+    snprintf(text + used, sizeof text - used, "&b 1]\n");
+    check_refused_at(text, strlen(text), 1, col,
+                     "anchor limit exceeded: at most 64 YAML anchors (&name) in a document");
+    // 64 are fine: the unknown key x is the first problem
+    snprintf(text + used, sizeof text - used, "1]\n");
+    e2e_write("anchors.yaml", text);
+    struct run_config c;
+    struct eg_error err = {0};
+    cr_assert(config_load(e2e_path("anchors.yaml"), NULL, 0, &c, &err) == EG_ERR_CONFIG);
+    cr_assert(strstr(err.msg, ":1:1: x: unknown key") != NULL, "%s", err.msg);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -476,6 +476,189 @@ Test(idx, rejects_gzip_missing_its_trailer)
 }
 
 // ---------------------------------------------------------------------------------------------
+// IDX: the gzip trailer (CRC-32 and length) of every gzipped file is checked
+
+// A gzipped pair of 1,400 images of 28 x 28 (1.1 MB of pixels, more than zlib's gzread buffers,
+// the size at which it used to skip the trailer check) and their labels: GZ_IMAGES, GZ_LABELS.
+#define GZ_IMAGES "pair-images.idx.gz"
+#define GZ_LABELS "pair-labels.idx.gz"
+enum { GZ_N = 1400, GZ_SIDE = 28 };
+
+static uint8_t gz_pixel(size_t j)
+{
+    return (uint8_t)(j % 251 + j / 4099);
+}
+
+static void write_large_gz_pair(const char **images, const char **labels)
+{
+    size_t npx = (size_t)GZ_N * GZ_SIDE * GZ_SIDE;
+    uint8_t *buf = eg_xmalloc(16 + npx);
+    const uint32_t idims[3] = {GZ_N, GZ_SIDE, GZ_SIDE};
+    for (size_t j = 0; j < npx; j++)
+        buf[16 + j] = gz_pixel(j);
+    write_gz(GZ_IMAGES, buf, idx_bytes(buf, 0x00000803, idims, 3, buf + 16, npx));
+    const uint32_t ldims[1] = {GZ_N};
+    for (size_t i = 0; i < GZ_N; i++)
+        buf[8 + i] = (uint8_t)(i % 10);
+    write_gz(GZ_LABELS, buf, idx_bytes(buf, 0x00000801, ldims, 1, buf + 8, GZ_N));
+    free(buf);
+    *images = e2e_path(GZ_IMAGES);
+    *labels = e2e_path(GZ_LABELS);
+}
+
+// A path kept out of e2e_path's rotating buffers (the damage loops below call it many times).
+struct kept_path {
+    char s[512];
+};
+
+static struct kept_path keep_path(const char *path)
+{
+    struct kept_path k;
+    snprintf(k.s, sizeof k.s, "%s", path);
+    return k;
+}
+
+// Rewrites the fixture file rel as bad_rel with its last `cut` bytes removed and, unless
+// flip == 0, the byte `flip_at` bytes before the (cut) end XORed with flip. Returns its path.
+static struct kept_path damaged_copy(const char *rel, const char *bad_rel, size_t cut,
+                                     size_t flip_at, uint8_t flip)
+{
+    size_t len = 0;
+    uint8_t *bytes = e2e_read_bytes(rel, &len);
+    cr_assert(gt(sz, len, cut + flip_at), "%s has only %zu bytes", rel, len);
+    len -= cut;
+    if (flip != 0) bytes[len - flip_at] ^= flip;
+    e2e_write_bytes(bad_rel, bytes, len);
+    free(bytes);
+    return keep_path(e2e_path(bad_rel));
+}
+
+// Loads the pair in which the images file (which == 0) or the labels file (which == 1) is
+// replaced by bad; it must fail with EG_ERR_FORMAT, naming bad and the needle.
+static void check_damaged(const char *images, const char *labels, int which, const char *bad,
+                          const char *needle)
+{
+    if (which == 0) {
+        IDX_FAILS(bad, labels, 10, EG_ERR_FORMAT, bad, needle);
+    } else {
+        IDX_FAILS(images, bad, 10, EG_ERR_FORMAT, bad, needle);
+    }
+}
+
+// Every cut of 1..9 bytes (the 8-byte trailer, then into the deflate data) of both files.
+static void check_all_cuts(const char *images_path, const char *labels_path,
+                           const char *const rel[2])
+{
+    struct kept_path images = keep_path(images_path), labels = keep_path(labels_path);
+    for (int which = 0; which < 2; which++) {
+        for (size_t cut = 1; cut <= 9; cut++) {
+            struct kept_path bad = damaged_copy(rel[which], "cut.idx.gz", cut, 0, 0);
+            check_damaged(images.s, labels.s, which, bad.s, "truncated gzip stream");
+        }
+    }
+}
+
+Test(idx, loads_large_gzip_pair)
+{
+    // The base of the damage tests below must itself load, pixel for pixel.
+    const char *images, *labels;
+    write_large_gz_pair(&images, &labels);
+    struct dataset d;
+    struct eg_error err = {0};
+    cr_assert(eq(int, idx_load(images, labels, 10, &d, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(sz, d.n, GZ_N));
+    check_shape(d.shape, 1, GZ_SIDE, GZ_SIDE);
+    for (size_t j = 0; j < d.n * GZ_SIDE * GZ_SIDE; j++) {
+        cr_assert(eq(u8, d.pixels[j], gz_pixel(j)), "pixel %zu", j);
+    }
+    cr_assert(eq(i32, d.labels[GZ_N - 1], (GZ_N - 1) % 10));
+    dataset_deinit(&d);
+}
+
+Test(idx, rejects_large_gzip_cut_by_1_to_9_bytes_naming_the_file)
+{
+    const char *images, *labels;
+    write_large_gz_pair(&images, &labels);
+    const char *const rel[2] = {GZ_IMAGES, GZ_LABELS};
+    check_all_cuts(images, labels, rel);
+}
+
+Test(idx, rejects_small_gzip_cut_by_1_to_9_bytes_naming_the_file)
+{
+    const char *images, *labels;
+    write_good_pair(true, &images, &labels);
+    const char *const rel[2] = {"images.idx.gz", "labels.idx.gz"};
+    check_all_cuts(images, labels, rel);
+}
+
+Test(idx, rejects_crc_or_length_mismatch_in_the_gzip_trailer)
+{
+    // Trailer: CRC-32 (the last 8 to 5 bytes), then the length mod 2^32 (the last 4), both
+    // little-endian. One flipped bit in any of the 8 bytes of either file is refused.
+    const char *path_a, *path_b;
+    write_large_gz_pair(&path_a, &path_b);
+    struct kept_path images = keep_path(path_a), labels = keep_path(path_b);
+    write_good_pair(true, &path_a, &path_b);
+    struct kept_path small_images = keep_path(path_a), small_labels = keep_path(path_b);
+    const char *const rel[2] = {GZ_IMAGES, GZ_LABELS};
+    const char *const small_rel[2] = {"images.idx.gz", "labels.idx.gz"};
+    for (int which = 0; which < 2; which++) {
+        for (size_t at = 1; at <= 8; at++) {
+            const char *needle = at > 4 ? "CRC mismatch" : "length mismatch";
+            struct kept_path bad = damaged_copy(rel[which], "flip.idx.gz", 0, at, 0x01);
+            check_damaged(images.s, labels.s, which, bad.s, needle);
+            bad = damaged_copy(small_rel[which], "flip.idx.gz", 0, at, 0x80);
+            check_damaged(small_images.s, small_labels.s, which, bad.s, needle);
+        }
+    }
+}
+
+Test(idx, rejects_bytes_after_the_gzip_stream)
+{
+    // zlib's gzread ignores anything after a gzip member that is not another member.
+    const char *images, *labels;
+    write_good_pair(true, &images, &labels);
+    size_t len = 0;
+    uint8_t *bytes = e2e_read_bytes("images.idx.gz", &len);
+    uint8_t *longer = eg_xmalloc(len + 3);
+    memcpy(longer, bytes, len);
+    memcpy(longer + len, "\0\0\n", 3);
+    e2e_write_bytes("padded.idx.gz", longer, len + 3);
+    free(longer);
+    free(bytes);
+    const char *bad = e2e_path("padded.idx.gz");
+    IDX_FAILS(bad, labels, 10, EG_ERR_FORMAT, bad, "trailing bytes after the gzip stream");
+}
+
+Test(idx, loads_gzip_file_of_two_members)
+{
+    // RFC 1952: a gzip file is a series of members; `cat a.gz b.gz` decompresses to a then b.
+    const char *images, *labels_path;
+    write_good_pair(true, &images, &labels_path);
+    struct kept_path labels = keep_path(labels_path);
+    uint8_t buf[512];
+    size_t n = fx_images(buf, FX_N, FX_PIXELS, 0);
+    write_gz("part1.gz", buf, 50);
+    write_gz("part2.gz", buf + 50, n - 50);
+    size_t len1 = 0, len2 = 0;
+    uint8_t *p1 = e2e_read_bytes("part1.gz", &len1);
+    uint8_t *p2 = e2e_read_bytes("part2.gz", &len2);
+    uint8_t *both = eg_xmalloc(len1 + len2);
+    memcpy(both, p1, len1);
+    memcpy(both + len1, p2, len2);
+    e2e_write_bytes("two-members.idx.gz", both, len1 + len2);
+    free(both);
+    free(p1);
+    free(p2);
+    struct dataset d;
+    struct eg_error err = {0};
+    cr_assert(eq(int, idx_load(e2e_path("two-members.idx.gz"), labels.s, 10, &d, &err), EG_OK),
+              "%s", err.msg);
+    check_fixture_dataset(&d);
+    dataset_deinit(&d);
+}
+
+// ---------------------------------------------------------------------------------------------
 // IDX: the real Fashion-MNIST files
 
 static void skip_without_fashion_mnist(void)

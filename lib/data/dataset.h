@@ -47,10 +47,13 @@ void dataset_class_counts(const struct dataset *d, size_t *counts);
 // wrong (err); *out is filled only on success.
 
 // An IDX image file (magic 0x00000803, unsigned bytes, dims n x h x w) and its IDX label file
-// (magic 0x00000801, dims n), gzipped or raw (zlib reads both). Labels must be < classes.
-// Gives 1-channel images. Limits: h, w <= 65,536, h*w <= 2^24, n*h*w <= 4 GiB. Status EG_ERR_IO
-// for open/read failures, EG_ERR_FORMAT for bad content (magic, dimensions, truncation, corrupt
-// gzip, trailing bytes, count mismatch, label range), EG_ERR_ARG for classes == 0.
+// (magic 0x00000801, dims n), each gzipped (a file starting 1f 8b) or raw. A gzipped file must
+// end exactly where its gzip stream does, with every member's CRC-32 and length matching.
+// Labels must be < classes. Gives 1-channel images. Limits: h, w <= 65,536, h*w <= 2^24,
+// n*h*w <= 4 GiB. Status EG_ERR_IO for open/read failures, EG_ERR_FORMAT for bad content (magic,
+// dimensions, truncation, a truncated gzip stream, corrupt gzip data or a CRC or length mismatch,
+// trailing bytes, count mismatch, label range), EG_ERR_ARG for classes == 0; the message names
+// the file.
 enum eg_status idx_load(const char *images_path, const char *labels_path, size_t classes,
                         struct dataset *out, struct eg_error *err);
 

@@ -5,11 +5,14 @@
  * Every value is validated where it is read, so an error names the node it came from
  * (`file:line:col:`, 1-based, from libyaml's start marks) or the override, then the dotted key
  * path. Cross-key checks run after the overrides, located where the offending key was set.
- * Nothing reaches the caller's struct until everything passed. A libyaml document is owned by
- * the function that loaded it and deleted before that function returns. */
+ * Nothing reaches the caller's struct until everything passed. Text is first streamed through
+ * libyaml's event parser to enforce the nesting and anchor limits (config.h), then loaded as a
+ * document; a libyaml document is owned by the function that loaded it and deleted before that
+ * function returns. */
 #include "config.h"
 
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -20,9 +23,6 @@
 #include <yaml.h>
 
 #include "core/alloc.h"
-
-// A config is a few kB; the cap keeps hostile inputs (fuzzing) cheap.
-#define CFG_FILE_MAX (1u << 20)
 
 // ---------------------------------------------------------------------------------------------
 // The tables
@@ -245,6 +245,13 @@ static const struct cfg_section method_section = SECTION("method", method_keys);
 static const struct cfg_key train_keys[] = {
     KEY_SIZE("epochs", train.epochs, 1, 100000, 10, "training epochs"),
     KEY_SIZE("batch_size", train.batch_size, 1, 1000000, 128, "training batch size"),
+    {
+        .key = "diverge_factor", .type = CFG_NUMBER, .offset = OFF(train.diverge_factor),
+        .size = MSIZE(train.diverge_factor), .lo = 0.0, .hi = HUGE_VAL, .def_d = 100.0,
+        .desc = "the run stops as diverged (exit 3, metrics kept) when an epoch's mean training "
+                "loss exceeds diverge_factor times the loss of the run's first step (the "
+                "untrained model's); 0 = off",
+    },
     KEY_SECTION("optimizer", optimizer_section),
     KEY_SECTION("schedule", schedule_section),
 };
@@ -853,7 +860,8 @@ static enum parse_result parse_uint(const char *s, size_t len, uint64_t *out)
 }
 
 // A decimal number ("0.1", "-3", "5e-4", "+1.5E+3"); YAML's .inf and .nan are recognised only
-// to be rejected as not finite. No hex, no inf/nan words, no spaces.
+// to be rejected as not finite. No hex, no inf/nan words, no spaces. PARSE_TOO_LARGE and
+// PARSE_TOO_SMALL: beyond a double's range (strtod's ERANGE).
 static enum parse_result parse_number(const char *s, size_t len, double *out)
 {
     static const char *const non_finite[] = {".inf",  ".Inf",  ".INF",  "+.inf", "+.Inf",
@@ -876,7 +884,7 @@ static enum parse_result parse_number(const char *s, size_t len, double *out)
     char *end = NULL;
     double d = strtod(s, &end);
     if (end != s + len) return PARSE_BAD;
-    if (errno == ERANGE) return fabs(d) > 1.0 ? PARSE_NOT_FINITE : PARSE_TOO_SMALL;
+    if (errno == ERANGE) return fabs(d) > 1.0 ? PARSE_TOO_LARGE : PARSE_TOO_SMALL;
     if (!isfinite(d)) return PARSE_NOT_FINITE;
     *out = d;
     return PARSE_OK;
@@ -902,6 +910,30 @@ static enum eg_status get_uint(const struct loader *ld, const struct cfg_key *k,
     }
     *out = v;
     return EG_OK;
+}
+
+// Numbers are stored as doubles but used as 32-bit floats (lr, sigma, ...): NULL if the float
+// nearest d is d's honest stand-in, else why not, to follow the value in a message ("is 0 as a
+// 32-bit float"). A nonzero value that becomes 0 or a subnormal (below FLT_MIN, where precision
+// is lost) is refused, and so is one that rounds to infinity. r: parse_number's
+// result for d (PARSE_TOO_LARGE and PARSE_TOO_SMALL: beyond even a double).
+static const char *float_trouble(enum parse_result r, double d)
+{
+    // FLT_MAX plus half an ulp, 2^128 - 2^103: the least magnitude (float) rounds to infinity.
+    // Below it (float)d rounds to a finite float. The bounds in the messages are FLT_MAX and
+    // FLT_MIN as %.9g prints them (the digits that identify a float); both are accepted.
+    const double float_overflow = 0x1.ffffffp+127;
+    if (r == PARSE_TOO_LARGE || fabs(d) >= float_overflow) {
+        return "overflows a 32-bit float (the largest is 3.40282347e+38)";
+    }
+    if (r == PARSE_TOO_SMALL || (d != 0.0 && (float)d == 0.0f)) {
+        return "is 0 as a 32-bit float (the smallest normal float is 1.17549435e-38)";
+    }
+    if (d != 0.0 && fabsf((float)d) < FLT_MIN) {
+        return "is subnormal as a 32-bit float, with lost precision (the smallest normal float is "
+               "1.17549435e-38)";
+    }
+    return NULL;
 }
 
 static enum eg_status set_list(struct loader *ld, yaml_document_t *doc, const struct cfg_key *k,
@@ -1131,13 +1163,18 @@ static enum eg_status set_value(struct loader *ld, yaml_document_t *doc, const s
         if (r == PARSE_NOT_FINITE) {
             return fail(ld, at, path, "expected a finite %s, got '%s'", want + 2, show(s, len).s);
         }
-        if (r == PARSE_TOO_SMALL) {
-            return fail(ld, at, path, "expected %s, got '%s' (too small to represent)", want,
-                        show(s, len).s);
+        if (r == PARSE_OK) {
+            bool ok = (k->lo_open ? d > k->lo : d >= k->lo) &&
+                      (k->hi == HUGE_VAL || (k->hi_open ? d < k->hi : d <= k->hi));
+            if (!ok) return fail(ld, at, path, "expected %s, got '%s'", want, show(s, len).s);
+        } else if (r == PARSE_BAD) {
+            return fail(ld, at, path, "expected %s, got '%s'", want, show(s, len).s);
         }
-        bool ok = r == PARSE_OK && (k->lo_open ? d > k->lo : d >= k->lo) &&
-                  (k->hi == HUGE_VAL || (k->hi_open ? d < k->hi : d <= k->hi));
-        if (!ok) return fail(ld, at, path, "expected %s, got '%s'", want, show(s, len).s);
+        const char *why = float_trouble(r, d);
+        if (why != NULL) {
+            struct shown v = show(s, len);
+            return fail(ld, at, path, "expected %s, got '%s': %s %s", want, v.s, v.s, why);
+        }
         *(double *)(void *)dst = d;
         break;
     }
@@ -1193,6 +1230,7 @@ static enum eg_status walk_map(struct loader *ld, yaml_document_t *doc,
 struct yaml_problem {
     char what[400];
     size_t line, col; // 1-based
+    bool over_limit;  // well-formed as far as read, but beyond CFG_NEST_MAX or CFG_ANCHORS_MAX
 };
 
 // The byte at 0-based (line, character column) of buf, or -1 past the end.
@@ -1254,17 +1292,86 @@ static void describe_problem(const yaml_parser_t *p, const char *buf, size_t len
     }
 }
 
+static void yaml_parser_start(yaml_parser_t *parser, const char *buf, size_t len)
+{
+    if (!yaml_parser_initialize(parser)) {
+        fprintf(stderr, "evograd: out of memory (yaml_parser_initialize)\n");
+        abort();
+    }
+    yaml_parser_set_input_string(parser, (const unsigned char *)buf, len);
+}
+
+// Streams buf[0..len) through libyaml's event parser, which keeps no tree, and refuses it at the
+// first list or map nested deeper than CFG_NEST_MAX, or at the first anchor after
+// CFG_ANCHORS_MAX, before yaml_parser_load sees it. Why: libyaml's scanner walks every open
+// flow level ('[' or '{') on each token, and its composer compares every anchor or alias with
+// every earlier anchor, so a 400 kB file of nested lists cost minutes before it could be
+// refused. Within both bounds each token costs O(1) (the scanner reads at most about 1 kB
+// ahead of the parser), so loading is linear in the input. true: within bounds (a malformed
+// document is left to yaml_parser_load to report); false: *problem says why.
+static bool yaml_check_bounds(const char *buf, size_t len, struct yaml_problem *problem)
+{
+    yaml_parser_t parser;
+    yaml_parser_start(&parser, buf, len);
+    size_t depth = 0, anchors = 0;
+    bool ok = true;
+    for (bool more = true; more && ok;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) break; // malformed: yaml_parser_load says where
+        const char *anchor = NULL;
+        switch (ev.type) {
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            anchor = (const char *)(ev.type == YAML_SEQUENCE_START_EVENT
+                                        ? ev.data.sequence_start.anchor
+                                        : ev.data.mapping_start.anchor);
+            if (++depth > CFG_NEST_MAX) {
+                snprintf(problem->what, sizeof problem->what,
+                         "nesting limit exceeded: lists and maps may nest at most %d levels deep",
+                         CFG_NEST_MAX);
+                ok = false;
+            }
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            break;
+        case YAML_SCALAR_EVENT:
+            anchor = (const char *)ev.data.scalar.anchor;
+            break;
+        case YAML_STREAM_END_EVENT:
+            more = false;
+            break;
+        default:
+            break;
+        }
+        if (ok && anchor != NULL && ++anchors > CFG_ANCHORS_MAX) {
+            snprintf(problem->what, sizeof problem->what,
+                     "anchor limit exceeded: at most %d YAML anchors (&name) in a document",
+                     CFG_ANCHORS_MAX);
+            ok = false;
+        }
+        if (!ok) {
+            problem->line = ev.start_mark.line + 1;
+            problem->col = ev.start_mark.column + 1;
+            problem->over_limit = true;
+        }
+        if (ev.type == YAML_DOCUMENT_END_EVENT) anchors = 0; // anchors are per document
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return ok;
+}
+
 // Parses buf[0..len) as one YAML document. true: *doc is loaded (its root is NULL when the
 // stream holds no document) and the caller deletes it. false: *problem says why; nothing to free.
 static bool yaml_load_one(const char *buf, size_t len, yaml_document_t *doc,
                           struct yaml_problem *problem)
 {
+    problem->over_limit = false;
+    if (!yaml_check_bounds(buf, len, problem)) return false;
     yaml_parser_t parser;
-    if (!yaml_parser_initialize(&parser)) {
-        fprintf(stderr, "evograd: out of memory (yaml_parser_initialize)\n");
-        abort();
-    }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+    yaml_parser_start(&parser, buf, len);
     bool ok = yaml_parser_load(&parser, doc) != 0;
     if (!ok) {
         describe_problem(&parser, buf, len, problem);
@@ -1359,7 +1466,8 @@ static enum eg_status apply_override(struct loader *ld, const char *ov)
     yaml_document_t doc;
     struct yaml_problem problem;
     if (!yaml_load_one(value, strlen(value), &doc, &problem)) {
-        return fail(ld, at, path, "malformed YAML value: %s", problem.what);
+        return fail(ld, at, path, "%s%s", problem.over_limit ? "" : "malformed YAML value: ",
+                    problem.what);
     }
     // An empty value (or only a comment) is the empty string.
     unsigned char empty_text[1] = {0};
@@ -1525,7 +1633,7 @@ enum eg_status config_load(const char *config_path, const char *const *overrides
     free(buf); // libyaml's nodes hold their own copies of the text
     if (!loaded) {
         st = fail(ld, (struct cfg_loc){.line = problem.line, .col = problem.col}, NULL,
-                  "malformed YAML: %s", problem.what);
+                  "%s%s", problem.over_limit ? "" : "malformed YAML: ", problem.what);
         goto done;
     }
     yaml_node_t *root = yaml_document_get_root_node(&doc);

@@ -7,7 +7,20 @@
  * Unknown keys, duplicate keys, wrong types (a map where a number belongs, ...), out-of-range
  * values, values outside an enum's choices, malformed YAML, non-finite numbers, empty files and
  * missing files are errors. Numbers are parsed with strtod/strtoll and checked (end pointer,
- * ERANGE, isfinite); never atoi. Keys left out take their defaults.
+ * ERANGE, isfinite); never atoi. Numbers are used as 32-bit floats, so a nonzero one that a
+ * float holds only as 0 or as a subnormal, or one that overflows it (lr=1e-50, lr=3.4e39), is
+ * refused as such, for every number key. Messages for numbers quote the value as written and
+ * the schema's bound (> or >=):
+ *   override 'train.optimizer.lr=3.4e39': train.optimizer.lr: expected a number > 0, got
+ *   '3.4e39': 3.4e39 overflows a 32-bit float (the largest is 3.40282347e+38)
+ * Keys left out take their defaults.
+ *
+ * Bounds on the input, so that hostile files cost little: at most CFG_FILE_MAX bytes, lists and
+ * maps nested at most CFG_NEST_MAX (32) levels deep (a config needs 3: the top-level map,
+ * train, train.optimizer), at most CFG_ANCHORS_MAX (64) YAML anchors. These
+ * are checked while libyaml streams the text, before it builds a document, so loading time is
+ * linear in the input:
+ *   configs/x.yaml:1:33: nesting limit exceeded: lists and maps may nest at most 32 levels deep
  *
  * The resolved config written by config_write is itself a valid input: loading it (with no
  * overrides) gives the same struct run_config, so a run can be repeated from its config.yaml. */
@@ -24,6 +37,9 @@
 #define CFG_STR_MAX 64
 #define CFG_PATH_MAX 1024
 #define CFG_LIST_MAX 16
+#define CFG_FILE_MAX (1u << 20) // bytes in a config file
+#define CFG_NEST_MAX 32         // nesting depth of YAML lists and maps
+#define CFG_ANCHORS_MAX 64      // YAML anchors (&name) in one document
 
 struct optim_config {
     char name[CFG_STR_MAX];   // sgd | adam
@@ -81,6 +97,9 @@ struct run_config {
     } method;
     struct {
         size_t epochs, batch_size;
+        double diverge_factor;      // >= 0; 0 = off: the run stops as diverged (exit 3, metrics
+                                    // kept) when an epoch's mean training loss exceeds
+                                    // diverge_factor times the mean loss of the run's first steps
         struct optim_config optimizer;
         struct schedule_config schedule;
     } train;
@@ -143,9 +162,9 @@ enum eg_status config_load(const char *config_path, const char *const *overrides
 // comment. Loading the output gives back *c exactly (floats as %.17g).
 void config_write(const struct run_config *c, FILE *f);
 
-// The resolved YAML as a string (caller frees); its 64-bit FNV-1a hash identifies the config in
-// checkpoints.
+// The resolved YAML as a string (caller frees), as config_write writes it.
 char *config_to_string(const struct run_config *c);
+// The 64-bit FNV-1a hash of that YAML, which identifies the config in checkpoints.
 uint64_t config_hash(const struct run_config *c);
 
 // Reference documentation of every key from the tables: key, type, default, bounds or choices,
