@@ -414,7 +414,8 @@ Test(relation, evaluate_reports_mean_and_population_ci95_of_the_episodes)
     struct rng rng;
     rng_seed(&rng, 61);
     cr_assert(eq(int,
-                 relation_evaluate(r, set.feats, &set.ci, n_way, 2, q, E, &rng, acc, &res, &err),
+                 relation_evaluate(r, set.feats, &set.ci, n_way, 2, q, E, &rng, NULL, acc, &res,
+                                   &err),
                  EG_OK));
     cr_assert(eq(sz, res.episodes, E));
     double sum = 0.0, ss = 0.0;
@@ -439,7 +440,8 @@ Test(relation, evaluate_reports_mean_and_population_ci95_of_the_episodes)
     struct fewshot_result res2;
     rng_seed(&rng, 61);
     cr_assert(eq(int,
-                 relation_evaluate(r, set.feats, &set.ci, n_way, 2, q, E, &rng, NULL, &res2, &err),
+                 relation_evaluate(r, set.feats, &set.ci, n_way, 2, q, E, &rng, NULL, NULL, &res2,
+                                   &err),
                  EG_OK));
     cr_assert(res2.mean == res.mean && res2.ci95 == res.ci95);
     free(params0);
@@ -460,9 +462,12 @@ Test(relation, evaluate_is_deterministic_for_a_seed)
     rng_seed(&g2, 71);
     rng_seed(&g3, 72);
     struct relation_head *h1 = make_head(feat, 10), *h2 = make_head(feat, 10);
-    cr_assert(relation_evaluate(h1, set.feats, &set.ci, 4, 1, 4, 25, &g1, a1, &r1, &err) == EG_OK);
-    cr_assert(relation_evaluate(h2, set.feats, &set.ci, 4, 1, 4, 25, &g2, a2, &r2, &err) == EG_OK);
-    cr_assert(relation_evaluate(h1, set.feats, &set.ci, 4, 1, 4, 25, &g3, a3, &r3, &err) == EG_OK);
+    cr_assert(relation_evaluate(h1, set.feats, &set.ci, 4, 1, 4, 25, &g1, NULL, a1, &r1, &err) ==
+              EG_OK);
+    cr_assert(relation_evaluate(h2, set.feats, &set.ci, 4, 1, 4, 25, &g2, NULL, a2, &r2, &err) ==
+              EG_OK);
+    cr_assert(relation_evaluate(h1, set.feats, &set.ci, 4, 1, 4, 25, &g3, NULL, a3, &r3, &err) ==
+              EG_OK);
     cr_assert(memcmp(a1, a2, sizeof a1) == 0);
     cr_assert(r1.mean == r2.mean && r1.ci95 == r2.ci95);
     cr_assert(memcmp(&g1, &g2, sizeof g1) == 0, "the same draws");
@@ -484,7 +489,8 @@ Test(relation, evaluate_rejects_a_set_with_fewer_classes_than_n_way)
     struct rng rng, before;
     rng_seed(&rng, 81);
     before = rng;
-    enum eg_status st = relation_evaluate(r, set.feats, &set.ci, 5, 1, 2, 4, &rng, acc, &res, &err);
+    enum eg_status st =
+        relation_evaluate(r, set.feats, &set.ci, 5, 1, 2, 4, &rng, NULL, acc, &res, &err);
     cr_assert(eq(int, st, EG_ERR_ARG));
     cr_log_info("%s", err.msg);
     cr_assert(strstr(err.msg, "5-way") != NULL && strstr(err.msg, "3 classes") != NULL, "%s",
@@ -494,7 +500,7 @@ Test(relation, evaluate_rejects_a_set_with_fewer_classes_than_n_way)
         cr_assert(acc[e] == -1.0);
     cr_assert(memcmp(&rng, &before, sizeof rng) == 0);
     // enough classes, too few images in each: 9 + 2 > 10
-    st = relation_evaluate(r, set.feats, &set.ci, 3, 9, 2, 4, &rng, acc, &res, &err);
+    st = relation_evaluate(r, set.feats, &set.ci, 3, 9, 2, 4, &rng, NULL, acc, &res, &err);
     cr_assert(eq(int, st, EG_ERR_ARG));
     cr_assert(strstr(err.msg, "11 images") != NULL, "%s", err.msg);
     relation_head_free(r);
@@ -519,8 +525,8 @@ Test(relation, training_on_episodes_separates_class_identifying_features)
     rng_seed(&rng, 91);
     struct fewshot_result before, after;
     struct eg_error err;
-    cr_assert(relation_evaluate(r, set.feats, &set.ci, n_way, 1, 15, 100, &rng, NULL, &before,
-                                &err) == EG_OK);
+    cr_assert(relation_evaluate(r, set.feats, &set.ci, n_way, 1, 15, 100, &rng, NULL, NULL,
+                                &before, &err) == EG_OK);
 
     const size_t S = n_way * k, Q = n_way * q;
     float *fs = eg_xmalloc_floats(S * m), *fq = eg_xmalloc_floats(Q * m);
@@ -543,8 +549,8 @@ Test(relation, training_on_episodes_separates_class_identifying_features)
         if (t < 20) first += L / 20.0;
         if (t >= steps - 20) last += L / 20.0;
     }
-    cr_assert(relation_evaluate(r, set.feats, &set.ci, n_way, 1, 15, 100, &rng, NULL, &after,
-                                &err) == EG_OK);
+    cr_assert(relation_evaluate(r, set.feats, &set.ci, n_way, 1, 15, 100, &rng, NULL, NULL,
+                                &after, &err) == EG_OK);
     cr_log_info("loss %.4f -> %.4f; accuracy %.4f +- %.4f -> %.4f +- %.4f", first, last,
                 before.mean, before.ci95, after.mean, after.ci95);
     cr_assert(lt(dbl, last, first));

@@ -222,8 +222,7 @@ static void build_resnet(struct net *net, const struct backbone_spec *s, size_t 
     if (!s->features_only) head(net, net_global_avgpool(net, x), classes, INIT_TORCH_DEFAULT);
 }
 
-struct net *backbone_new(const struct backbone_spec *spec, struct shape in, size_t classes,
-                         struct rng *rng)
+struct net *backbone_build(const struct backbone_spec *spec, struct shape in, size_t classes)
 {
     EG_ASSERT(backbone_check(spec, in, classes) == NULL);
     struct net *net = net_new(in);
@@ -244,6 +243,13 @@ struct net *backbone_new(const struct backbone_spec *spec, struct shape in, size
         build_resnet(net, spec, classes);
         break;
     }
+    return net;
+}
+
+struct net *backbone_new(const struct backbone_spec *spec, struct shape in, size_t classes,
+                         struct rng *rng)
+{
+    struct net *net = backbone_build(spec, in, classes);
     net_finalize(net, rng);
     return net;
 }

@@ -69,5 +69,9 @@ const char *backbone_check(const struct backbone_spec *spec, struct shape in, si
 // Caller frees with net_free.
 struct net *backbone_new(const struct backbone_spec *spec, struct shape in, size_t classes,
                          struct rng *rng);
+// The same network's layers without net_finalize: shapes and counts but no parameter blocks and
+// nothing initialised, for sizing a network that may be too large to build (net.h: net_count,
+// net_batch_bytes). The spec must pass backbone_check (EG_ASSERT). Caller frees with net_free.
+struct net *backbone_build(const struct backbone_spec *spec, struct shape in, size_t classes);
 
 #endif // EG_BACKBONES_H

@@ -173,6 +173,34 @@ size_t net_add(struct net *net, size_t in, size_t in2)
 // ---------------------------------------------------------------------------------------------
 // finalize: parameter blocks and the in-place plan
 
+// The in-place plan: nconsumers (nodes) written with the readers of each node (the output node
+// counts as read by the caller), buf_of (nodes) with the activation buffer of each node. Returns
+// the number of buffers. Reads only the layer graph, so it serves net_batch_bytes before
+// net_finalize too.
+static size_t plan_buffers(const struct net *net, size_t *nconsumers, size_t *buf_of)
+{
+    const size_t nodes = net->nlayers + 1;
+    memset(nconsumers, 0, nodes * sizeof *nconsumers);
+    for (size_t i = 0; i < net->nlayers; i++) {
+        for (size_t k = 0; k < net->layers[i].nin; k++) nconsumers[net->layers[i].in[k]]++;
+    }
+    nconsumers[nodes - 1]++;
+
+    // In place: the layer allows it, its first input is read by it alone, is not the network's
+    // input, has the same shape, and the input's producer does not read its own output later.
+    size_t nbufs = 1; // buffer 0 holds the network's input
+    buf_of[0] = 0;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        const struct layer *l = &net->layers[i];
+        size_t src = l->in[0];
+        bool inplace = l->ops->can_run_in_place && src != 0 && nconsumers[src] == 1 &&
+                       shape_eq(net->node_shape[src], l->out_shape) &&
+                       !net->layers[src - 1].ops->backward_reads_y;
+        buf_of[i + 1] = inplace ? buf_of[src] : nbufs++;
+    }
+    return nbufs;
+}
+
 void net_finalize(struct net *net, struct rng *rng)
 {
     EG_ASSERT(!net->finalized);
@@ -211,25 +239,9 @@ void net_finalize(struct net *net, struct rng *rng)
         }
     }
 
-    // Readers of each node; the output node counts as read by the caller.
     net->nconsumers = eg_xcalloc(nodes, sizeof *net->nconsumers);
-    for (size_t i = 0; i < net->nlayers; i++) {
-        for (size_t k = 0; k < net->layers[i].nin; k++) net->nconsumers[net->layers[i].in[k]]++;
-    }
-    net->nconsumers[nodes - 1]++;
-
-    // In place: the layer allows it, its first input is read by it alone, is not the network's
-    // input, has the same shape, and the input's producer does not read its own output later.
     net->buf_of = eg_xcalloc(nodes, sizeof *net->buf_of);
-    net->nbufs = 1; // buffer 0 holds the network's input
-    for (size_t i = 0; i < net->nlayers; i++) {
-        const struct layer *l = &net->layers[i];
-        size_t src = l->in[0];
-        bool inplace = l->ops->can_run_in_place && src != 0 && net->nconsumers[src] == 1 &&
-                       shape_eq(net->node_shape[src], l->out_shape) &&
-                       !net->layers[src - 1].ops->backward_reads_y;
-        net->buf_of[i + 1] = inplace ? net->buf_of[src] : net->nbufs++;
-    }
+    net->nbufs = plan_buffers(net, net->nconsumers, net->buf_of);
     net->bufs = eg_xcalloc(net->nbufs, sizeof *net->bufs);
     net->gbuf = eg_xcalloc(nodes, sizeof *net->gbuf);
     net->gpool = eg_xcalloc(nodes, sizeof *net->gpool);
@@ -243,16 +255,21 @@ struct shape net_out_shape(const struct net *net)
     return net->node_shape[net->nlayers];
 }
 
-// Largest per-sample size over the nodes sharing buffer b.
-static size_t buffer_numel(const struct net *net, size_t b)
+// Largest per-sample size over the nodes sharing buffer b of the plan buf_of.
+static size_t plan_buffer_numel(const struct net *net, const size_t *buf_of, size_t b)
 {
     size_t m = 0;
     for (size_t j = 0; j <= net->nlayers; j++) {
-        if (net->buf_of[j] == b && shape_numel(net->node_shape[j]) > m) {
+        if (buf_of[j] == b && shape_numel(net->node_shape[j]) > m) {
             m = shape_numel(net->node_shape[j]);
         }
     }
     return m;
+}
+
+static size_t buffer_numel(const struct net *net, size_t b)
+{
+    return plan_buffer_numel(net, net->buf_of, b);
 }
 
 static size_t max_node_numel(const struct net *net)
@@ -414,6 +431,75 @@ size_t net_buffer_bytes(const struct net *net)
     for (size_t b = 0; b < net->nbufs; b++) floats += buffer_numel(net, b) * net->cap;
     floats += net->gpool_total * max_node_numel(net) * net->cap;
     return floats * sizeof(float);
+}
+
+void net_count(const struct net *net, size_t *params, size_t *hyper, size_t *stats)
+{
+    size_t P = 0, H = 0, S = 0;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        const struct layer *l = &net->layers[i];
+        P += l->nparams;
+        S += l->nstats;
+        if (l->ops->hyper) H += l->nparams;
+    }
+    if (params != NULL) *params = P;
+    if (hyper != NULL) *hyper = H;
+    if (stats != NULL) *stats = S;
+}
+
+// How many gradient buffers net_backward allocates for its pool: its acquire and release steps
+// replayed on the graph (with dx, node 0's gradient is made too). live: (nodes) work space.
+static size_t plan_gradient_buffers(const struct net *net, bool dx, bool *live)
+{
+    const size_t nodes = net->nlayers + 1;
+    size_t total = 1, idle = 0; // the output's gradient
+    memset(live, 0, nodes * sizeof *live);
+    live[nodes - 1] = true;
+    for (size_t i = net->nlayers; i-- > 0;) {
+        const struct layer *l = &net->layers[i];
+        if (!live[i + 1]) continue; // does not reach the output
+        for (size_t k = 0; k < l->nin; k++) {
+            if (live[l->in[k]] || (l->in[k] == 0 && !dx)) continue;
+            live[l->in[k]] = true;
+            if (idle > 0) {
+                idle--;
+            } else {
+                total++;
+            }
+        }
+        live[i + 1] = false;
+        idle++;
+    }
+    return total;
+}
+
+double net_batch_bytes(const struct net *net, size_t n, enum net_pass pass)
+{
+    EG_ASSERT(net->nlayers >= 1);
+    const size_t nodes = net->nlayers + 1;
+    size_t *nconsumers = eg_xmalloc_array(nodes, sizeof *nconsumers);
+    size_t *buf_of = eg_xmalloc_array(nodes, sizeof *buf_of);
+    const size_t nbufs = plan_buffers(net, nconsumers, buf_of);
+    // per-sample floats of the activation buffers (ensure_capacity) and the output
+    double floats = (double)shape_numel(net_out_shape(net));
+    for (size_t b = 0; b < nbufs; b++) floats += (double)plan_buffer_numel(net, buf_of, b);
+    floats *= (double)n;
+    size_t scratch = 0;
+    for (size_t i = 0; i < net->nlayers; i++) {
+        const struct layer *l = &net->layers[i];
+        size_t s = l->ops->scratch_floats != NULL ? l->ops->scratch_floats(l, n) : 0;
+        if (s > scratch) scratch = s;
+    }
+    floats += (double)scratch;
+    if (pass != NET_PASS_FORWARD) {
+        bool *live = eg_xmalloc_array(nodes, sizeof *live);
+        const size_t g = plan_gradient_buffers(net, pass == NET_PASS_BACKWARD_DX, live);
+        floats += (double)g * (double)max_node_numel(net) * (double)n;
+        free(live);
+    }
+    free(nconsumers);
+    free(buf_of);
+    return floats * (double)sizeof(float);
 }
 
 void net_print_summary(const struct net *net, FILE *f)

@@ -110,6 +110,31 @@ double net_flops(const struct net *net, size_t n);
 // Bytes of activation and gradient buffers currently allocated.
 size_t net_buffer_bytes(const struct net *net);
 
+// ---------------------------------------------------------------------------------------------
+// sizing a network without building its blocks (the memory check before a run)
+//
+// Both read only the layer graph, so they work on a net before net_finalize as well: a skeleton
+// made with net_new and the net_<layer> calls (backbones.h: backbone_build) holds each layer's
+// shapes, counts and small settings, but no parameter, gradient or activation block, and can
+// describe a network far too large to build. Free it with net_free.
+
+// The parameters of every layer added so far (as net_finalize counts them: nparams), those of
+// hyper layers among them (nparams_hyper) and the running statistics (nstats). Any output may
+// be NULL.
+void net_count(const struct net *net, size_t *params, size_t *hyper, size_t *stats);
+
+// What a batch runs through: forward only, forward and backward without dL/dx (net_backward's
+// dx NULL), or with it.
+enum net_pass { NET_PASS_FORWARD, NET_PASS_BACKWARD, NET_PASS_BACKWARD_DX };
+
+// Bytes that net_forward and net_backward allocate for batches of n: the activation buffers of
+// the in-place plan, the output, the largest layer scratch and, with a backward pass, the pool
+// of gradient buffers net_backward fills (its acquire and release steps replayed). The net keeps
+// buffers for the largest batch it has seen (and a later backward fills its pool at that size),
+// so a caller sizes them at that batch. In double (no overflow for any n); allocates only
+// per-node bookkeeping.
+double net_batch_bytes(const struct net *net, size_t n, enum net_pass pass);
+
 // Writes one line per layer (index, kind, output shape, parameters) and a total.
 void net_print_summary(const struct net *net, FILE *f);
 

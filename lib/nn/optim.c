@@ -81,6 +81,12 @@ struct optim *optim_new(const struct optim_params *p, size_t P)
     return o;
 }
 
+double optim_state_bytes(const struct optim_params *p, size_t P)
+{
+    if (p->kind == OPTIM_KIND_ADAM) return 2.0 * (double)P * (double)sizeof(float);
+    return p->momentum > 0.0f ? (double)P * (double)sizeof(float) : 0.0;
+}
+
 void optim_free(struct optim *o)
 {
     if (o == NULL) return;

@@ -42,6 +42,8 @@ const char *optim_params_check(const struct optim_params *p);
 // Caller frees with optim_free.
 struct optim *optim_new(const struct optim_params *p, size_t P);
 void optim_free(struct optim *o);
+// Bytes of the state optim_new(p, P) allocates (0, P or 2P floats), without allocating it.
+double optim_state_bytes(const struct optim_params *p, size_t P);
 // One step: params (P) updated from grads (P) with learning rate lr (the schedule's value,
 // finite and >= 0). grads is not modified.
 void optim_step(struct optim *o, float *params, const float *grads, float lr);

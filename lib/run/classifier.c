@@ -77,6 +77,130 @@ enum eg_status classifier_check_model(const struct run_config *cfg, struct shape
 }
 
 // ---------------------------------------------------------------------------------------------
+// the memory estimate
+
+void classifier_file_sizes(const struct run_config *cfg, size_t *train, size_t *test)
+{
+    enum data_source src = DATA_SOURCE_IMAGEFOLDER;
+    EG_ASSERT(data_source_find(cfg->data.dataset, &src)); // the config's enum lists the same
+    switch (src) {
+    case DATA_SOURCE_MNIST:
+    case DATA_SOURCE_FASHION_MNIST:
+        *train = 60000;
+        *test = 10000;
+        break;
+    case DATA_SOURCE_CIFAR10:
+    case DATA_SOURCE_CIFAR100:
+        *train = 50000;
+        *test = 10000;
+        break;
+    case DATA_SOURCE_SYNTHETIC:
+        *train = cfg->data.synthetic_train;
+        *test = cfg->data.synthetic_test;
+        break;
+    default:
+        *train = *test = 0;
+        break;
+    }
+}
+
+// bs, or the set's size n when that is known and smaller (the batcher's batches never exceed it).
+static size_t at_most(size_t bs, size_t n)
+{
+    return n > 0 && n < bs ? n : bs;
+}
+
+// The key that scales the images held: the larger synthetic count, else data.dataset.
+static const char *data_key(const struct run_config *cfg, char *buf, size_t cap)
+{
+    if (strcmp(cfg->data.dataset, "synthetic") == 0) {
+        const bool tr = cfg->data.synthetic_train >= cfg->data.synthetic_test;
+        snprintf(buf, cap, "%zu", tr ? cfg->data.synthetic_train : cfg->data.synthetic_test);
+        return tr ? "data.synthetic_train" : "data.synthetic_test";
+    }
+    snprintf(buf, cap, "%s", cfg->data.dataset);
+    return "data.dataset";
+}
+
+void classifier_estimate(const struct run_config *cfg, struct classifier_memory *m,
+                         struct memory_estimate *e)
+{
+    const double f = (double)sizeof(float);
+    const size_t classes = m->classes > 0 ? m->classes : 2; // as classifier_check_model
+    const bool val = m->val != CLASSIFIER_VAL_NONE;
+    const struct hyper_params hp = run_hyper_params(cfg, cfg->train.optimizer.lr);
+    const bool meta = val && hp.method != HYPER_NONE; // a validation batch is drawn
+    const size_t numel = shape_numel(m->image);
+    m->numel = numel;
+    char v[MEMORY_VALUE_MAX];
+
+    // The images: a byte per value and two labels each (dataset.h); the batchers' order and
+    // index lists (batch.h). The copies made while loading and splitting are freed before the
+    // network exists and are not counted.
+    const char *key = data_key(cfg, v, sizeof v);
+    const double n_all = (double)m->train_n + (double)m->val_n + (double)m->test_n;
+    const double per_image = (double)numel + 8.0 + 2.0 * (double)sizeof(size_t);
+    memory_add(e, key, "for the images", n_all * per_image, "%s", v);
+
+    // The network from its skeleton: params, grads, stats; the optimiser's state.
+    const struct backbone_spec spec = run_backbone_spec(cfg);
+    struct net *net = backbone_build(&spec, m->image, classes);
+    size_t P = 0, S = 0;
+    net_count(net, &P, NULL, &S);
+    m->P = P;
+    const struct optim_params op = run_optim_params(&cfg->train.optimizer);
+    key = run_backbone_key(cfg, v, sizeof v);
+    memory_add(e, key, "for the parameters, their gradients and the optimiser's state",
+               (2.0 * (double)P + (double)S) * f + optim_state_bytes(&op, P), "%s", v);
+
+    // The method's work space (hyper_new) and the meta optimiser (classifier_meta_init).
+    if (val) {
+        double per_k = 0.0;
+        const double rest = meta ? run_hyper_bytes(&hp, P, m->H, &per_k) : 0.0;
+        const struct optim_params mop = run_optim_params(&cfg->meta.optimizer);
+        memory_add(e, "method.name", "for the method's work space",
+                   rest + optim_state_bytes(&mop, m->H), "%s", cfg->method.name);
+        if (per_k > 0.0) {
+            memory_add(e, "method.candidates", "for EvoGrad's candidate perturbations", per_k,
+                       "%zu", cfg->method.candidates);
+        }
+    }
+
+    // The net's buffers: it keeps them for the largest batch it has seen, and a backward after a
+    // larger (evaluation) batch fills its gradient pool at that size too.
+    m->train_batch = at_most(cfg->train.batch_size, m->train_n);
+    m->val_batch = meta ? at_most(cfg->meta.batch_size, m->val_n) : 0;
+    const size_t eval_batch = at_most(cfg->eval.batch_size, m->test_n);
+    size_t nb = m->train_batch, bval = cfg->train.batch_size;
+    key = "train.batch_size";
+    if (m->val_batch > nb) {
+        nb = m->val_batch;
+        bval = cfg->meta.batch_size;
+        key = "meta.batch_size";
+    }
+    if (eval_batch > nb) {
+        nb = eval_batch;
+        bval = cfg->eval.batch_size;
+        key = "eval.batch_size";
+    }
+    memory_add(e, key, "for activations and their gradients", net_batch_bytes(net, nb, m->pass),
+               "%zu", bval);
+    net_free(net);
+
+    // classifier_init's batch buffers x, y, dlogits, losses for the larger of the training and
+    // evaluation batch sizes, and the validation batch xv, yv.
+    const bool eval_larger = cfg->eval.batch_size > cfg->train.batch_size;
+    const size_t bs = eval_larger ? cfg->eval.batch_size : cfg->train.batch_size;
+    memory_add(e, eval_larger ? "eval.batch_size" : "train.batch_size", "for the batch buffers",
+               (double)bs * (((double)numel + (double)classes + 2.0) * f), "%zu", bs);
+    if (val) {
+        memory_add(e, "meta.batch_size", "for the validation batch",
+                   (double)cfg->meta.batch_size * ((double)numel + 1.0) * f, "%zu",
+                   cfg->meta.batch_size);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // set-up
 
 enum eg_status classifier_load(const struct run_config *cfg, struct dataset *train,
@@ -202,13 +326,14 @@ void classifier_add_val(struct classifier *c, const struct hyper_info *info)
 // ---------------------------------------------------------------------------------------------
 // evaluation
 
-void classifier_evaluate(struct classifier *c, classifier_input_fn fn, void *ctx, double *acc,
-                         double *loss)
+enum eg_status classifier_evaluate(struct classifier *c, classifier_input_fn fn, void *ctx,
+                                   const struct task_clock *clk, double *acc, double *loss)
 {
     size_t bs = c->cfg->eval.batch_size, correct = 0, seen = 0;
     double sum = 0.0;
     c->evalb.pos = c->evalb.n; // start a fresh pass: the eval batcher never shuffles
     for (size_t b = 0; b < batcher_batches_per_epoch(&c->evalb, bs); b++) {
+        if (task_stop_requested(clk)) return EG_STOPPED;
         size_t m = batcher_next(&c->evalb, bs, c->x, c->y);
         const float *in = fn != NULL ? fn(ctx, c->x, m) : c->x;
         const float *logits = net_forward(c->net, in, m, LAYER_MODE_EVAL);
@@ -218,6 +343,7 @@ void classifier_evaluate(struct classifier *c, classifier_input_fn fn, void *ctx
     }
     *acc = (double)correct / (double)seen;
     *loss = sum / (double)seen;
+    return EG_OK;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,7 +365,8 @@ enum eg_status classifier_task_epoch_end(void *state, const struct task_clock *c
     st->val_sum = 0.0;
     st->val_count = 0;
     if (!clk->eval) return EG_OK;
-    classifier_evaluate(c, NULL, NULL, &st->last_acc, &st->last_loss);
+    enum eg_status s = classifier_evaluate(c, NULL, NULL, clk, &st->last_acc, &st->last_loss);
+    if (s != EG_OK) return s;
     if (isnan(st->best_acc) || st->last_acc > st->best_acc) st->best_acc = st->last_acc;
     return EG_OK;
 }

@@ -25,7 +25,9 @@
 #include "data/batch.h"
 #include "data/dataset.h"
 #include "io/config.h"
+#include "memory.h"
 #include "meta/hyper.h"
+#include "nn/net.h"
 #include "task.h"
 
 enum {
@@ -86,6 +88,43 @@ enum eg_status classifier_check_model(const struct run_config *cfg, struct shape
                                       struct eg_error *err);
 
 // ---------------------------------------------------------------------------------------------
+// the memory estimate (memory.h)
+
+// What a task tells the base's estimate, and what the estimate tells the task back for its own
+// terms.
+struct classifier_memory {
+    // set by the task
+    struct shape image;      // per image, and the class count (0: unknown, 2 assumed), as
+    size_t classes;          //   classifier_check_data gives them
+    size_t train_n, val_n, test_n; // images of each set as the task will hold them, 0 when
+                                   // unknown before the data is read (imagefolder); val_n
+                                   // only with a validation set
+    enum classifier_val val;
+    size_t H;                // hyperparameters (with a validation set)
+    enum net_pass pass;      // the training steps' backward (NET_PASS_BACKWARD_DX: with dL/dx)
+    // written by classifier_estimate
+    size_t P;                // the backbone's parameters
+    size_t numel;            // floats per image
+    size_t train_batch, val_batch; // the batches the steps draw (the batch sizes, at most the
+                                   // set's size when it is known; val_batch 0 without a method)
+};
+
+// The images of data.dataset's training and test files as the config gives them (mnist and
+// fashion_mnist 60000 and 10000, cifar 50000 and 10000, synthetic data.synthetic_train and
+// data.synthetic_test); both 0 for imagefolder, whose size only the folder knows.
+void classifier_file_sizes(const struct run_config *cfg, size_t *train, size_t *test);
+
+// Adds the base's terms for a run of cfg (which passed the task's other checks) to e, without
+// allocating them: the images held (when m's sizes are known) with the batchers' orders; the
+// backbone's parameters, gradients and running statistics with the optimiser's state, from a
+// skeleton of the network (backbone_build); its activation and gradient buffers at the largest
+// batch it will see (the training, validation and evaluation batches); the batch buffers; with
+// a validation set the method's work space for m->H hyperparameters and the meta optimiser's
+// state. Completes m.
+void classifier_estimate(const struct run_config *cfg, struct classifier_memory *m,
+                         struct memory_estimate *e);
+
+// ---------------------------------------------------------------------------------------------
 // set-up
 
 // Loads data.dataset's training and test sets (on failure both untouched, err names the file).
@@ -126,15 +165,18 @@ void classifier_add_val(struct classifier *c, const struct hyper_info *info);
 typedef const float *(*classifier_input_fn)(void *ctx, const float *x, size_t m);
 
 // Mean accuracy and loss on the whole test set in eval mode, each batch passed through
-// fn(ctx, ...) first unless fn is NULL.
-void classifier_evaluate(struct classifier *c, classifier_input_fn fn, void *ctx, double *acc,
-                         double *loss);
+// fn(ctx, ...) first unless fn is NULL. Polls task_stop_requested(clk) before every batch: on a
+// stop request returns EG_STOPPED at once with *acc and *loss untouched (the eval batcher and
+// the net's buffers may have moved on); else EG_OK.
+enum eg_status classifier_evaluate(struct classifier *c, classifier_input_fn fn, void *ctx,
+                                   const struct task_clock *clk, double *acc, double *loss);
 
 // ---------------------------------------------------------------------------------------------
 // task_ops members for a state whose first member is struct classifier
 
 size_t classifier_task_steps(const void *state);
-// Closes the epoch's val_loss and, when c->eval, evaluates on the test set.
+// Closes the epoch's val_loss and, when c->eval, evaluates on the test set; EG_STOPPED when a
+// stop request interrupted the evaluation (test_acc, best_acc and test_loss then unchanged).
 enum eg_status classifier_task_epoch_end(void *state, const struct task_clock *c,
                                          struct eg_error *err);
 // val_loss, test_acc, test_loss.

@@ -1,6 +1,7 @@
 /* settings.c - config sections to library settings (settings.h). */
 #include "settings.h"
 
+#include <stdio.h>
 #include <string.h>
 
 struct optim_params run_optim_params(const struct optim_config *c)
@@ -61,6 +62,30 @@ struct backbone_spec run_backbone_spec(const struct run_config *cfg)
     return spec;
 }
 
+const char *run_backbone_key(const struct run_config *cfg, char *buf, size_t cap)
+{
+    const struct backbone_spec spec = run_backbone_spec(cfg);
+    if (spec.kind == BACKBONE_MLP) {
+        size_t used = (size_t)snprintf(buf, cap, "[");
+        for (size_t i = 0; i < spec.nhidden && used < cap; i++) {
+            used += (size_t)snprintf(buf + used, cap - used, "%s%zu", i ? ", " : "",
+                                     spec.hidden[i]);
+        }
+        if (used < cap) snprintf(buf + used, cap - used, "]");
+        return "backbone.hidden";
+    }
+    if (cfg->backbone.channels > 0 && spec.kind != BACKBONE_LENET) {
+        snprintf(buf, cap, "%zu", cfg->backbone.channels);
+        return "backbone.channels";
+    }
+    if (spec.kind == BACKBONE_RESNET32 && cfg->backbone.width > 1) {
+        snprintf(buf, cap, "%zu", cfg->backbone.width);
+        return "backbone.width";
+    }
+    snprintf(buf, cap, "%s", cfg->backbone.name);
+    return "backbone.name";
+}
+
 struct hyper_params run_hyper_params(const struct run_config *cfg, double base_lr)
 {
     struct hyper_params hp = {
@@ -102,4 +127,20 @@ struct augment run_augment(const struct run_config *cfg, bool train)
         a.hflip = cfg->data.hflip;
     }
     return a;
+}
+
+double run_hyper_bytes(const struct hyper_params *hp, size_t P, size_t H, double *candidates)
+{
+    const double f = (double)sizeof(float), d = (double)sizeof(double);
+    double per_k = 0.0, rest = 0.0;
+    if (hp->method == HYPER_EVOGRAD) {
+        // eps (K x P) and d (K x H) floats, losses and w (K) doubles; ebar (P) and acc (H)
+        // doubles, point and grad (P) floats
+        per_k = (double)hp->candidates * (((double)P + (double)H) * f + 2.0 * d);
+        rest = ((double)P + (double)H) * d + 2.0 * (double)P * f;
+    } else if (hp->method == HYPER_UNROLLED) {
+        rest = (3.0 * (double)P + 2.0 * (double)H) * f; // point, grad, v (P); dlam_pos/neg (H)
+    }
+    if (candidates != NULL) *candidates = per_k;
+    return rest;
 }

@@ -8,6 +8,7 @@
 #define EG_SETTINGS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "core/status.h"
 #include "data/augment.h"
@@ -32,9 +33,19 @@ struct schedule run_schedule(const struct run_config *cfg);
 // backbone.* (name, width, channels, hidden widths); features_only and ft stay off.
 struct backbone_spec run_backbone_spec(const struct run_config *cfg);
 
+// The backbone key that sets the network's size, for messages (the memory check):
+// backbone.hidden for mlp, backbone.channels when it is set (not lenet), backbone.width for
+// resnet32 wider than 1, else backbone.name. Its value as text into buf (cap bytes).
+const char *run_backbone_key(const struct run_config *cfg, char *buf, size_t cap);
+
 // method.*: the method, K, sigma, tau, the noise, and the look-ahead step alpha, which is
 // method.lookahead_lr, or base_lr when that is 0 (the task's base learning rate).
 struct hyper_params run_hyper_params(const struct run_config *cfg, double base_lr);
+
+// Bytes hyper_new(hp, P, H) allocates, without allocating them: returns the part that does not
+// scale with evograd's K, and *candidates (unless NULL) the part that does (0 for the other
+// methods and for none).
+double run_hyper_bytes(const struct hyper_params *hp, size_t P, size_t H, double *candidates);
 
 // data.*: the source, root (NULL for the default), image shape, synthetic sizes and the seed.
 // The dataset name must be known (the config's enum; EG_ASSERT).

@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,7 +170,162 @@ static enum eg_status lft_check(const struct run_config *cfg, struct eg_error *e
     }
     enum eg_status st = run_check_optim(&cfg->train.optimizer, "train.optimizer", err);
     if (st == EG_OK) st = run_check_optim(&cfg->meta.optimizer, "meta.optimizer", err);
-    return st;
+    if (st != EG_OK) return st;
+    struct memory_estimate e = {0};
+    task_lft_memory(cfg, &e);
+    return memory_check(&e, err);
+}
+
+// ---------------------------------------------------------------------------------------------
+// the memory estimate
+
+// The built-in domains (data/domains.h): 12,000 of the Fashion-MNIST training images each, about
+// 6,000 of them base (20 classes) and 2,400 novel; the aux classifier of image-folder domains is
+// sized for miniImageNet's 64 base classes.
+enum {
+    FMNIST_DOMAIN_IMAGES = 12000,
+    FMNIST_BASE_IMAGES = 6000,
+    FMNIST_NOVEL_IMAGES = 2400,
+    FMNIST_BASE_CLASSES = 20,
+    FOLDER_AUX_CLASSES = 64,
+};
+
+static size_t larger(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+static size_t smaller(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+// a * b, or SIZE_MAX when that overflows (lft.test_queries has no upper bound).
+static size_t times(size_t a, size_t b)
+{
+    return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+}
+
+// The episode key that scales n_way * (shot + queries) most: the largest of the three values.
+static const char *episode_key(const struct run_config *c, size_t *value)
+{
+    if (c->lft.n_way >= c->lft.queries && c->lft.n_way >= c->lft.shot) {
+        *value = c->lft.n_way;
+        return "lft.n_way";
+    }
+    *value = c->lft.queries >= c->lft.shot ? c->lft.queries : c->lft.shot;
+    return c->lft.queries >= c->lft.shot ? "lft.queries" : "lft.shot";
+}
+
+void task_lft_memory(const struct run_config *cfg, struct memory_estimate *e)
+{
+    const double f = (double)sizeof(float);
+    const bool builtin = is_builtin(cfg);
+    const struct shape img =
+        builtin ? (struct shape){1, 28, 28}
+                : (struct shape){cfg->data.image_c, cfg->data.image_h, cfg->data.image_w};
+    const double in = (double)shape_numel(img);
+    const bool has_aux = aux_index(cfg) < cfg->lft.ndomains;
+    const size_t aux_classes =
+        has_aux ? (builtin ? (size_t)FMNIST_BASE_CLASSES : (size_t)FOLDER_AUX_CLASSES) : 0;
+    struct backbone_spec spec = run_backbone_spec(cfg);
+    spec.ft = cfg->lft.ft;
+    struct lft_nets nets;
+    lft_model_build(&spec, img, aux_classes, &nets);
+    size_t P_all = 0, H = 0, S = 0, P_rel = 0, S_rel = 0, P_aux = 0;
+    net_count(nets.enc, &P_all, &H, &S);
+    net_count(nets.rel, &P_rel, NULL, &S_rel);
+    if (nets.aux != NULL) net_count(nets.aux, &P_aux, NULL, NULL);
+    const size_t P_enc = P_all - H, P = P_enc + P_rel;
+    const double fn = (double)shape_numel(net_out_shape(nets.enc));
+    char v[MEMORY_VALUE_MAX];
+
+    // The built-in domains' images and labels, the base classes' index, the aux batcher's lists
+    // and the test domain's features (test); image-folder domains are not known yet.
+    if (builtin) {
+        const double nd = (double)cfg->lft.ndomains, sz = (double)sizeof(size_t);
+        double bytes = nd * FMNIST_DOMAIN_IMAGES * (in + 8.0) + nd * FMNIST_BASE_IMAGES * sz;
+        if (has_aux) bytes += 2.0 * FMNIST_BASE_IMAGES * sz;
+        bytes += FMNIST_NOVEL_IMAGES * fn * f;
+        memory_add(e, "lft.domains", "for the domains' images", bytes, "%zu domains",
+                   cfg->lft.ndomains);
+    }
+
+    // Parameters and gradients of the three nets, the encoder's running statistics, the
+    // optimisers' state (lft_optims_init), the problem's theta, lambda, hypergradient and saved
+    // copy (lft_problem_new).
+    const struct optim_params op = run_optim_params(&cfg->train.optimizer);
+    const double blocks = 2.0 * ((double)P_all + (double)P_rel + (double)P_aux) + (double)S +
+                          (double)S_rel;
+    const double problem = (double)P + 2.0 * (double)H + (double)P_all + (double)P_rel;
+    const double params = (blocks + problem) * f + optim_state_bytes(&op, P_enc) +
+                          optim_state_bytes(&op, P_rel) + optim_state_bytes(&op, P_aux);
+    const char *key = run_backbone_key(cfg, v, sizeof v);
+    memory_add(e, key, "for the parameters, their gradients and copies and the optimisers' state",
+               params, "%s", v);
+
+    // The method (hyper_new on theta and lambda) and the meta optimiser.
+    const struct hyper_params hp = run_hyper_params(cfg, cfg->train.optimizer.lr);
+    double per_k = 0.0;
+    const double rest = hp.method != HYPER_NONE ? run_hyper_bytes(&hp, P, H, &per_k) : 0.0;
+    const struct optim_params mop = run_optim_params(&cfg->meta.optimizer);
+    memory_add(e, "method.name", "for the method's work space",
+               rest + optim_state_bytes(&mop, H > 0 ? H : 1), "%s", cfg->method.name);
+    if (per_k > 0.0) {
+        memory_add(e, "method.candidates", "for EvoGrad's candidate perturbations", per_k, "%zu",
+                   cfg->method.candidates);
+    }
+
+    // The encoder keeps buffers for its largest batch: an episode, the aux batch (both with a
+    // backward) or a chunk of the test's feature extraction (forward only, after the training).
+    const size_t ne = cfg->lft.n_way * (cfg->lft.shot + cfg->lft.queries);
+    const size_t na = has_aux ? (builtin ? smaller(cfg->lft.aux_batch, FMNIST_BASE_IMAGES)
+                                         : cfg->lft.aux_batch)
+                              : 0;
+    const size_t chunk = builtin ? smaller(LFT_CHUNK, FMNIST_NOVEL_IMAGES) : LFT_CHUNK;
+    const size_t nb = larger(ne, na);
+    double enc = net_batch_bytes(nets.enc, nb, NET_PASS_BACKWARD);
+    if (chunk > nb) {
+        const double fwd = net_batch_bytes(nets.enc, chunk, NET_PASS_FORWARD);
+        if (fwd > enc) enc = fwd;
+    }
+    size_t ev = 0;
+    const char *ekey = episode_key(cfg, &ev);
+    const bool aux_larger = na > ne;
+    // with the episode buffers xs, xu and the episode's feature gradients (dfeat)
+    memory_add(e, aux_larger ? "lft.aux_batch" : ekey, "for the encoder's activations", enc,
+               "%zu", aux_larger ? cfg->lft.aux_batch : ev);
+    memory_add(e, ekey, "for the episodes", (double)ne * (2.0 * in + fn) * f, "%zu", ev);
+
+    // The aux classifier's buffers, the aux batch and the aux loss's work space.
+    if (nets.aux != NULL) {
+        const double work = (double)cfg->lft.aux_batch * (in + 1.0) * f +
+                            (double)na * (2.0 + (double)aux_classes + fn) * f;
+        memory_add(e, "lft.aux_batch", "for the aux batch",
+                   net_batch_bytes(nets.aux, na, NET_PASS_BACKWARD_DX) + work, "%zu",
+                   cfg->lft.aux_batch);
+    }
+
+    // The relation module sees every (query, class) pair of an episode as one batch: training
+    // and validation episodes with a backward, test episodes forward only; its work buffers
+    // (relation.c: grow) hold the larger, and a test episode's support and query features.
+    const size_t nw = cfg->lft.n_way, pt = nw * nw * cfg->lft.queries;
+    const size_t pe = times(nw * nw, cfg->lft.test_queries), pm = larger(pt, pe);
+    double rel = net_batch_bytes(nets.rel, pt, NET_PASS_BACKWARD_DX);
+    if (pe > pt) {
+        const double fwd = net_batch_bytes(nets.rel, pe, NET_PASS_FORWARD);
+        if (fwd > rel) rel = fwd;
+    }
+    rel += (double)pm * (5.0 * fn + 3.0) * f +
+           (double)nw * ((double)cfg->lft.shot + (double)cfg->lft.test_queries) * fn * f;
+    const bool test_larger = pe > pt;
+    const size_t q = test_larger ? cfg->lft.test_queries : cfg->lft.queries;
+    const char *pkey = nw >= q ? "lft.n_way" : test_larger ? "lft.test_queries" : "lft.queries";
+    memory_add(e, pkey, "for the relation module's pairs", rel, "%zu", nw >= q ? nw : q);
+
+    net_free(nets.enc);
+    net_free(nets.rel);
+    net_free(nets.aux);
 }
 
 static void lft_free(void *state)
@@ -409,8 +565,9 @@ static struct task_step lft_task_step(void *state, const struct task_clock *clk)
 // ---------------------------------------------------------------------------------------------
 // evaluation and results
 
-// Mean accuracy of lft.val_episodes episodes of the validation domain's val classes.
-static double validate(struct lft_task *r)
+// *acc = the mean accuracy of lft.val_episodes episodes of the validation domain's val classes.
+// Polls the stop request before every episode: EG_STOPPED with *acc untouched.
+static enum eg_status validate(struct lft_task *r, const struct task_clock *clk, double *acc)
 {
     const struct run_config *cfg = r->cfg;
     const size_t v = r->aux < r->nd ? r->aux : r->seen[0];
@@ -421,6 +578,10 @@ static double validate(struct lft_task *r)
     rng_seed_stream(&rng, cfg->seed, LFT_STREAM_VAL);
     double sum = 0.0;
     for (size_t e = 0; e < cfg->lft.val_episodes; e++) {
+        if (task_stop_requested(clk)) {
+            class_index_deinit(&ci);
+            return EG_STOPPED;
+        }
         struct episode ep;
         struct eg_error ignored;
         EG_ASSERT(episode_sample(&ci, cfg->lft.n_way, cfg->lft.shot, cfg->lft.queries, 0, &rng,
@@ -433,11 +594,14 @@ static double validate(struct lft_task *r)
         sum += (double)correct / (double)(cfg->lft.n_way * cfg->lft.queries);
     }
     class_index_deinit(&ci);
-    return sum / (double)cfg->lft.val_episodes;
+    *acc = sum / (double)cfg->lft.val_episodes;
+    return EG_OK;
 }
 
-// The few-shot test on the unseen domain's novel classes.
-static enum eg_status test(struct lft_task *r, struct fewshot_result *res, struct eg_error *err)
+// The few-shot test on the unseen domain's novel classes. Polls the stop request before every
+// chunk of the feature extraction and every episode: EG_STOPPED with *res untouched.
+static enum eg_status test(struct lft_task *r, const struct task_clock *clk,
+                           struct fewshot_result *res, struct eg_error *err)
 {
     const struct run_config *cfg = r->cfg;
     const struct dataset *d = &r->d[r->unseen].split[FEWSHOT_NOVEL];
@@ -445,6 +609,11 @@ static enum eg_status test(struct lft_task *r, struct fewshot_result *res, struc
     float *feats = eg_xmalloc_floats(d->n * fn), *x = eg_xmalloc_floats(LFT_CHUNK * in);
     const size_t ib = dataset_image_bytes(d);
     for (size_t i = 0; i < d->n; i += LFT_CHUNK) {
+        if (task_stop_requested(clk)) {
+            free(feats);
+            free(x);
+            return EG_STOPPED;
+        }
         size_t b = d->n - i < LFT_CHUNK ? d->n - i : LFT_CHUNK;
         for (size_t k = 0; k < b; k++) {
             augment_image(&r->plain, d->shape, d->pixels + (i + k) * ib, x + k * in, NULL);
@@ -457,7 +626,7 @@ static enum eg_status test(struct lft_task *r, struct fewshot_result *res, struc
     rng_seed_stream(&rng, cfg->seed, LFT_STREAM_TEST);
     enum eg_status st = relation_evaluate(r->m->rel, feats, &ci, cfg->lft.n_way, cfg->lft.shot,
                                           cfg->lft.test_queries, cfg->lft.test_episodes, &rng,
-                                          NULL, res, err);
+                                          clk->stop, NULL, res, err);
     class_index_deinit(&ci);
     free(feats);
     free(x);
@@ -496,10 +665,14 @@ static enum eg_status lft_epoch_end(void *state, const struct task_clock *clk,
     st->acc_sum = st->aux_sum = st->val_sum = 0.0;
     st->count = st->aux_count = st->val_count = 0;
     if (!clk->eval) return EG_OK;
-    st->last_val_acc = r->cfg->lft.val_episodes > 0 ? validate(r) : (double)NAN;
+    st->last_val_acc = NAN;
+    if (r->cfg->lft.val_episodes > 0) {
+        enum eg_status s = validate(r, clk, &st->last_val_acc);
+        if (s != EG_OK) return s;
+    }
     if (clk->last) {
         struct fewshot_result t = {0};
-        enum eg_status s = test(r, &t, err);
+        enum eg_status s = test(r, clk, &t, err);
         if (s != EG_OK) return s;
         st->last_test = t.mean;
         st->last_ci = t.ci95;

@@ -19,7 +19,9 @@
  * mode; the same episodes every time (their generator is re-seeded). After the last epoch: the
  * unseen domain's novel images through the eval-mode encoder, lft.test_episodes episodes of
  * n_way classes, lft.shot shots and lft.test_queries queries on those features
- * (relation_evaluate): mean accuracy and its 95% interval in metrics.csv and summary.csv.
+ * (relation_evaluate): mean accuracy and its 95% interval in metrics.csv and summary.csv. Both
+ * evaluations poll the run's stop request between episodes (and between the test's feature
+ * chunks) and then end the epoch with EG_STOPPED (task.h).
  *
  * metrics.csv: epoch, step, wall_s, train_loss (the mean PS episode loss), train_acc (its query
  * accuracy), aux_loss, aux_weight, val_loss (the meta-steps' PU loss), val_acc, test_acc and
@@ -34,9 +36,23 @@
 #ifndef EG_TASK_LFT_H
 #define EG_TASK_LFT_H
 
+#include "memory.h"
 #include "task.h"
 
+struct run_config;
+
 extern const struct task_ops task_lft;
+
+// The run's memory estimate for cfg, which passed the task's other checks (the check compares it
+// with the limit, memory.h), from skeletons of the encoder, the relation module and the aux
+// classifier (lft_model_build): the parameters with their gradients, the optimisers' state and
+// the meta-problem's copies; the method's work space; the encoder's buffers for an episode (or
+// the aux batch, or the test's feature chunks, whichever is largest), the relation module's for
+// an episode's pairs (training or test) and the aux classifier's for its batch; the episode and
+// aux batch buffers. The built-in domains' images and the test domain's features are counted;
+// image-folder domains are not (their size is known only once they are read), and their aux
+// classifier is sized for 64 classes (miniImageNet's). Terms are added to e.
+void task_lft_memory(const struct run_config *cfg, struct memory_estimate *e);
 
 #endif // EG_TASK_LFT_H
 

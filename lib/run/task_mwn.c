@@ -68,6 +68,41 @@ static enum eg_status check_keys(const struct run_config *cfg, size_t classes,
     return EG_OK;
 }
 
+void task_mwn_memory(const struct run_config *cfg, struct memory_estimate *e)
+{
+    const size_t H = mwn_vnet_size(cfg->mwn.hidden);
+    struct classifier_memory m = {
+        .val = CLASSIFIER_VAL_AUGMENTED, .H = H, .pass = NET_PASS_BACKWARD};
+    struct eg_error ignored;
+    enum eg_status st = classifier_check_data(cfg, &m.image, &m.classes, &ignored);
+    EG_ASSERT(st == EG_OK); // the check's
+    size_t ntr, nte;
+    classifier_file_sizes(cfg, &ntr, &nte);
+    // load_data: the training file cut to data.train_size, split into the meta set and the rest
+    size_t used =
+        cfg->data.train_size > 0 && cfg->data.train_size < ntr ? cfg->data.train_size : ntr;
+    if (used > cfg->data.meta_size) {
+        m.val_n = cfg->data.meta_size;
+        m.train_n = used - cfg->data.meta_size;
+    }
+    m.test_n = nte;
+    classifier_estimate(cfg, &m, e);
+
+    const double f = (double)sizeof(float), d = (double)sizeof(double);
+    const size_t classes = m.classes > 0 ? m.classes : 2;
+    char v[MEMORY_VALUE_MAX];
+    const char *key = run_backbone_key(cfg, v, sizeof v);
+    memory_add(e, key, "for the meta-problem's copy of the parameters", (double)m.P * f, "%s", v);
+    memory_add(e, "mwn.hidden", "for the weighting network", 2.0 * (double)H * f, "%zu",
+               cfg->mwn.hidden); // lambda and the problem's hypergradient
+    // the per-sample buffers (mwn_problem_set_batches, net_batches_set) for the larger batch
+    const bool val_larger = m.val_batch > m.train_batch;
+    const size_t cap = val_larger ? m.val_batch : m.train_batch;
+    memory_add(e, val_larger ? "meta.batch_size" : "train.batch_size", "for the per-sample weights",
+               (double)cap * (f + 3.0 * d + (2.0 + (double)classes) * f), "%zu",
+               val_larger ? cfg->meta.batch_size : cfg->train.batch_size);
+}
+
 static enum eg_status mwn_check(const struct run_config *cfg, struct eg_error *err)
 {
     enum eg_status st = run_check_optim(&cfg->meta.optimizer, "meta.optimizer", err);
@@ -76,7 +111,10 @@ static enum eg_status mwn_check(const struct run_config *cfg, struct eg_error *e
     if (st == EG_OK) st = classifier_check_data(cfg, &s, &classes, err);
     if (st == EG_OK) st = check_keys(cfg, classes, err);
     if (st == EG_OK) st = classifier_check_model(cfg, s, classes, err);
-    return st;
+    if (st != EG_OK) return st;
+    struct memory_estimate e = {0};
+    task_mwn_memory(cfg, &e);
+    return memory_check(&e, err);
 }
 
 static void mwn_free(void *state)

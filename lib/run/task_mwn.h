@@ -14,12 +14,21 @@
  * samples whose label is clean / corrupted; empty when there were none). Files: split.csv (image
  * counts, the noise asked for and realised) at the start, weight_curve.csv (the learned
  * weighting function on MWN_CURVE_POINTS losses in [0, MWN_CURVE_MAX]) at the end, unless
- * uniform_weights. Checkpoint: the classifier's sections, "mwn" (the weight sums) and "vnet". */
+ * uniform_weights. Checkpoint: the classifier's sections, "mwn" (the weight sums) and "vnet".
+ * The check refuses a config whose memory estimate (task_mwn_memory) exceeds the limit
+ * (memory.h). */
 #ifndef EG_TASK_MWN_H
 #define EG_TASK_MWN_H
 
+#include "memory.h"
 #include "task.h"
 
+struct run_config;
+
 extern const struct task_ops task_mwn;
+
+// The run's memory estimate for cfg, which passed the task's other checks: classifier_estimate
+// and the weighting problem's buffers. Terms are added to e.
+void task_mwn_memory(const struct run_config *cfg, struct memory_estimate *e);
 
 #endif // EG_TASK_MWN_H

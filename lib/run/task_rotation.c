@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "classifier.h"
 #include "io/checkpoint.h"
@@ -31,6 +32,47 @@ struct rotation_task {
     double back;         // the angle of the rotation in progress (rotate_back)
 };
 
+static size_t smaller(size_t a, size_t b)
+{
+    return a < b ? a : b;
+}
+
+void task_rotation_memory(const struct run_config *cfg, struct memory_estimate *e)
+{
+    const bool meta = strcmp(cfg->method.name, "none") != 0;
+    // the angle's gradient comes through dL/dx (rotation_train_loss with a meta-step)
+    struct classifier_memory m = {.val = CLASSIFIER_VAL_PLAIN,
+                                  .H = 1,
+                                  .pass = meta ? NET_PASS_BACKWARD_DX : NET_PASS_BACKWARD};
+    struct eg_error ignored;
+    enum eg_status st = classifier_check_data(cfg, &m.image, &m.classes, &ignored);
+    EG_ASSERT(st == EG_OK); // the check's
+    size_t ntr, nte;
+    classifier_file_sizes(cfg, &ntr, &nte);
+    if (ntr > 0) { // data_rotation_split's ranges of the training file, then classifier_cut
+        m.train_n = smaller(cfg->rotation.train_end, ntr);
+        if (cfg->data.train_size > 0) m.train_n = smaller(m.train_n, cfg->data.train_size);
+        m.val_n = smaller(cfg->rotation.val_end, ntr) - smaller(cfg->rotation.val_begin, ntr);
+    }
+    m.test_n = nte;
+    classifier_estimate(cfg, &m, e);
+
+    const double f = (double)sizeof(float), numel = (double)m.numel;
+    const size_t classes = m.classes > 0 ? m.classes : 2;
+    char v[MEMORY_VALUE_MAX];
+    const char *key = run_backbone_key(cfg, v, sizeof v);
+    memory_add(e, key, "for the meta-problem's copy of the parameters", (double)m.P * f, "%s", v);
+    // the problem's rotated batch and its gradient, and the cross-entropy buffers, for the
+    // larger of the two batches (net_batches_set)
+    const bool val_larger = m.val_batch > m.train_batch;
+    const size_t cap = val_larger ? m.val_batch : m.train_batch;
+    memory_add(e, val_larger ? "meta.batch_size" : "train.batch_size", "for the rotated batches",
+               (double)cap * (2.0 * numel + 2.0 + (double)classes) * f, "%zu",
+               val_larger ? cfg->meta.batch_size : cfg->train.batch_size);
+    memory_add(e, "eval.batch_size", "for the test batch rotated back",
+               (double)cfg->eval.batch_size * numel * f, "%zu", cfg->eval.batch_size);
+}
+
 static enum eg_status rotation_check(const struct run_config *cfg, struct eg_error *err)
 {
     enum eg_status st = classifier_check_no_noise(cfg, err);
@@ -47,7 +89,10 @@ static enum eg_status rotation_check(const struct run_config *cfg, struct eg_err
     size_t classes;
     st = classifier_check_data(cfg, &s, &classes, err);
     if (st == EG_OK) st = classifier_check_model(cfg, s, classes, err);
-    return st;
+    if (st != EG_OK) return st;
+    struct memory_estimate e = {0};
+    task_rotation_memory(cfg, &e);
+    return memory_check(&e, err);
 }
 
 static void rotation_free(void *state)
@@ -135,9 +180,8 @@ static enum eg_status rotation_epoch_end(void *state, const struct task_clock *c
     double back_loss;
     t->back = -(double)t->rs.angle;
     // an angle of exactly 0 (method none from 0 degrees) rotates nothing
-    classifier_evaluate(&t->c, t->back != 0.0 ? rotate_back : NULL, t, &t->rs.last_acc_back,
-                        &back_loss);
-    return EG_OK;
+    return classifier_evaluate(&t->c, t->back != 0.0 ? rotate_back : NULL, t, clk,
+                               &t->rs.last_acc_back, &back_loss);
 }
 
 static void rotation_row(const void *state, const struct task_clock *clk, struct metrics_row *r)

@@ -13,6 +13,20 @@ struct supervised {
     struct classifier c; // first: the classifier_task_* members take the state as one
 };
 
+void task_supervised_memory(const struct run_config *cfg, struct memory_estimate *e)
+{
+    struct classifier_memory m = {.val = CLASSIFIER_VAL_NONE, .pass = NET_PASS_BACKWARD};
+    struct eg_error ignored;
+    enum eg_status st = classifier_check_data(cfg, &m.image, &m.classes, &ignored);
+    EG_ASSERT(st == EG_OK); // the check's
+    size_t ntr, nte;
+    classifier_file_sizes(cfg, &ntr, &nte);
+    // classifier_cut keeps the first data.train_size images
+    m.train_n = cfg->data.train_size > 0 && cfg->data.train_size < ntr ? cfg->data.train_size : ntr;
+    m.test_n = nte;
+    classifier_estimate(cfg, &m, e);
+}
+
 static enum eg_status supervised_check(const struct run_config *cfg, struct eg_error *err)
 {
     enum eg_status st = classifier_check_no_noise(cfg, err);
@@ -20,7 +34,10 @@ static enum eg_status supervised_check(const struct run_config *cfg, struct eg_e
     size_t classes;
     if (st == EG_OK) st = classifier_check_data(cfg, &s, &classes, err);
     if (st == EG_OK) st = classifier_check_model(cfg, s, classes, err);
-    return st;
+    if (st != EG_OK) return st;
+    struct memory_estimate e = {0};
+    task_supervised_memory(cfg, &e);
+    return memory_check(&e, err);
 }
 
 static void supervised_free(void *state)

@@ -7,10 +7,28 @@
 #include "settings.h"
 #include "tasks/toy1d.h"
 
-// No data or network: the meta optimiser is all there is to check.
+void task_toy1d_memory(const struct run_config *cfg, struct memory_estimate *e)
+{
+    memory_add(e, "toy1d.trials", "for the estimates of one lambda",
+               (double)cfg->toy1d.trials * (double)sizeof(double), "%zu", cfg->toy1d.trials);
+    const struct hyper_params hp = run_hyper_params(cfg, cfg->toy1d.lr);
+    double per_k = 0.0;
+    const double rest = run_hyper_bytes(&hp, 1, 1, &per_k); // x and lambda
+    memory_add(e, "method.name", "for the method's work space", rest, "%s", cfg->method.name);
+    if (per_k > 0.0) {
+        memory_add(e, "method.candidates", "for EvoGrad's candidate perturbations", per_k, "%zu",
+                   cfg->method.candidates);
+    }
+}
+
+// No data or network: the meta optimiser and the memory are all there is to check.
 static enum eg_status toy1d_check(const struct run_config *cfg, struct eg_error *err)
 {
-    return run_check_optim(&cfg->meta.optimizer, "meta.optimizer", err);
+    enum eg_status st = run_check_optim(&cfg->meta.optimizer, "meta.optimizer", err);
+    if (st != EG_OK) return st;
+    struct memory_estimate e = {0};
+    task_toy1d_memory(cfg, &e);
+    return memory_check(&e, err);
 }
 
 static void toy1d_describe(const struct run_config *cfg, char *buf, size_t cap)

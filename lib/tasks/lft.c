@@ -13,6 +13,30 @@
 #include "core/status.h"
 #include "nn/loss.h"
 
+// The auxiliary classifier on feature maps of shape feat, not finalized.
+static struct net *aux_build(struct shape feat, size_t aux_classes)
+{
+    const size_t C = feat.c;
+    struct net *a = net_new(feat);
+    size_t x = net_global_avgpool(a, 0);
+    x = net_relu(a, net_linear(a, x, (struct linear_params){C, true, INIT_TORCH_DEFAULT}));
+    x = net_relu(a, net_linear(a, x, (struct linear_params){C, true, INIT_TORCH_DEFAULT}));
+    net_linear(a, x, (struct linear_params){aux_classes, true, INIT_TORCH_DEFAULT});
+    return a;
+}
+
+void lft_model_build(const struct backbone_spec *spec, struct shape image, size_t aux_classes,
+                     struct lft_nets *out)
+{
+    struct backbone_spec s = *spec;
+    s.features_only = true;
+    EG_ASSERT(backbone_check(&s, image, 2) == NULL);
+    out->enc = backbone_build(&s, image, 0);
+    const struct shape feat = net_out_shape(out->enc);
+    out->rel = relation_module_build(feat, RELATION_HIDDEN);
+    out->aux = aux_classes > 0 ? aux_build(feat, aux_classes) : NULL;
+}
+
 struct lft_model *lft_model_new(const struct backbone_spec *spec, struct shape image,
                                 size_t aux_classes, struct rng *rng)
 {
@@ -29,14 +53,8 @@ struct lft_model *lft_model_new(const struct backbone_spec *spec, struct shape i
     m->P_rel = m->rel->net->nparams;
     m->aux_classes = aux_classes;
     if (aux_classes > 0) {
-        const size_t C = m->feat.c;
-        struct net *a = net_new(m->feat);
-        size_t x = net_global_avgpool(a, 0);
-        x = net_relu(a, net_linear(a, x, (struct linear_params){C, true, INIT_TORCH_DEFAULT}));
-        x = net_relu(a, net_linear(a, x, (struct linear_params){C, true, INIT_TORCH_DEFAULT}));
-        net_linear(a, x, (struct linear_params){aux_classes, true, INIT_TORCH_DEFAULT});
-        net_finalize(a, rng);
-        m->aux = a;
+        m->aux = aux_build(m->feat, aux_classes);
+        net_finalize(m->aux, rng);
     }
     return m;
 }

@@ -64,6 +64,16 @@ struct lft_model *lft_model_new(const struct backbone_spec *spec, struct shape i
                                 size_t aux_classes, struct rng *rng);
 void lft_model_free(struct lft_model *m);
 
+// The model's three networks as lft_model_new builds them, but not finalized (no parameter
+// blocks, nothing initialised): for sizing a model that may be too large to build (nn/net.h:
+// net_count, net_batch_bytes). aux is NULL when aux_classes is 0. spec must pass backbone_check
+// (EG_ASSERT). The caller frees each with net_free.
+struct lft_nets {
+    struct net *enc, *rel, *aux;
+};
+void lft_model_build(const struct backbone_spec *spec, struct shape image, size_t aux_classes,
+                     struct lft_nets *out);
+
 // Total parameters of the encoder (weights and FT), the relation module and the classifier.
 size_t lft_model_params(const struct lft_model *m);
 

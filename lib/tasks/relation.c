@@ -36,7 +36,7 @@ static size_t relation_block(struct net *net, size_t x, size_t c_out, size_t pad
     return x;
 }
 
-struct relation_head *relation_head_new(struct shape feat, size_t hidden, struct rng *rng)
+struct net *relation_module_build(struct shape feat, size_t hidden)
 {
     EG_ASSERT(shape_numel(feat) >= 1 && hidden >= 1);
     // The reference pads only small maps (RelationModule: padding = 1 if h < 10 and w < 10).
@@ -48,6 +48,12 @@ struct relation_head *relation_head_new(struct shape feat, size_t hidden, struct
     x = net_flatten(net, x);
     x = net_relu(net, net_linear(net, x, (struct linear_params){.out = hidden, .bias = true}));
     net_linear(net, x, (struct linear_params){.out = 1, .bias = true});
+    return net;
+}
+
+struct relation_head *relation_head_new(struct shape feat, size_t hidden, struct rng *rng)
+{
+    struct net *net = relation_module_build(feat, hidden);
     net_finalize(net, rng);
 
     struct relation_head *r = eg_xcalloc(1, sizeof *r);
@@ -170,7 +176,8 @@ static void gather(const float *feats, const size_t *idx, size_t n, size_t numel
 
 enum eg_status relation_evaluate(struct relation_head *r, const float *feats,
                                  const struct class_index *ci, size_t n_way, size_t k_shot,
-                                 size_t q_query, size_t episodes, struct rng *rng, double *acc,
+                                 size_t q_query, size_t episodes, struct rng *rng,
+                                 const volatile sig_atomic_t *stop, double *acc,
                                  struct fewshot_result *res, struct eg_error *err)
 {
     EG_ASSERT(n_way >= 1 && k_shot >= 1 && q_query >= 1 && episodes >= 1);
@@ -179,6 +186,11 @@ enum eg_status relation_evaluate(struct relation_head *r, const float *feats,
     float *fs = NULL, *fq = NULL;
     double mean = 0.0, m2 = 0.0; // Welford's running mean and sum of squared deviations
     for (size_t e = 0; e < episodes; e++) {
+        if (stop != NULL && *stop != 0) {
+            free(fs);
+            free(fq);
+            return EG_STOPPED;
+        }
         struct episode ep;
         // Whether the classes suffice depends on ci alone, so only the first draw can fail:
         // acc, res and rng are then untouched.

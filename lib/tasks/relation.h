@@ -24,6 +24,7 @@
 #ifndef EG_RELATION_H
 #define EG_RELATION_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +52,10 @@ struct relation_head {
 // a bug (EG_ASSERT in conv2d). Caller frees with relation_head_free (NULL is a no-op).
 struct relation_head *relation_head_new(struct shape feat, size_t hidden, struct rng *rng);
 void relation_head_free(struct relation_head *r);
+// The module's layers for feature maps of shape feat, not finalized (no parameter blocks): for
+// sizing it without building it (nn/net.h: net_count, net_batch_bytes). Caller frees with
+// net_free.
+struct net *relation_module_build(struct shape feat, size_t hidden);
 
 // The episode loss (above) in double; *correct (unless NULL) = number of queries whose largest
 // score is at their own class (ties to the lowest index). When dfs and dfq are not NULL, also
@@ -69,15 +74,18 @@ double relation_episode_loss(struct relation_head *r, const float *fs, const flo
 // unless NULL), their mean, and the half-width of the 95% interval 1.96 * std / sqrt(episodes)
 // (std with divisor `episodes`, as numpy's np.std in the reference's test script).
 // EG_ERR_ARG (message naming the shortfall) when the set has too few classes or images; acc, res
-// and rng are then untouched. n_way, k_shot, q_query, episodes >= 1 (EG_ASSERT). The module's
-// params and grads are not changed.
+// and rng are then untouched. stop (NULL: never) is polled before every episode: once *stop is
+// non-zero the call returns EG_STOPPED with res untouched (acc holds the episodes done, rng has
+// moved on). n_way, k_shot, q_query, episodes >= 1 (EG_ASSERT). The module's params and grads
+// are not changed.
 struct fewshot_result {
     double mean, ci95;
     size_t episodes;
 };
 enum eg_status relation_evaluate(struct relation_head *r, const float *feats,
                                  const struct class_index *ci, size_t n_way, size_t k_shot,
-                                 size_t q_query, size_t episodes, struct rng *rng, double *acc,
+                                 size_t q_query, size_t episodes, struct rng *rng,
+                                 const volatile sig_atomic_t *stop, double *acc,
                                  struct fewshot_result *res, struct eg_error *err);
 
 #endif // EG_RELATION_H
