@@ -385,3 +385,32 @@ Test(batch, sections_restore_the_data_stream_exactly)
     batcher_deinit(&b);
     dataset_deinit(&d);
 }
+
+// The checks a checkpoint's batcher sections carry: an order naming an image outside the
+// dataset, or a position past the epoch, is refused with the value; a real state passes.
+Test(batch, sections_refuse_an_order_or_position_out_of_range)
+{
+    struct dataset d;
+    make_indexed(&d, 12, (struct shape){1, 2, 2});
+    struct augment a = augment_none();
+    struct batcher b;
+    batcher_init(&b, &d, NULL, 12, true, &a, 5);
+    struct ckpt_list l = {.n = 0};
+    batcher_sections(&b, "", &l);
+    cr_assert(l.s[0].valid != NULL && l.s[1].valid != NULL);
+    char why[256] = "";
+    cr_assert(l.s[0].valid(b.order, l.s[0].ctx, why, sizeof why));
+    cr_assert(l.s[1].valid(&b.pos, l.s[1].ctx, why, sizeof why));
+    size_t order[12];
+    memcpy(order, b.order, sizeof order);
+    order[7] = 12;
+    cr_assert(l.s[0].valid(order, l.s[0].ctx, why, sizeof why) == false);
+    cr_assert(strcmp(why, "entry 7 is image 12 of a dataset of 12") == 0, "%s", why);
+    size_t pos = 13;
+    cr_assert(l.s[1].valid(&pos, l.s[1].ctx, why, sizeof why) == false);
+    cr_assert(strcmp(why, "position 13 in an epoch of 12 images") == 0, "%s", why);
+    pos = 12; // used up: the next batch starts an epoch
+    cr_assert(l.s[1].valid(&pos, l.s[1].ctx, why, sizeof why));
+    batcher_deinit(&b);
+    dataset_deinit(&d);
+}

@@ -243,10 +243,12 @@ Test(checkpoint, other_format_version_names_both_versions)
 {
     // version 1: the sections before the task interface (evograd 0.1.0)
     save_as_version(1);
-    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 1, this build reads 2");
+    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 1, this build reads 3");
     expect_load_fails(EG_ERR_FORMAT, "written by another version of evograd");
-    save_as_version(3);
-    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 3, this build reads 2");
+    save_as_version(2); // evograd 0.2.0: the loop's section was smaller
+    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 2, this build reads 3");
+    save_as_version(4);
+    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 4, this build reads 3");
 }
 
 Test(checkpoint, other_config_hash_is_a_different_config)
@@ -404,4 +406,37 @@ Test(checkpoint, a_list_refuses_a_name_of_32_bytes, .signal = SIGABRT)
     float v = 0.0f;
     struct ckpt_list l = {.n = 0};
     ckpt_add(&l, "a_prefix_of_sixteen_", "and_twelve..", &v, sizeof v);
+}
+
+// A section's check (ckpt_add_checked) sees the loaded bytes before anything is copied: when it
+// refuses, the load fails naming the section and the reason, and no buffer changes.
+static bool step_below_1000(const void *data, const void *ctx, char *why, size_t cap)
+{
+    (void)ctx;
+    uint64_t step;
+    memcpy(&step, data, sizeof step);
+    if (step < 1000) return true;
+    snprintf(why, cap, "step %llu is not below 1000", (unsigned long long)step);
+    return false;
+}
+
+Test(checkpoint, a_section_check_refuses_before_anything_is_copied)
+{
+    save_state(2.0f); // step 2007
+    struct state s;
+    fill(&s, 9.0f);
+    struct ckpt_list l = {.n = 0};
+    ckpt_add(&l, "", "params", s.params, sizeof s.params);
+    ckpt_add(&l, "", "momentum", s.momentum, sizeof s.momentum);
+    ckpt_add_checked(&l, "", "step", &s.step, sizeof s.step, step_below_1000, NULL);
+    struct eg_error err;
+    cr_assert(eq(int, ckpt_load(e2e_path(CKPT), HASH, l.s, l.n, &err), EG_ERR_FORMAT));
+    cr_assert(strstr(err.msg, "section 'step': step 2007 is not below 1000") != NULL, "%s",
+              err.msg);
+    struct state want;
+    fill(&want, 9.0f);
+    cr_assert(memcmp(&s, &want, sizeof s) == 0, "a refused load changed the buffers");
+    save_state(0.5f); // step 7: passes
+    cr_assert(eq(int, ckpt_load(e2e_path(CKPT), HASH, l.s, l.n, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(u64, s.step, 7));
 }

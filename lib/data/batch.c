@@ -5,6 +5,7 @@
  * Augmentation draws come from the same generator, after the epoch's shuffle. */
 #include "batch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,11 +89,36 @@ size_t batcher_batches_per_epoch(const struct batcher *b, size_t bs)
     return (b->n + bs - 1) / bs;
 }
 
+// A loaded order must index the dataset, a loaded position the order.
+static bool order_valid(const void *data, const void *ctx, char *why, size_t cap)
+{
+    const struct batcher *b = ctx;
+    for (size_t i = 0; i < b->n; i++) {
+        size_t k;
+        memcpy(&k, (const char *)data + i * sizeof k, sizeof k);
+        if (k >= b->d->n) {
+            snprintf(why, cap, "entry %zu is image %zu of a dataset of %zu", i, k, b->d->n);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool pos_valid(const void *data, const void *ctx, char *why, size_t cap)
+{
+    const struct batcher *b = ctx;
+    size_t pos;
+    memcpy(&pos, data, sizeof pos);
+    if (pos <= b->n) return true;
+    snprintf(why, cap, "position %zu in an epoch of %zu images", pos, b->n);
+    return false;
+}
+
 void batcher_sections(struct batcher *b, const char *prefix, struct ckpt_list *l)
 {
     EG_ASSERT(b != NULL && b->order != NULL);
-    ckpt_add(l, prefix, "order", b->order, b->n * sizeof *b->order);
-    ckpt_add(l, prefix, "pos", &b->pos, sizeof b->pos);
+    ckpt_add_checked(l, prefix, "order", b->order, b->n * sizeof *b->order, order_valid, b);
+    ckpt_add_checked(l, prefix, "pos", &b->pos, sizeof b->pos, pos_valid, b);
     ckpt_add(l, prefix, "epoch", &b->epoch, sizeof b->epoch);
     ckpt_add(l, prefix, "rng", &b->rng, sizeof b->rng);
 }

@@ -44,7 +44,8 @@ size_t batcher_batches_per_epoch(const struct batcher *b, size_t bs);
 struct ckpt_list;
 // Adds the batcher's resumable state to a checkpoint list (io/checkpoint.h): <prefix>order (this
 // epoch's order), <prefix>pos, <prefix>epoch and <prefix>rng. The sections point into b, so
-// loading the list continues the data stream exactly where it was saved.
+// loading the list continues the data stream exactly where it was saved. A loaded order that
+// names an image outside the dataset, or a position past the epoch, is refused.
 void batcher_sections(struct batcher *b, const char *prefix, struct ckpt_list *l);
 
 #endif // EG_BATCH_H

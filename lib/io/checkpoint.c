@@ -23,9 +23,10 @@
 
 #define CKPT_MAGIC "EGCKPT01"
 #define CKPT_MAGIC_LEN 8
-// 2 (evograd 0.2.0): the sections of the task interface (lib/run/task.h). A version 1 checkpoint
-// (evograd 0.1.0) is refused with a message saying which version wrote it.
-#define CKPT_VERSION 2u
+// 2 (evograd 0.2.0): the sections of the task interface (lib/run/task.h). 3 (0.3.0): the loop's
+// section holds the reference loss of the blow-up rule. Another version's checkpoint is refused
+// with a message saying which version wrote it.
+#define CKPT_VERSION 3u
 #define CKPT_NAME_LEN CKPT_NAME_MAX
 #define CKPT_HEADER_LEN (CKPT_MAGIC_LEN + 4 + 8 + 4)
 #define CKPT_SECTION_HEAD_LEN (CKPT_NAME_LEN + 8)
@@ -89,12 +90,18 @@ static void sync_parent_dir(const char *path)
 void ckpt_add(struct ckpt_list *l, const char *prefix, const char *name, void *data,
               size_t bytes)
 {
+    ckpt_add_checked(l, prefix, name, data, bytes, NULL, NULL);
+}
+
+void ckpt_add_checked(struct ckpt_list *l, const char *prefix, const char *name, void *data,
+                      size_t bytes, ckpt_valid_fn valid, const void *ctx)
+{
     EG_ASSERT(l != NULL && prefix != NULL && name != NULL);
     EG_ASSERT(l->n < CKPT_LIST_MAX);
     EG_ASSERT(data != NULL || bytes == 0);
     int len = snprintf(l->names[l->n], CKPT_NAME_MAX, "%s%s", prefix, name);
     EG_ASSERT(len >= 1 && len < CKPT_NAME_MAX);
-    l->s[l->n] = (struct ckpt_section){l->names[l->n], data, bytes};
+    l->s[l->n] = (struct ckpt_section){l->names[l->n], data, bytes, valid, ctx};
     l->n++;
 }
 
@@ -252,6 +259,16 @@ static enum eg_status ckpt_check(const char *path, const unsigned char *buf, siz
                              "%s: section '%s' has %llu bytes, expected %zu - the network differs",
                              path, sections[i].name, (unsigned long long)bytes,
                              sections[i].bytes);
+        }
+    }
+    for (size_t i = 0; i < n; i++) { // intact and ours: are its values usable?
+        char why[256];
+        if (sections[i].valid != NULL &&
+            !sections[i].valid(buf + offsets[i], sections[i].ctx, why, sizeof why)) {
+            return eg_errorf(err, EG_ERR_FORMAT,
+                             "%s: section '%s': %s (the file is intact but was not written by "
+                             "this run: start the run again)",
+                             path, sections[i].name, why);
         }
     }
     return EG_OK;
