@@ -6,7 +6,10 @@
  *   3. the loop, driven through run_task by a small task of this file (no data, no network):
  *      epochs and steps, which epochs get rows and what the loop writes in them, start and finish
  *      files, the clock the task sees, stops followed by resumes equal to an uninterrupted run,
- *      divergence, a checkpoint from another config, and a failing init.
+ *      divergence, a checkpoint from another config, and a failing init;
+ *   4. the tasks' evaluations and the stop request: with the clock's stop flag set, epoch_end of
+ *      an evaluated epoch returns EG_STOPPED before evaluating anything; with it clear, the
+ *      numbers of a clock without one.
  * Files live in the shared temporary folder (helpers.h: e2e_setup / e2e_teardown). */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -16,12 +19,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "core/alloc.h"
+#include "core/parallel.h"
+#include "core/rng.h"
+#include "data/episode.h"
 #include "helpers.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
+#include "run/classifier.h"
 #include "run/run.h"
 #include "run/task.h"
+#include "tasks/relation.h"
 
 // ---------------------------------------------------------------------------------------------
 // 1. the registry
@@ -159,6 +169,9 @@ Test(run_check, a_method_on_a_task_without_hyperparameters_names_the_tasks_that_
 static size_t fake_spe = 3;              // steps per epoch
 static uint64_t fake_diverge_at = 0;     // the global step that reports divergence (0: never)
 static bool fake_init_fails = false;
+static uint64_t fake_interrupt_epoch = 0; // a stop request arrives during this epoch's
+                                          // evaluation, after it changed the state (0: never)
+static double fake_loss_scale = 1.0;      // steps after the first 6 have their loss times this
 
 struct fake_stats {     // resumable
     uint64_t steps;     // steps taken
@@ -215,7 +228,8 @@ static struct task_step fake_step(void *state, const struct task_clock *c)
     if (c->epoch != f->st.steps / f->spe || c->lr != 0.5f) f->st.clock_bad++;
     f->st.steps++;
     f->st.x = 0.5 * f->st.x + (double)f->st.steps;
-    struct task_step s = {.loss_sum = 2.0 * (double)f->st.steps, .count = 2};
+    double scale = f->st.steps > 6 ? fake_loss_scale : 1.0;
+    struct task_step s = {.loss_sum = 2.0 * (double)f->st.steps * scale, .count = 2};
     if (f->st.steps == fake_diverge_at) s.diverged = "the fake value is NaN";
     return s;
 }
@@ -226,6 +240,13 @@ static enum eg_status fake_epoch_end(void *state, const struct task_clock *c, st
     struct fake *f = state;
     if (c->epoch * f->spe != f->st.steps) f->st.clock_bad++;
     f->st.last_x = f->st.x;
+    if (c->eval && c->epoch == fake_interrupt_epoch) {
+        f->st.x += 1000.0; // half-way through: the loop must undo this
+        f->st.clock_bad += 100;
+        *(volatile sig_atomic_t *)c->stop = SIGTERM; // as the signal handler would
+        fake_interrupt_epoch = 0;                    // once: the resumed run evaluates in full
+    }
+    if (task_stop_requested(c) && c->eval) return EG_STOPPED;
     return EG_OK;
 }
 
@@ -432,6 +453,80 @@ Test(loop, divergence_stops_with_the_task_reason_and_keeps_the_rows)
     free(m);
 }
 
+// A stop request that arrives while an epoch's end evaluates: the run stops with a checkpoint
+// of the state before that epoch end (the task's half-done changes undone), and the resumed run
+// repeats it in full, to the rows of a run never stopped.
+Test(loop, a_stop_during_an_evaluation_resumes_to_the_rows_of_an_uninterrupted_one)
+{
+    struct run_config cfg;
+    load(&cfg, fake_config, NULL, 0);
+    struct run_result res;
+    struct eg_error err;
+    e2e_mkdir("whole");
+    e2e_mkdir("parts");
+    cr_assert(run_fake(&cfg, e2e_path("whole"), false, 0, &res, &err) == EG_OK, "%s", err.msg);
+    // epoch 3 is evaluated (every 3 epochs); with checkpoints every 5 epochs the one the stop
+    // writes is the only one, so the resume below starts from it
+    fake_interrupt_epoch = 3;
+    load(&cfg, fake_config, (const char *const[]){"checkpoint.every_epochs=5"}, 1);
+    cr_assert(run_fake(&cfg, e2e_path("parts"), false, 0, &res, &err) == EG_OK, "%s", err.msg);
+    cr_assert(res.stopped && res.started && res.global_step == 9 && res.epochs_done == 2,
+              "stopped %d at step %zu, %zu epochs", res.stopped, res.global_step,
+              res.epochs_done);
+    char *m = e2e_read("parts/metrics.csv");
+    cr_assert(m != NULL && csv_data_rows(m) == 0, "%s", m); // epoch 3's row is not written
+    free(m);
+    cr_assert(run_fake(&cfg, e2e_path("parts"), true, 0, &res, &err) == EG_OK, "%s", err.msg);
+    cr_assert(res.stopped == false && res.global_step == 12 && res.epochs_done == 4);
+    char *a = e2e_read("whole/metrics.csv"), *b = e2e_read("parts/metrics.csv");
+    char *ra = rows_without_times(a), *rb = rows_without_times(b);
+    cr_assert(strcmp(ra, rb) == 0, "uninterrupted:\n%s\nresumed:\n%s", ra, rb);
+    free(a);
+    free(b);
+    free(ra);
+    free(rb);
+}
+
+// A loss that blows up but stays finite (x 1e6 from step 7): diverged at the end of epoch 3, the
+// first whose mean exceeds train.diverge_factor (100) times the first step's loss (1), with its
+// row kept; with the factor at 0 the run goes to its end.
+Test(loop, a_finite_blow_up_is_divergence_after_the_epoch_row)
+{
+    fake_loss_scale = 1e6;
+    struct run_config cfg;
+    load(&cfg, fake_config, NULL, 0);
+    struct run_result res;
+    struct eg_error err;
+    cr_assert(run_fake(&cfg, e2e_dir, false, 0, &res, &err) == EG_ERR_DIVERGED);
+    cr_assert(res.started && res.epochs_done == 3);
+    cr_assert(strcmp(err.msg, "diverged: epoch 3's mean training loss 8e+06 is more than "
+                              "train.diverge_factor (100) times the loss of the first step (1); "
+                              "metrics so far are kept (train.diverge_factor=0 turns this rule "
+                              "off)") == 0,
+              "%s", err.msg);
+    char *m = e2e_read("metrics.csv");
+    cr_assert(m != NULL && csv_data_rows(m) == 1 && csv_cell(m, 1, 0) == 3.0, "%s", m);
+    free(m);
+    e2e_mkdir("off");
+    load(&cfg, fake_config, (const char *const[]){"train.diverge_factor=0"}, 1);
+    cr_assert(run_fake(&cfg, e2e_path("off"), false, 0, &res, &err) == EG_OK, "%s", err.msg);
+    cr_assert(res.epochs_done == 4);
+}
+
+// run_result.started tells the runner whose fault an error is (exit 1 before, 3 after).
+Test(loop, started_is_false_when_init_fails_and_true_once_steps_ran)
+{
+    struct run_config cfg;
+    load(&cfg, fake_config, NULL, 0);
+    struct run_result res;
+    struct eg_error err;
+    cr_assert(run_fake(&cfg, e2e_dir, false, 2, &res, &err) == EG_OK, "%s", err.msg);
+    cr_assert(res.started && res.stopped);
+    fake_init_fails = true;
+    cr_assert(run_fake(&cfg, e2e_dir, true, 0, &res, &err) == EG_ERR_IO);
+    cr_assert(res.started == false);
+}
+
 Test(loop, resuming_with_another_config_is_refused)
 {
     struct run_config cfg, other;
@@ -456,4 +551,224 @@ Test(loop, a_failing_init_writes_nothing)
     cr_assert(strcmp(err.msg, "fake: cannot read its data") == 0, "%s", err.msg);
     cr_assert(e2e_read("metrics.csv") == NULL && e2e_read("start.txt") == NULL);
     cr_assert(res.epochs_done == 0 && isnan(res.task.test_acc));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. the tasks' evaluations and the stop request
+
+TestSuite(task_stop, .init = e2e_setup, .fini = e2e_teardown, .timeout = 300);
+
+// The task of yaml after init and one training step.
+static void *started(const struct task_ops **t, struct run_config *cfg, const char *yaml)
+{
+    load(cfg, yaml, NULL, 0);
+    struct eg_error err;
+    cr_assert(eq(int, run_check(cfg, &err), EG_OK), "%s", err.msg);
+    eg_set_threads(1);
+    *t = task_find(cfg->task);
+    void *state = NULL;
+    cr_assert(eq(int, (*t)->init(cfg, &state, &err), EG_OK), "%s", err.msg);
+    struct task_clock clk = {.epoch = 0, .epochs = cfg->train.epochs,
+                             .lr = (float)cfg->train.optimizer.lr};
+    (*t)->step(state, &clk);
+    return state;
+}
+
+// The clock of the end of the first epoch, evaluated (and the last when last), with stop.
+static struct task_clock end_clock(const struct run_config *cfg, bool last,
+                                   const volatile sig_atomic_t *stop)
+{
+    return (struct task_clock){.epoch = 1,
+                               .epochs = cfg->train.epochs,
+                               .lr = (float)cfg->train.optimizer.lr,
+                               .eval = true,
+                               .last = last,
+                               .stop = stop};
+}
+
+// The evaluation's figures of a task's summary, NaN when not measured.
+static struct task_summary summary_of(const struct task_ops *t, const void *state,
+                                      const struct run_config *cfg)
+{
+    struct task_summary s;
+    task_summary_init(&s, cfg);
+    t->summary(state, &s);
+    return s;
+}
+
+// Same doubles, NaN equal to NaN.
+static bool same(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || a == b;
+}
+
+// A classifier task (the state's first member is struct classifier; passes: the test-set passes
+// of one evaluation): stopped, epoch_end starts no pass over the test set and leaves the accuracy
+// unmeasured; cleared, it gives what a clock without a stop request gives.
+static void classifier_stops(const char *yaml, uint64_t passes)
+{
+    const struct task_ops *t;
+    struct run_config cfg;
+    void *a = started(&t, &cfg, yaml), *b = started(&t, &cfg, yaml);
+    struct classifier *c = a;
+    const uint64_t before = c->evalb.epoch;
+    volatile sig_atomic_t flag = 1;
+    struct task_clock clk = end_clock(&cfg, true, &flag);
+    struct eg_error err;
+    cr_assert(eq(int, t->epoch_end(a, &clk, &err), EG_STOPPED));
+    cr_assert(eq(u64, c->evalb.epoch, before), "the stopped evaluation drew test batches");
+    cr_assert(isnan(summary_of(t, a, &cfg).test_acc));
+
+    flag = 0;
+    cr_assert(eq(int, t->epoch_end(a, &clk, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(u64, c->evalb.epoch, before + passes));
+    struct task_clock plain = end_clock(&cfg, true, NULL);
+    cr_assert(eq(int, t->epoch_end(b, &plain, &err), EG_OK), "%s", err.msg);
+    struct task_summary sa = summary_of(t, a, &cfg), sb = summary_of(t, b, &cfg);
+    cr_assert(isfinite(sa.test_acc));
+    cr_assert(same(sa.test_acc, sb.test_acc) && same(sa.best_acc, sb.best_acc) &&
+                  same(sa.acc_back, sb.acc_back),
+              "%.17g %.17g / %.17g %.17g", sa.test_acc, sb.test_acc, sa.acc_back, sb.acc_back);
+    t->free(a);
+    t->free(b);
+}
+
+static const char *const synthetic_data =
+    "threads: 1\n"
+    "data: {dataset: synthetic, image_c: 1, image_h: 28, image_w: 28, synthetic_train: 600,\n"
+    "       synthetic_test: 700, meta_size: 100}\n"
+    "train: {batch_size: 32}\neval: {batch_size: 100}\n";
+
+Test(task_stop, supervised_evaluation_polls_between_batches)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "task: supervised\n%s", synthetic_data);
+    classifier_stops(yaml, 1);
+}
+
+Test(task_stop, rotation_evaluations_poll_between_batches)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "task: rotation\nmethod: {name: evograd}\n"
+             "rotation: {train_end: 400, val_begin: 400, val_end: 600, init_deg: 10}\n%s",
+             synthetic_data);
+    classifier_stops(yaml, 2); // the test set, then rotated back by the learned angle
+}
+
+Test(task_stop, mwn_evaluation_polls_between_batches)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "task: mwn\nmethod: {name: evograd}\n%s", synthetic_data);
+    classifier_stops(yaml, 1);
+}
+
+#define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+// Task lft at 4-32 channels, 1-shot episodes with 4 queries; val and test episodes as given.
+static void lft_yaml(char *buf, size_t cap, const char *episodes)
+{
+    snprintf(buf, cap,
+             "task: lft\nthreads: 1\ndata: {dataset: fashion_mnist}\n"
+             "backbone: {name: resnet10, channels: 4}\nmethod: {name: evograd}\n"
+             "train: {epochs: 2, optimizer: {name: adam, lr: 0.001}}\n"
+             "lft: {shot: 1, queries: 4, episodes: 3, aux_batch: 8, test_queries: 5, %s}\n",
+             episodes);
+}
+
+static void need_fmnist(void)
+{
+    if (access(FMNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0) {
+        cr_skip("Fashion-MNIST is not installed (" FMNIST_DIR ")");
+    }
+}
+
+// With 10^8 validation or test episodes (days of work) a stopped epoch_end that returns at all
+// has stopped before evaluating them; the figures stay unmeasured.
+Test(task_stop, lft_validation_and_test_poll_between_episodes)
+{
+    need_fmnist();
+    const struct task_ops *t;
+    struct run_config cfg;
+    char yaml[1024];
+    volatile sig_atomic_t flag = 1;
+    struct eg_error err;
+
+    lft_yaml(yaml, sizeof yaml, "val_episodes: 100000000, test_episodes: 30");
+    void *s = started(&t, &cfg, yaml);
+    struct task_clock clk = end_clock(&cfg, false, &flag);
+    cr_assert(eq(int, t->epoch_end(s, &clk, &err), EG_STOPPED));
+    cr_assert(isnan(summary_of(t, s, &cfg).val_acc));
+    t->free(s);
+
+    lft_yaml(yaml, sizeof yaml, "val_episodes: 0, test_episodes: 100000000");
+    s = started(&t, &cfg, yaml);
+    clk = end_clock(&cfg, true, &flag);
+    cr_assert(eq(int, t->epoch_end(s, &clk, &err), EG_STOPPED));
+    struct task_summary sum = summary_of(t, s, &cfg);
+    cr_assert(isnan(sum.test_acc) && isnan(sum.test_ci95));
+    t->free(s);
+}
+
+Test(task_stop, lft_cleared_flag_gives_the_numbers_of_no_stop_request)
+{
+    need_fmnist();
+    const struct task_ops *t;
+    struct run_config cfg;
+    char yaml[1024];
+    lft_yaml(yaml, sizeof yaml, "val_episodes: 4, test_episodes: 30");
+    void *a = started(&t, &cfg, yaml), *b = started(&t, &cfg, yaml);
+    volatile sig_atomic_t flag = 1;
+    struct task_clock clk = end_clock(&cfg, true, &flag), plain = end_clock(&cfg, true, NULL);
+    struct eg_error err;
+    cr_assert(eq(int, t->epoch_end(a, &clk, &err), EG_STOPPED));
+    flag = 0;
+    cr_assert(eq(int, t->epoch_end(a, &clk, &err), EG_OK), "%s", err.msg);
+    cr_assert(eq(int, t->epoch_end(b, &plain, &err), EG_OK), "%s", err.msg);
+    struct task_summary sa = summary_of(t, a, &cfg), sb = summary_of(t, b, &cfg);
+    cr_assert(isfinite(sa.val_acc) && isfinite(sa.test_acc) && sa.test_ci95 > 0.0);
+    cr_assert(same(sa.val_acc, sb.val_acc) && same(sa.test_acc, sb.test_acc) &&
+                  same(sa.test_ci95, sb.test_ci95),
+              "%.17g %.17g / %.17g %.17g", sa.val_acc, sb.val_acc, sa.test_acc, sb.test_acc);
+    t->free(a);
+    t->free(b);
+}
+
+// relation_evaluate on 6 classes of 5 random 2x1x1 features: stopped, no episode is evaluated
+// (acc and res untouched); cleared, the result of no stop pointer.
+Test(task_stop, relation_evaluate_polls_before_every_episode)
+{
+    const struct shape feat = {2, 1, 1};
+    const size_t K = 6, per = 5, n = K * per;
+    struct class_index ci = {.classes = K};
+    ci.offsets = eg_xmalloc_array(K + 1, sizeof(size_t));
+    ci.idx = eg_xmalloc_array(n, sizeof(size_t));
+    for (size_t k = 0; k <= K; k++) ci.offsets[k] = k * per;
+    for (size_t i = 0; i < n; i++) ci.idx[i] = i;
+    struct rng rng;
+    rng_seed(&rng, 3);
+    float *feats = eg_xmalloc_floats(n * shape_numel(feat));
+    rng_fill_gaussian(&rng, feats, n * shape_numel(feat), 0.0f, 1.0f);
+    struct relation_head *r = relation_head_new(feat, RELATION_HIDDEN, &rng);
+
+    volatile sig_atomic_t flag = 1;
+    double acc[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+    struct fewshot_result res = {.mean = -7.0}, want;
+    struct rng g1, g2;
+    rng_seed(&g1, 9);
+    g2 = g1;
+    struct eg_error err;
+    cr_assert(eq(int, relation_evaluate(r, feats, &ci, 3, 1, 2, 8, &g1, &flag, acc, &res, &err),
+                 EG_STOPPED));
+    for (size_t e = 0; e < 8; e++) cr_assert(acc[e] == -1.0, "episode %zu was evaluated", e);
+    cr_assert(res.mean == -7.0);
+    flag = 0;
+    cr_assert(eq(int, relation_evaluate(r, feats, &ci, 3, 1, 2, 8, &g1, &flag, acc, &res, &err),
+                 EG_OK));
+    cr_assert(eq(int, relation_evaluate(r, feats, &ci, 3, 1, 2, 8, &g2, NULL, NULL, &want, &err),
+                 EG_OK));
+    cr_assert(res.mean == want.mean && res.ci95 == want.ci95 && res.episodes == 8);
+    relation_head_free(r);
+    free(feats);
+    class_index_deinit(&ci);
 }

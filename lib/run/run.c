@@ -5,15 +5,21 @@
  * training loss, the task's epoch end, a metrics row when the epoch is evaluated (every
  * eval.every_epochs and the last), progress, and a checkpoint every checkpoint.every_epochs
  * epochs or on a stop request. A checkpoint is the loop's own section ("loop": counters, times,
- * the epoch's loss sums) followed by the task's sections; resuming loads both into place, reopens
- * metrics.csv at the rows written and continues as if never stopped. */
+ * the epoch's loss sums) followed by the task's sections; resuming loads both into place (the
+ * loop's counters checked against the config), reopens metrics.csv at the rows written and
+ * continues as if never stopped. A stop request that arrives during an evaluation interrupts it
+ * (task.h): the sections are put back as they were after the epoch's last step and checkpointed
+ * there. Divergence: a step's non-finite loss or hyperparameter (the task says), or an epoch's
+ * mean training loss above train.diverge_factor times that of the run's first step. */
 #include "run.h"
 
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/parallel.h"
 #include "core/timer.h"
 #include "io/checkpoint.h"
@@ -32,6 +38,8 @@ struct loop_state {
     double loss_sum;      // epoch in progress: the steps' loss sums
     uint64_t loss_count;  //   and counts
     double last_train_loss; // the last finished epoch's mean
+    double ref_sum;       // the run's first step (the untrained model): its loss sum and count,
+    uint64_t ref_count;   //   the reference of the blow-up rule (train.diverge_factor)
 };
 
 struct loop {
@@ -43,6 +51,7 @@ struct loop {
     struct csv *metrics;
     struct loop_state st;
     double session_start;
+    uint64_t session_first_step; // global step at which this invocation started
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -84,11 +93,64 @@ static void join(char *out, size_t cap, const char *dir, const char *name)
     EG_ASSERT(len > 0 && (size_t)len < cap); // the runner keeps dir under PATH_MAX - 64
 }
 
+// A loaded loop state must be a point this config's run can be at.
+static bool state_valid(const void *data, const void *ctx, char *why, size_t cap)
+{
+    const struct loop *lp = ctx;
+    struct loop_state st;
+    memcpy(&st, data, sizeof st);
+    const uint64_t epochs = lp->cfg->train.epochs, spe = lp->steps_per_epoch;
+    if (st.epoch > epochs) {
+        snprintf(why, cap, "epoch %llu of a run of train.epochs=%llu", (unsigned long long)st.epoch,
+                 (unsigned long long)epochs);
+    } else if (st.step > spe || (st.epoch == epochs && st.step != 0)) {
+        snprintf(why, cap, "step %llu of epoch %llu, which has %llu steps",
+                 (unsigned long long)st.step, (unsigned long long)st.epoch + 1,
+                 (unsigned long long)spe);
+    } else if (st.global_step != st.epoch * spe + st.step) {
+        snprintf(why, cap, "global step %llu at epoch %llu, step %llu (%llu steps an epoch)",
+                 (unsigned long long)st.global_step, (unsigned long long)st.epoch,
+                 (unsigned long long)st.step, (unsigned long long)spe);
+    } else if (st.rows > st.epoch) {
+        snprintf(why, cap, "%llu metrics rows after %llu epochs", (unsigned long long)st.rows,
+                 (unsigned long long)st.epoch);
+    } else if (!(st.wall_s >= 0.0 && st.step_s >= 0.0 && isfinite(st.wall_s + st.step_s))) {
+        snprintf(why, cap, "times %g s and %g s", st.wall_s, st.step_s);
+    } else {
+        return true;
+    }
+    return false;
+}
+
 static void sections_of(struct loop *lp, struct ckpt_list *l)
 {
     l->n = 0;
-    ckpt_add(l, "", "loop", &lp->st, sizeof lp->st);
+    ckpt_add_checked(l, "", "loop", &lp->st, sizeof lp->st, state_valid, lp);
     lp->ops->sections(lp->task, l);
+}
+
+// The bytes of every section, to put back when an epoch's end is interrupted.
+struct snapshot {
+    struct ckpt_list l;
+    unsigned char *bytes;
+};
+
+static void snapshot_take(struct loop *lp, struct snapshot *s)
+{
+    sections_of(lp, &s->l);
+    size_t total = 0;
+    for (size_t i = 0; i < s->l.n; i++) total += s->l.s[i].bytes;
+    s->bytes = eg_xmalloc(total);
+    for (size_t i = 0, off = 0; i < s->l.n; off += s->l.s[i].bytes, i++) {
+        if (s->l.s[i].bytes > 0) memcpy(s->bytes + off, s->l.s[i].data, s->l.s[i].bytes);
+    }
+}
+
+static void snapshot_restore(const struct snapshot *s)
+{
+    for (size_t i = 0, off = 0; i < s->l.n; off += s->l.s[i].bytes, i++) {
+        if (s->l.s[i].bytes > 0) memcpy(s->l.s[i].data, s->bytes + off, s->l.s[i].bytes);
+    }
 }
 
 static enum eg_status save_checkpoint(struct loop *lp, const char *dir, struct eg_error *err)
@@ -156,6 +218,7 @@ static void report(struct loop *lp, const struct run_options *o, bool epoch_end)
         .step = epoch_end ? lp->steps_per_epoch : st->step,
         .steps_per_epoch = lp->steps_per_epoch,
         .global_step = st->global_step,
+        .session_steps = st->global_step - lp->session_first_step,
         .elapsed_s = elapsed(lp),
         .train_loss = epoch_end ? st->last_train_loss
                                 : st->loss_sum / (double)(st->loss_count ? st->loss_count : 1),
@@ -163,6 +226,58 @@ static void report(struct loop *lp, const struct run_options *o, bool epoch_end)
         .val_acc = s.val_acc,
     };
     o->progress(o->progress_ctx, &p, epoch_end);
+}
+
+// The blow-up rule: the epoch's mean training loss against train.diverge_factor times the mean
+// loss of the run's first step, taken before any update (off when the factor is 0 or that loss
+// is not positive). One step, not more: a rate that blows up does so within a few steps, and a
+// reference taken over them would hide it.
+static enum eg_status check_blowup(const struct loop *lp, struct eg_error *err)
+{
+    const struct loop_state *st = &lp->st;
+    const double factor = lp->cfg->train.diverge_factor;
+    if (factor <= 0.0 || st->ref_count == 0) return EG_OK;
+    const double ref = st->ref_sum / (double)st->ref_count;
+    if (!(ref > 0.0) || !(st->last_train_loss > factor * ref)) return EG_OK;
+    return eg_errorf(err, EG_ERR_DIVERGED,
+                     "diverged: epoch %llu's mean training loss %.6g is more than "
+                     "train.diverge_factor (%g) times the loss of the first step (%.6g); "
+                     "metrics so far are kept (train.diverge_factor=0 turns this rule off)",
+                     (unsigned long long)st->epoch, st->last_train_loss, factor, ref);
+}
+
+// The epoch's end, after its last step: the means, the task's epoch end, the metrics row and the
+// blow-up rule. An evaluated epoch's end can be long: when the task reports a stop request
+// (EG_STOPPED), every section is put back as it was after the last step and *stopped is set,
+// so the checkpoint the caller writes repeats the whole epoch end on resume.
+static enum eg_status end_epoch(struct loop *lp, struct task_clock *c, bool *stopped,
+                                struct eg_error *err)
+{
+    const struct run_config *cfg = lp->cfg;
+    struct loop_state *st = &lp->st;
+    const uint64_t done = st->epoch + 1;
+    c->epoch = done;
+    c->last = done == cfg->train.epochs;
+    c->eval = done % cfg->eval.every_epochs == 0 || c->last;
+    struct snapshot snap = {0};
+    if (c->eval) snapshot_take(lp, &snap);
+    st->epoch = done;
+    st->step = 0;
+    st->last_train_loss = st->loss_sum / (double)st->loss_count;
+    st->loss_sum = 0.0;
+    st->loss_count = 0;
+    enum eg_status s = lp->ops->epoch_end(lp->task, c, err);
+    if (s == EG_STOPPED) {
+        EG_ASSERT(c->eval); // only evaluations poll the stop request (task.h)
+        snapshot_restore(&snap);
+        *stopped = true;
+        s = EG_OK;
+    } else if (s == EG_OK && c->eval) {
+        s = write_row(lp, c, err);
+    }
+    free(snap.bytes);
+    if (s == EG_OK && !*stopped) s = check_blowup(lp, err);
+    return s;
 }
 
 static enum eg_status train_loop(struct loop *lp, const struct run_options *o,
@@ -175,11 +290,16 @@ static enum eg_status train_loop(struct loop *lp, const struct run_options *o,
             .epoch = st->epoch,
             .epochs = cfg->train.epochs,
             .lr = schedule_lr(&lp->sched, (double)st->epoch),
+            .stop = o->stop,
         };
         while (st->step < lp->steps_per_epoch) {
             double t0 = eg_wall_seconds();
             struct task_step s = lp->ops->step(lp->task, &c);
             st->step_s += eg_wall_seconds() - t0;
+            if (st->global_step == 0) {
+                st->ref_sum += s.loss_sum;
+                st->ref_count += s.count;
+            }
             st->step++;
             st->global_step++;
             st->loss_sum += s.loss_sum;
@@ -198,17 +318,13 @@ static enum eg_status train_loop(struct loop *lp, const struct run_options *o,
                 return save_checkpoint(lp, o->dir, err);
             }
         }
-        st->epoch++;
-        st->step = 0;
-        st->last_train_loss = st->loss_sum / (double)st->loss_count;
-        st->loss_sum = 0.0;
-        st->loss_count = 0;
-        c.epoch = st->epoch;
-        c.last = st->epoch == cfg->train.epochs;
-        c.eval = st->epoch % cfg->eval.every_epochs == 0 || c.last;
-        enum eg_status s = lp->ops->epoch_end(lp->task, &c, err);
-        if (s == EG_OK && c.eval) s = write_row(lp, &c, err);
+        bool interrupted = false;
+        enum eg_status s = end_epoch(lp, &c, &interrupted, err);
         if (s != EG_OK) return s;
+        if (interrupted) {
+            res->stopped = true;
+            return save_checkpoint(lp, o->dir, err);
+        }
         report(lp, o, true);
         bool ckpt = cfg->checkpoint.every_epochs > 0 &&
                     st->epoch % cfg->checkpoint.every_epochs == 0;
@@ -250,6 +366,7 @@ static enum eg_status run_whole(const struct task_ops *ops, const struct run_con
                                 struct eg_error *err)
 {
     double t0 = eg_wall_seconds();
+    res->started = true;
     enum eg_status st = ops->run_whole(cfg, opts->dir, &res->task, err);
     res->wall_s = eg_wall_seconds() - t0;
     res->peak_rss_mb = eg_peak_rss_mb();
@@ -294,6 +411,8 @@ enum eg_status run_task(const struct task_ops *ops, const struct run_config *cfg
         st = open_run(&lp, opts, err);
     }
     lp.session_start = eg_wall_seconds();
+    lp.session_first_step = lp.st.global_step;
+    res->started = st == EG_OK;
     if (st == EG_OK) st = train_loop(&lp, opts, res, err);
     struct eg_error ignored;
     if (st == EG_OK) {

@@ -24,6 +24,7 @@ struct run_progress {
     size_t epoch, epochs;            // 1-based epoch in progress
     size_t step, steps_per_epoch;    // steps done in this epoch
     size_t global_step;
+    size_t session_steps;            // steps done by this invocation (a resumed run: since then)
     double elapsed_s;                // wall seconds of this run, resumed sessions included
     double train_loss;               // mean training loss of the epoch so far
     double test_acc;                 // the latest test accuracy (NaN before the first)
@@ -42,6 +43,9 @@ struct run_options {
 };
 
 struct run_result {
+    bool started;            // the training began: an error after this is the run's failure
+                             // (EG_ERR_DIVERGED, a write error), one before it the input's
+                             // (config, data, checkpoint, the run directory)
     bool stopped;            // returned early on a stop request (checkpoint written)
     size_t epochs_done, global_step;
     double final_train_loss; // the last epoch's mean training loss
@@ -59,8 +63,9 @@ enum eg_status run_check(const struct run_config *cfg, struct eg_error *err);
 void run_describe(const struct run_config *cfg, char *buf, size_t cap);
 
 // Runs (or resumes) the experiment described by cfg (which passed run_check). EG_ERR_DIVERGED
-// when the task reports a non-finite loss or hyperparameter (message names epoch and step;
-// metrics so far kept); EG_ERR_IO / EG_ERR_FORMAT for data or output files; EG_ERR_CONFIG for a
+// when the task reports a non-finite loss or hyperparameter, or an epoch's mean training loss
+// exceeds train.diverge_factor times that of the run's first step (message names the epoch
+// or step; metrics so far kept); EG_ERR_IO / EG_ERR_FORMAT for data or output files; EG_ERR_CONFIG for a
 // checkpoint from another config or what only the data shows. res is filled in every case.
 enum eg_status run_experiment(const struct run_config *cfg, const struct run_options *opts,
                               struct run_result *res, struct eg_error *err);
