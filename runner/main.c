@@ -13,7 +13,7 @@
 #include "nn/net.h"
 #include "nn/optim.h"
 
-#define EVOGRAD_VERSION "0.2.0"
+#define EVOGRAD_VERSION "0.3.0"
 
 static void usage(FILE *f)
 {
@@ -23,16 +23,19 @@ static void usage(FILE *f)
           "meta-learning and hyperparameter optimisation on the CPU.\n"
           "\n"
           "commands:\n"
-          "  run CONFIG.yaml [key.path=value ...] [--out DIR] [--resume] [--quiet]\n"
-          "      [--stop-after STEPS]\n"
+          "  run CONFIG.yaml [key.path=value ...] [--out DIR] [--runs FILE] [--resume]\n"
+          "      [--quiet] [--stop-after STEPS]\n"
           "                                train as the config says; results go to\n"
           "                                results/<name>/<method>-seed<seed>[-N]/ (or --out):\n"
           "                                config.yaml, metrics.csv, summary.csv, DONE, and a\n"
-          "                                row in results/<name>/runs.csv. SIGINT/SIGTERM\n"
-          "                                checkpoint and stop; --resume continues exactly.\n"
-          "                                Prints the run directory on standard output.\n"
+          "                                row in results/<name>/runs.csv (with --out: only in\n"
+          "                                --runs FILE, if given). One run at a time holds a\n"
+          "                                folder. SIGINT/SIGTERM checkpoint and stop; --resume\n"
+          "                                continues exactly. Prints the run directory on\n"
+          "                                standard output.\n"
           "                                --stop-after: checkpoint and stop (exit 0, no DONE)\n"
-          "                                after STEPS steps, e.g. to fit a job's time limit\n"
+          "                                after STEPS steps of this invocation, e.g. to fit a\n"
+          "                                job's time limit\n"
           "  check CONFIG.yaml [key.path=value ...]\n"
           "                                validate and print the resolved config\n"
           "  list config                   every config key: type, default, bounds, meaning\n"
@@ -51,8 +54,9 @@ static void usage(FILE *f)
           "  -h, --help      this text\n"
           "  --version       the version\n"
           "\n"
-          "exit status: 0 success, 1 bad input, 2 usage error, 3 the run failed (diverged, or\n"
-          "an output could not be written), 130/143 stopped by SIGINT/SIGTERM\n",
+          "exit status: 0 success, 1 bad input (the run could not start: config, data,\n"
+          "checkpoint, run folder), 2 usage error, 3 the run failed after it started (diverged,\n"
+          "or an output could not be written), 130/143 stopped by SIGINT/SIGTERM\n",
           f);
 }
 

@@ -3,7 +3,9 @@
  * summary.csv, the shared runs.csv and DONE after). */
 #include "commands.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -36,6 +38,7 @@ struct run_args {
     const char *out;
     bool resume, quiet;
     unsigned long long stop_after; // --stop-after STEPS: checkpoint and stop (0: never)
+    const char *runs;              // --runs FILE: the table the summary row is appended to
 };
 
 // Parses CONFIG, overrides and options; prints a usage error and returns false on bad usage.
@@ -51,6 +54,12 @@ static bool parse_args(int argc, char **argv, bool run, struct run_args *a)
                 return false;
             }
             a->out = argv[++i];
+        } else if (run && strcmp(s, "--runs") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "evograd run: --runs needs a file\n");
+                return false;
+            }
+            a->runs = argv[++i];
         } else if (run && strcmp(s, "--resume") == 0) {
             a->resume = true;
         } else if (run && strcmp(s, "--quiet") == 0) {
@@ -84,7 +93,8 @@ static bool parse_args(int argc, char **argv, bool run, struct run_args *a)
     }
     if (a->config == NULL) {
         fprintf(stderr, "usage: evograd %s CONFIG.yaml [key.path=value ...]%s\n", cmd,
-                run ? " [--out DIR] [--resume] [--quiet] [--stop-after STEPS]" : "");
+                run ? " [--out DIR] [--runs FILE] [--resume] [--quiet] [--stop-after STEPS]"
+                    : "");
         return false;
     }
     return true;
@@ -152,7 +162,7 @@ static void numbered(char *out, size_t cap, const char *base, int n)
     EG_ASSERT(len > 0 && (size_t)len < cap);
 }
 
-// out = dir/name; run directories are at most PATH_MAX - 64 bytes (choose_dir), so it fits.
+// out = dir/name; run directories are at most PATH_MAX - 64 bytes (open_dir), so it fits.
 static void path_join(char *out, size_t cap, const char *dir, const char *name)
 {
     int len = snprintf(out, cap, "%s/%s", dir, name);
@@ -166,29 +176,221 @@ static bool has_file(const char *dir, const char *name)
     return exists(p);
 }
 
-// Chooses the run directory: --out, else results/<name>/<method>-seed<seed>[-n] (a new n for a
-// fresh run; for --resume the newest one with a checkpoint and no DONE).
-static bool choose_dir(const struct run_args *a, const struct run_config *cfg, char *dir,
-                       size_t cap)
+// ---------------------------------------------------------------------------------------------
+// claiming a run directory
+//
+// A run holds an exclusive lock on DIR/.evograd.lock (fcntl, so the holder's pid can be named)
+// from before it looks at the folder until it exits; the kernel drops the lock when the process
+// ends, however it ends. While holding it, a run is the only writer of the folder, so leftovers
+// of dead runs (checkpoint.bin.tmp.<pid>) are removed.
+
+#define LOCK_NAME ".evograd.lock"
+
+// Takes the lock of dir (kept until exit: the descriptor is never closed). Prints the error and
+// returns false when another process holds it or the file cannot be made.
+static bool claim_dir(const char *dir)
+{
+    char p[PATH_MAX];
+    path_join(p, sizeof p, dir, LOCK_NAME);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "error: %s: cannot use the run directory: %s\n", dir, strerror(errno));
+        return false;
+    }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_SETLK, &fl) == 0) return true;
+    int e = errno;
+    struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    bool named = (e == EACCES || e == EAGAIN) && fcntl(fd, F_GETLK, &who) == 0 &&
+                 who.l_type != F_UNLCK;
+    close(fd);
+    if (e != EACCES && e != EAGAIN) {
+        fprintf(stderr, "error: %s: cannot lock the run directory: %s\n", dir, strerror(e));
+    } else if (named) {
+        fprintf(stderr,
+                "error: %s is in use by another evograd run (process %ld); wait for it to end "
+                "or choose another --out\n",
+                dir, (long)who.l_pid);
+    } else {
+        fprintf(stderr, "error: %s is in use by another evograd run; wait for it to end or "
+                        "choose another --out\n", dir);
+    }
+    return false;
+}
+
+// Removes checkpoint.bin.tmp.<pid> files left in dir by killed runs (the caller holds the lock).
+static void remove_stale_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) return;
+    static const char prefix[] = "checkpoint.bin.tmp.";
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, prefix, sizeof prefix - 1) != 0) continue;
+        char p[PATH_MAX];
+        path_join(p, sizeof p, dir, e->d_name);
+        if (unlink(p) == 0) fprintf(stderr, "removed %s (left by a killed run)\n", p);
+    }
+    closedir(d);
+}
+
+// The first line (1-based) where dir/config.yaml and cfg's resolved config differ; 0 when they
+// are the same; -1 when there is no config.yaml.
+static long config_differs(const char *dir, const struct run_config *cfg)
+{
+    char p[PATH_MAX];
+    path_join(p, sizeof p, dir, "config.yaml");
+    FILE *f = fopen(p, "r");
+    if (f == NULL) return -1;
+    char *want = config_to_string(cfg);
+    long line = 1, differs = 0;
+    const char *w = want;
+    for (int ch; differs == 0;) {
+        ch = fgetc(f);
+        if (ch == EOF || *w == '\0') {
+            if (ch != EOF || *w != '\0') differs = line;
+            break;
+        }
+        if ((char)ch != *w) differs = line;
+        if (*w++ == '\n') line++;
+    }
+    fclose(f);
+    free(want);
+    return differs;
+}
+
+// Files of an unfinished run that mark the folder as holding one; removed when it restarts.
+static const char *const run_files[] = {"metrics.csv", "hypergrad.csv", "summary.csv"};
+
+// Whether the unfinished run in dir got as far as results: a metrics.csv row, or a toy1d or
+// summary file. One that did not (its start failed or it was killed before its first epoch's
+// row) holds nothing of value, whatever its config.
+static bool trained(const char *dir)
+{
+    if (has_file(dir, "hypergrad.csv") || has_file(dir, "summary.csv")) return true;
+    char p[PATH_MAX];
+    path_join(p, sizeof p, dir, "metrics.csv");
+    FILE *f = fopen(p, "r");
+    if (f == NULL) return false;
+    int lines = 0;
+    for (int ch; lines < 2 && (ch = fgetc(f)) != EOF;) lines += ch == '\n';
+    fclose(f);
+    return lines >= 2;
+}
+
+// What dir holds. Called with the lock held.
+enum dir_state { DIR_EMPTY, DIR_UNFINISHED, DIR_RESUMABLE, DIR_COMPLETE };
+
+static enum dir_state dir_state_of(const char *dir)
+{
+    if (has_file(dir, "DONE")) return DIR_COMPLETE;
+    if (has_file(dir, "checkpoint.bin")) return DIR_RESUMABLE;
+    for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++) {
+        if (has_file(dir, run_files[i])) return DIR_UNFINISHED;
+    }
+    return has_file(dir, "config.yaml") ? DIR_UNFINISHED : DIR_EMPTY;
+}
+
+// Decides whether this run may use the claimed folder dir: a fresh run needs it empty, or
+// holding an unfinished run that never wrote a checkpoint (nothing of it was complete: it
+// restarts in place) of the same config, or of any config if it has no results yet; --resume
+// needs a checkpoint and no DONE.
+static bool may_use(const char *dir, const struct run_config *cfg, bool resume)
+{
+    enum dir_state s = dir_state_of(dir);
+    if (s == DIR_COMPLETE) {
+        fprintf(stderr, "error: %s holds a complete run (DONE)%s; choose another --out\n", dir,
+                resume ? ": there is nothing to resume" : "");
+        return false;
+    }
+    if (resume) {
+        if (s == DIR_RESUMABLE) return true;
+        if (s == DIR_UNFINISHED) {
+            fprintf(stderr,
+                    "error: %s: the run there stopped before its first checkpoint, so there is "
+                    "nothing to resume; run it again without --resume to restart it in place\n",
+                    dir);
+        } else {
+            fprintf(stderr, "error: %s/checkpoint.bin: no checkpoint to resume from\n", dir);
+        }
+        return false;
+    }
+    if (s == DIR_RESUMABLE) {
+        fprintf(stderr,
+                "error: %s already holds a run with a checkpoint; add --resume to continue it, "
+                "or choose another --out\n",
+                dir);
+        return false;
+    }
+    if (s == DIR_EMPTY) return true;
+    long line = config_differs(dir, cfg);
+    if (line != 0 && !trained(dir)) line = 0; // it failed or was killed before its first step
+    if (line != 0) {
+        if (line < 0) {
+            fprintf(stderr, "error: %s holds files of a run but no config.yaml; choose another "
+                            "--out\n", dir);
+        } else {
+            fprintf(stderr,
+                    "error: %s holds an unfinished run of another config (its config.yaml "
+                    "differs from this one at line %ld); choose another --out, or delete the "
+                    "folder\n",
+                    dir, line);
+        }
+        return false;
+    }
+    for (size_t i = 0; i < sizeof run_files / sizeof run_files[0]; i++) {
+        char p[PATH_MAX];
+        path_join(p, sizeof p, dir, run_files[i]);
+        if (unlink(p) != 0 && errno != ENOENT) {
+            fprintf(stderr, "error: %s: %s\n", p, strerror(errno));
+            return false;
+        }
+    }
+    fprintf(stderr, "restarting the unfinished run in %s (it stopped before its first "
+                    "checkpoint; nothing of it was complete)\n", dir);
+    return true;
+}
+
+// A path that a CSV cell and a shell line can carry: no control characters.
+static bool plain_path(const char *opt, const char *path)
+{
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+        if (*c < 32 || *c == 127) {
+            fprintf(stderr,
+                    "error: %s: the path holds a control character (byte %u at offset %zu); "
+                    "choose another\n",
+                    opt, (unsigned)*c, (size_t)(c - (const unsigned char *)path));
+            return false;
+        }
+    }
+    return true;
+}
+
+// Chooses, creates and claims the run directory: --out, else results/<name>/<method>-seed<seed>
+// [-N] (for a fresh run a new N, made with an exclusive mkdir so that runs started together
+// never share one; for --resume the newest one with a checkpoint and no DONE). dir is at most
+// PATH_MAX - 64 bytes.
+static bool open_dir(const struct run_args *a, const struct run_config *cfg, char *dir,
+                     size_t cap)
 {
     if (a->out != NULL) {
         if (strlen(a->out) + 64 > cap) {
             fprintf(stderr, "error: --out %s: path too long\n", a->out);
             return false;
         }
+        if (!plain_path("--out", a->out)) return false;
         snprintf(dir, cap, "%s", a->out);
-        if (a->resume && !has_file(dir, "checkpoint.bin")) {
+        if (a->resume && !is_dir(dir)) {
             fprintf(stderr, "error: %s/checkpoint.bin: no checkpoint to resume from\n", dir);
             return false;
         }
-        if (!a->resume && (has_file(dir, "metrics.csv") || has_file(dir, "hypergrad.csv"))) {
-            fprintf(stderr,
-                    "error: %s already holds a run (%s); choose another --out, or add "
-                    "--resume to continue it\n",
-                    dir, has_file(dir, "metrics.csv") ? "metrics.csv" : "hypergrad.csv");
+        if (!make_dirs(dir)) {
+            fprintf(stderr, "error: %s: cannot create the run directory: %s\n", dir,
+                    strerror(errno));
             return false;
         }
-        return true;
+        if (!claim_dir(dir)) return false;
+        remove_stale_temporaries(dir);
+        return may_use(dir, cfg, a->resume);
     }
     char base[256]; // name and method are short (config limits), so this always fits
     snprintf(base, sizeof base, "results/%s/%s-seed%llu", cfg->name, cfg->method.name,
@@ -202,13 +404,65 @@ static bool choose_dir(const struct run_args *a, const struct run_config *cfg, c
     if (a->resume) {
         for (int n = last; n >= 1; n--) {
             numbered(dir, cap, base, n);
-            if (has_file(dir, "checkpoint.bin") && !has_file(dir, "DONE")) return true;
+            if (has_file(dir, "checkpoint.bin") && !has_file(dir, "DONE")) {
+                if (!claim_dir(dir)) return false;
+                remove_stale_temporaries(dir);
+                return may_use(dir, cfg, true);
+            }
         }
         fprintf(stderr, "error: no unfinished run with a checkpoint under %s[-N] to resume\n",
                 base);
         return false;
     }
-    numbered(dir, cap, base, last + 1);
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "results/%s", cfg->name);
+    if (!make_dirs(parent)) {
+        fprintf(stderr, "error: %s: cannot create the folder: %s\n", parent, strerror(errno));
+        return false;
+    }
+    for (int n = last + 1; n < 100000; n++) { // mkdir is the claim: one winner per name
+        numbered(dir, cap, base, n);
+        if (mkdir(dir, 0755) == 0) return claim_dir(dir);
+        if (errno != EEXIST) {
+            fprintf(stderr, "error: %s: cannot create the run directory: %s\n", dir,
+                    strerror(errno));
+            return false;
+        }
+    }
+    fprintf(stderr, "error: %s: no free run number below 100000\n", base);
+    return false;
+}
+
+// The runs table a finished run appends its row to: --runs FILE; else, for a default run folder,
+// results/<name>/runs.csv beside it; else (--out without --runs) none, so that a run never
+// writes into a folder the user did not name. runs is "" for none. The file's folder must exist.
+static bool runs_path(const struct run_args *a, const struct run_config *cfg, char *runs,
+                      size_t cap)
+{
+    runs[0] = '\0';
+    if (a->runs == NULL) {
+        if (a->out == NULL) snprintf(runs, cap, "results/%s/runs.csv", cfg->name);
+        return true;
+    }
+    if (strlen(a->runs) + 1 > cap || !plain_path("--runs", a->runs)) {
+        if (strlen(a->runs) + 1 > cap) fprintf(stderr, "error: --runs %s: path too long\n", a->runs);
+        return false;
+    }
+    snprintf(runs, cap, "%s", a->runs);
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", runs);
+    char *slash = strrchr(parent, '/');
+    if (slash == NULL) {
+        snprintf(parent, sizeof parent, ".");
+    } else {
+        slash[slash == parent ? 1 : 0] = '\0';
+    }
+    if (is_dir(runs) || !is_dir(parent) || access(parent, W_OK) != 0) {
+        fprintf(stderr, "error: --runs %s: %s\n", runs,
+                is_dir(runs) ? "is a folder, expected a CSV file"
+                             : "its folder does not exist or is not writable");
+        return false;
+    }
     return true;
 }
 
@@ -235,7 +489,8 @@ static bool write_config(const char *dir, const struct run_config *cfg)
 struct progress {
     bool tty, quiet;
     double last_print;
-    unsigned long long stop_after; // raise the stop flag at this global step (0: never)
+    unsigned long long stop_after; // raise the stop flag after this many steps of this
+                                   // invocation (0: never)
 };
 
 static void fmt_eta(char *buf, size_t cap, double s)
@@ -252,7 +507,7 @@ static void fmt_eta(char *buf, size_t cap, double s)
 static void on_progress(void *ctx, const struct run_progress *p, bool epoch_end)
 {
     struct progress *pr = ctx;
-    if (pr->stop_after > 0 && p->global_step >= pr->stop_after && stop_signal == 0) {
+    if (pr->stop_after > 0 && p->session_steps >= pr->stop_after && stop_signal == 0) {
         stop_signal = -1; // --stop-after: stop as a signal would, without one
     }
     double total = (double)(p->epochs * p->steps_per_epoch);
@@ -287,7 +542,8 @@ static const char *const summary_columns[] = {
 };
 #define NSUMMARY (sizeof summary_columns / sizeof summary_columns[0])
 
-static bool write_results(const char *dir, const struct run_config *cfg,
+// summary.csv, the runs table's row (runs: its path, "" for none) and DONE, in this order.
+static bool write_results(const char *dir, const char *runs, const struct run_config *cfg,
                           const struct run_result *r)
 {
     const struct task_summary *t = &r->task;
@@ -314,7 +570,7 @@ static bool write_results(const char *dir, const struct run_config *cfg,
     EG_ASSERT(i == NSUMMARY);
 
     struct eg_error err;
-    char p[PATH_MAX], parent[PATH_MAX];
+    char p[PATH_MAX];
     path_join(p, sizeof p, dir, "summary.csv");
     struct csv *c = NULL;
     if (csv_create(p, summary_columns, NSUMMARY, &c, &err) != EG_OK ||
@@ -322,16 +578,7 @@ static bool write_results(const char *dir, const struct run_config *cfg,
         fprintf(stderr, "error: %s\n", err.msg);
         return false;
     }
-    // runs.csv beside the run directories: results/<name>/runs.csv
-    snprintf(parent, sizeof parent, "%s", dir);
-    char *slash = strrchr(parent, '/');
-    if (slash != NULL) {
-        *slash = '\0';
-    } else {
-        snprintf(parent, sizeof parent, ".");
-    }
-    path_join(p, sizeof p, parent, "runs.csv");
-    if (csv_append_locked(p, summary_columns, row, NSUMMARY, &err) != EG_OK) {
+    if (runs[0] != '\0' && csv_append_locked(runs, summary_columns, row, NSUMMARY, &err) != EG_OK) {
         fprintf(stderr, "error: %s\n", err.msg);
         return false;
     }
@@ -350,13 +597,10 @@ int cmd_run(int argc, char **argv)
     if (!parse_args(argc, argv, true, &a)) return EXIT_USAGE;
     struct run_config cfg;
     if (!load_config(&a, &cfg)) return EXIT_FAILURE;
-    char dir[PATH_MAX];
-    if (!choose_dir(&a, &cfg, dir, sizeof dir)) return EXIT_FAILURE;
-    if (!make_dirs(dir)) {
-        fprintf(stderr, "error: %s: cannot create the run directory: %s\n", dir, strerror(errno));
-        return EXIT_FAILURE;
-    }
-    if (!a.resume && !write_config(dir, &cfg)) return EXIT_RUN_FAILED;
+    char dir[PATH_MAX], runs[PATH_MAX];
+    if (!runs_path(&a, &cfg, runs, sizeof runs)) return EXIT_FAILURE;
+    if (!open_dir(&a, &cfg, dir, sizeof dir)) return EXIT_FAILURE;
+    if (!a.resume && !write_config(dir, &cfg)) return EXIT_FAILURE;
 
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
@@ -380,9 +624,9 @@ int cmd_run(int argc, char **argv)
     struct eg_error err;
     enum eg_status st = run_experiment(&cfg, &opts, &r, &err);
     if (pr.tty && !pr.quiet) fputs("\r\033[K", stderr);
-    if (st != EG_OK) {
+    if (st != EG_OK) { // before the first step it is the input's fault (README: exit status)
         fprintf(stderr, "error: %s\n", err.msg);
-        return st == EG_ERR_DIVERGED || st == EG_ERR_IO ? EXIT_RUN_FAILED : EXIT_FAILURE;
+        return r.started ? EXIT_RUN_FAILED : EXIT_FAILURE;
     }
     if (r.stopped) {
         int sig = (int)stop_signal;
@@ -393,7 +637,7 @@ int cmd_run(int argc, char **argv)
                 r.global_step, r.epochs_done, a.config, dir);
         return sig > 0 ? 128 + sig : EXIT_SUCCESS;
     }
-    if (!write_results(dir, &cfg, &r)) return EXIT_RUN_FAILED;
+    if (!write_results(dir, runs, &cfg, &r)) return EXIT_RUN_FAILED;
     if (isnan(r.sec_per_step)) { // a whole-run task
         fprintf(stderr, "done: %s in %.3f s\n", r.task.result, r.wall_s);
     } else {

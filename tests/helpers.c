@@ -383,33 +383,51 @@ void *e2e_read_bytes(const char *rel, size_t *n)
     return buf;
 }
 
-int e2e_run(const char *const *args, const char *kill_when)
+// In the child: stdout and stderr to these files (relative to e2e_dir), then the binary.
+static _Noreturn void exec_bin(const char *const *args, const char *out_file,
+                               const char *err_file)
 {
     const char *bin = e2e_bin();
+    if (chdir(e2e_dir) != 0) _exit(99);
+    int e = open(err_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int o = open(out_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (e < 0 || o < 0 || dup2(e, 2) < 0 || dup2(o, 1) < 0) _exit(98);
+    char *argv[64];
+    size_t n = 0;
+    argv[n++] = (char *)bin;
+    for (; args[n - 1] != NULL && n < 63; n++) argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+    execv(bin, argv);
+    _exit(97);
+}
+
+pid_t e2e_spawn(const char *const *args, const char *err_file)
+{
     pid_t pid = fork();
     cr_assert(pid >= 0);
-    if (pid == 0) {
-        if (chdir(e2e_dir) != 0) _exit(99);
-        int e = open("stderr.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int o = open("stdout.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (e < 0 || o < 0 || dup2(e, 2) < 0 || dup2(o, 1) < 0) _exit(98);
-        char *argv[64];
-        size_t n = 0;
-        argv[n++] = (char *)bin;
-        for (; args[n - 1] != NULL && n < 63; n++) argv[n] = (char *)args[n - 1];
-        argv[n] = NULL;
-        execv(bin, argv);
-        _exit(97);
-    }
+    if (pid == 0) exec_bin(args, "/dev/null", err_file);
+    return pid;
+}
+
+int e2e_wait(pid_t pid)
+{
+    int status = 0;
+    cr_assert(waitpid(pid, &status, 0) == pid);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+int e2e_run(const char *const *args, const char *kill_when)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) exec_bin(args, "stdout.txt", "stderr.txt");
     if (kill_when != NULL) {
         const struct timespec pause = {0, 5000000}; // 5 ms
         for (int i = 0; i < 6000 && access(kill_when, F_OK) != 0; i++) nanosleep(&pause, NULL);
         kill(pid, SIGTERM);
     }
-    int status = 0;
-    cr_assert(waitpid(pid, &status, 0) == pid);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return WEXITSTATUS(status);
+    return e2e_wait(pid);
 }
 
 double csv_cell(const char *text, size_t r, size_t col)

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "nn/layer.h"
 
@@ -77,6 +78,11 @@ void *e2e_read_bytes(const char *rel, size_t *n);
 // stderr.txt there. Returns the exit status (128 + signal if killed). If kill_when (a path) is
 // not NULL, sends SIGTERM as soon as that file exists.
 int e2e_run(const char *const *args, const char *kill_when);
+// Starts the binary with args (NULL-terminated, the binary's name excluded) in e2e_dir, without
+// waiting: stdout to /dev/null, stderr to err_file (relative to e2e_dir, or /dev/null). Returns
+// the child's pid for e2e_wait, which returns its exit status (128 + signal if killed).
+pid_t e2e_spawn(const char *const *args, const char *err_file);
+int e2e_wait(pid_t pid);
 // The number in column col (0-based) of data row r (1-based; 0 the header) of a CSV text; NAN
 // for an empty cell. Fails the test when the row or column does not exist.
 double csv_cell(const char *text, size_t r, size_t col);

@@ -24,16 +24,19 @@ usage() {
 run_set() {
     local bin=$1 out=$2
     mkdir -p "$out"
+    # the runs table every case appends to (a build before --runs put it beside --out anyway)
+    local runs=()
+    if "$bin" --help 2>&1 | grep -q -- '--runs FILE'; then runs=(--runs "$out/runs.csv"); fi
     one() { # one CASE CONFIG [overrides...]
         local name=$1
         shift
-        "$bin" run "$@" threads=1 --out "$out/$name" --quiet >/dev/null
+        "$bin" run "$@" threads=1 --out "$out/$name" "${runs[@]}" --quiet >/dev/null
     }
     resumed() { # resumed CASE STEPS CONFIG [overrides...]: stopped after STEPS, then resumed
         local name=$1 steps=$2
         shift 2
-        "$bin" run "$@" threads=1 --out "$out/$name" --quiet --stop-after "$steps" >/dev/null
-        "$bin" run "$@" threads=1 --out "$out/$name" --quiet --resume >/dev/null
+        "$bin" run "$@" threads=1 --out "$out/$name" "${runs[@]}" --quiet --stop-after "$steps" >/dev/null
+        "$bin" run "$@" threads=1 --out "$out/$name" "${runs[@]}" --quiet --resume >/dev/null
     }
     one default configs/default.yaml train.epochs=1 data.train_size=3000
     resumed default-resumed 7 configs/default.yaml train.epochs=1 data.train_size=3000

@@ -5,10 +5,12 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -246,4 +248,35 @@ Test(lft_run, bad_settings_are_errors_before_any_output, .timeout = 600)
     char *err = e2e_read("stderr.txt");
     cr_assert(rc != 0 && strstr(err, "nowhere/a") != NULL, "%s", err);
     free(err);
+}
+
+// SIGTERM during the final few-shot test (here 10^8 episodes: it would never end otherwise) is
+// honoured: exit 143 with a checkpoint after the last step, no DONE, no row for the unfinished
+// epoch. The signal is sent once the training's 3 steps are likely done; if it lands in one of
+// them instead, the test says so and skips (that path has its own tests).
+Test(lft_run, sigterm_during_the_final_test_stops_the_run, .timeout = 600)
+{
+    need_fmnist();
+    e2e_write("lft.yaml", tiny);
+    const char *args[] = {"run", "lft.yaml", "train.epochs=1", "lft.test_episodes=100000000",
+                          "--out", "t", "--quiet", NULL};
+    pid_t pid = e2e_spawn(args, "err.txt");
+    const struct timespec pause = {0, 10000000}; // 10 ms
+    for (int i = 0; i < 30000 && access(e2e_path("t/splits.csv"), F_OK) != 0; i++) {
+        nanosleep(&pause, NULL);
+    }
+    const struct timespec settle = {3, 0};
+    nanosleep(&settle, NULL);
+    kill(pid, SIGTERM);
+    int st = e2e_wait(pid);
+    char *err = e2e_read("err.txt");
+    cr_assert(eq(int, st, 143), "%s", err);
+    if (strstr(err, "at global step 3 ") == NULL) cr_skip("SIGTERM landed in a step: %s", err);
+    cr_assert(strstr(err, "stopped by SIGTERM at global step 3 (0 epochs complete)") != NULL,
+              "%s", err);
+    free(err);
+    char *m = e2e_read("t/metrics.csv");
+    cr_assert(m != NULL && csv_data_rows(m) == 0, "%s", m);
+    free(m);
+    cr_assert(e2e_read("t/DONE") == NULL && e2e_read("t/checkpoint.bin") != NULL);
 }

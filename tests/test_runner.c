@@ -1,14 +1,20 @@
 /* test_runner.c - the evograd command end to end on tiny synthetic experiments: outputs,
  * re-running from the written config, resume after a stop (and after SIGTERM), divergence,
- * refused checkpoints, bad configs, and concurrent runs sharing runs.csv. The binary's path comes
- * from EVOGRAD_BIN (set by `make test`). */
+ * refused checkpoints, bad configs, concurrent runs sharing runs.csv, and the run folder's
+ * rules: one run at a time holds it, a complete run is never resumed or rerun, a run stopped
+ * before its first checkpoint restarts in place, leftovers of killed runs are removed, and
+ * paths that CSV must quote. The binary's path comes from EVOGRAD_BIN (set by `make test`). */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <zlib.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -22,6 +28,11 @@ static bool exists(const char *rel)
     char p[512];
     snprintf(p, sizeof p, "%s/%s", e2e_dir, rel);
     return access(p, F_OK) == 0;
+}
+
+static bool missing(const char *rel)
+{
+    return exists(rel) == false;
 }
 
 // A tiny experiment: an MLP on a synthetic 3x8x8 set, 3 epochs of 4 steps.
@@ -76,7 +87,7 @@ static char *metrics_without_clock(const char *dir)
 Test(runner, run_writes_every_output_and_rerun_from_its_config_matches)
 {
     write_tiny();
-    const char *a1[] = {"run", "tiny.yaml", "--out", "r1", "--quiet", NULL};
+    const char *a1[] = {"run", "tiny.yaml", "--out", "r1", "--runs", "runs.csv", "--quiet", NULL};
     cr_assert(eq(int, e2e_run(a1, NULL), 0), "%s", e2e_read("stderr.txt"));
     const char *files[] = {"r1/config.yaml", "r1/metrics.csv", "r1/summary.csv", "r1/DONE",
                            "r1/checkpoint.bin"};
@@ -250,4 +261,347 @@ Test(runner, a_run_folder_path_of_1700_bytes_holds_every_file)
         snprintf(p, sizeof p, "%s/%s/%s", e2e_dir, rel, files[i]);
         cr_assert(access(p, F_OK) == 0, "missing %s under the long folder", files[i]);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the run folder
+
+// Four runs started together on one --out: one runs, the others exit 1 saying the folder is
+// taken (by a live run, or by the complete run it left), and the folder holds one whole run.
+Test(runner, runs_started_together_on_one_folder_leave_one_run)
+{
+    write_tiny();
+    const char *args[] = {"run", "tiny.yaml", "--out", "same", "--runs", "runs.csv", "--quiet",
+                          NULL};
+    enum { N = 4 };
+    pid_t kids[N];
+    char names[N][32];
+    for (int k = 0; k < N; k++) {
+        snprintf(names[k], sizeof names[k], "err%d.txt", k);
+        kids[k] = e2e_spawn(args, names[k]);
+    }
+    int winners = 0;
+    for (int k = 0; k < N; k++) {
+        int st = e2e_wait(kids[k]);
+        char *err = e2e_read(names[k]);
+        if (st == 0) {
+            winners++;
+        } else {
+            cr_assert(eq(int, st, 1), "run %d: status %d\n%s", k, st, err);
+            bool taken = strstr(err, "in use by another evograd run") != NULL ||
+                         strstr(err, "holds a complete run") != NULL;
+            cr_assert(taken, "%s", err);
+        }
+        free(err);
+    }
+    cr_assert(eq(int, winners, 1));
+    char *m = e2e_read_bytes("same/metrics.csv", NULL);
+    cr_assert(eq(sz, csv_data_rows(m), 3), "%s", m);
+    free(m);
+    char *runs = e2e_read_bytes("runs.csv", NULL);
+    cr_assert(eq(sz, csv_data_rows(runs), 1), "%s", runs);
+    free(runs);
+}
+
+// Four runs of one name, method and seed without --out, started together: four folders, four
+// rows, each row naming its own folder.
+Test(runner, default_folders_of_runs_started_together_never_collide)
+{
+    write_tiny();
+    const char *args[] = {"run", "tiny.yaml", "--quiet", NULL};
+    enum { N = 4 };
+    pid_t kids[N];
+    for (int k = 0; k < N; k++) kids[k] = e2e_spawn(args, "/dev/null");
+    for (int k = 0; k < N; k++) cr_assert(eq(int, e2e_wait(kids[k]), 0), "run %d", k);
+    char *runs = e2e_read_bytes("results/tiny/runs.csv", NULL);
+    cr_assert(eq(sz, csv_text_records(runs), N + 1), "%s", runs);
+    for (size_t r = 1; r <= N; r++) {
+        char *dir = csv_text_cell(runs, r, 22);
+        cr_assert(dir != NULL && strncmp(dir, "results/tiny/none-seed3", 23) == 0, "%s", runs);
+        for (size_t q = 1; q < r; q++) {
+            char *other = csv_text_cell(runs, q, 22);
+            cr_assert(strcmp(dir, other) != 0, "two rows name %s", dir);
+            free(other);
+        }
+        char done[256];
+        snprintf(done, sizeof done, "%s/DONE", dir);
+        cr_assert(exists(done), "%s", done);
+        free(dir);
+    }
+    free(runs);
+}
+
+// While this process holds the folder's lock, a run there exits 1 naming this process.
+Test(runner, a_folder_in_use_is_refused_naming_the_process)
+{
+    write_tiny();
+    e2e_mkdir("busy");
+    int fd = open(e2e_path("busy/.evograd.lock"), O_RDWR | O_CREAT, 0644);
+    cr_assert(fd >= 0);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    cr_assert(fcntl(fd, F_SETLK, &fl) == 0);
+    const char *a[] = {"run", "tiny.yaml", "--out", "busy", "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(a, NULL), 1));
+    char *err = e2e_read("stderr.txt"), pid[32];
+    snprintf(pid, sizeof pid, "process %ld", (long)getpid());
+    cr_assert(strstr(err, "busy is in use") != NULL && strstr(err, pid) != NULL, "%s", err);
+    free(err);
+    cr_assert(missing("busy/config.yaml") && missing("busy/metrics.csv"));
+    close(fd);
+}
+
+// A complete run is resumed on no path: --resume --out and a plain rerun exit 1 and change
+// nothing (no second runs.csv row, summary.csv as it was).
+Test(runner, a_complete_run_is_never_resumed_or_rerun)
+{
+    write_tiny();
+    const char *a[] = {"run", "tiny.yaml", "--out", "r", "--runs", "runs.csv", "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(a, NULL), 0), "%s", e2e_read("stderr.txt"));
+    char *summary = e2e_read_bytes("r/summary.csv", NULL), *runs = e2e_read_bytes("runs.csv", NULL);
+    const char *again[][9] = {
+        {"run", "tiny.yaml", "--out", "r", "--runs", "runs.csv", "--resume", NULL},
+        {"run", "tiny.yaml", "--out", "r", "--runs", "runs.csv", NULL},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert(eq(int, e2e_run(again[i], NULL), 1), "%s", e2e_read("stderr.txt"));
+        char *err = e2e_read("stderr.txt");
+        cr_assert(strstr(err, "holds a complete run") != NULL, "%s", err);
+        free(err);
+        char *s2 = e2e_read_bytes("r/summary.csv", NULL), *r2 = e2e_read_bytes("runs.csv", NULL);
+        cr_assert(strcmp(summary, s2) == 0 && strcmp(runs, r2) == 0);
+        free(s2);
+        free(r2);
+    }
+    free(summary);
+    free(runs);
+}
+
+// A run that died before its first checkpoint (here: its config.yaml and a metrics.csv with one
+// row, as a SIGKILL with checkpoint.every_epochs 0 leaves them) restarts in place with the same
+// config; a different config or --resume is refused with what to do. A folder whose run never
+// got to a row (its data was missing, say) takes any config.
+Test(runner, a_run_killed_before_its_first_checkpoint_restarts_in_place)
+{
+    write_tiny();
+    const char *check[] = {"check", "tiny.yaml", NULL};
+    cr_assert(eq(int, e2e_run(check, NULL), 0));
+    e2e_mkdir("k");
+    char *resolved = e2e_read("stdout.txt");
+    e2e_write("k/config.yaml", resolved);
+    free(resolved);
+    e2e_write("k/metrics.csv", "epoch,step\n1,4\n");
+    const char *resume[] = {"run", "tiny.yaml", "--out", "k", "--resume", NULL};
+    cr_assert(eq(int, e2e_run(resume, NULL), 1));
+    char *err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "before its first checkpoint") != NULL &&
+              strstr(err, "without --resume") != NULL, "%s", err);
+    free(err);
+    const char *other[] = {"run", "tiny.yaml", "seed=9", "--out", "k", NULL};
+    cr_assert(eq(int, e2e_run(other, NULL), 1));
+    err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "another config") != NULL && strstr(err, "line 4") != NULL, "%s", err);
+    free(err);
+    const char *same[] = {"run", "tiny.yaml", "--out", "k", "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(same, NULL), 0), "%s", e2e_read("stderr.txt"));
+    err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "restarting") != NULL, "%s", err);
+    free(err);
+    char *m = e2e_read_bytes("k/metrics.csv", NULL);
+    cr_assert(eq(sz, csv_data_rows(m), 3), "%s", m);
+    free(m);
+    cr_assert(exists("k/DONE"));
+
+    const char *no_data[] = {"run", "tiny.yaml", "data.dataset=mnist", "data.root=nowhere",
+                             "backbone.name=lenet", "--out", "f", "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(no_data, NULL), 1), "%s", e2e_read("stderr.txt"));
+    cr_assert(exists("f/config.yaml"));
+    const char *fixed[] = {"run", "tiny.yaml", "--out", "f", "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(fixed, NULL), 0), "%s", e2e_read("stderr.txt"));
+    cr_assert(exists("f/DONE"));
+}
+
+// checkpoint.bin.tmp.<pid> left by a run killed while writing its checkpoint is removed by the
+// next run of the folder.
+Test(runner, a_stale_checkpoint_temporary_is_removed_on_resume)
+{
+    write_tiny();
+    const char *part[] = {"run", "tiny.yaml", "--out", "p", "--quiet", "--stop-after", "2", NULL};
+    cr_assert(eq(int, e2e_run(part, NULL), 0), "%s", e2e_read("stderr.txt"));
+    e2e_write("p/checkpoint.bin.tmp.4194999", "half a checkpoint");
+    const char *resume[] = {"run", "tiny.yaml", "--out", "p", "--quiet", "--resume", NULL};
+    cr_assert(eq(int, e2e_run(resume, NULL), 0), "%s", e2e_read("stderr.txt"));
+    cr_assert(missing("p/checkpoint.bin.tmp.4194999"));
+    cr_assert(exists("p/DONE"));
+}
+
+// --stop-after counts this invocation's steps: 5, then 5 more on resume, then the rest.
+Test(runner, stop_after_is_a_budget_per_invocation)
+{
+    write_tiny();
+    const char *first[] = {"run", "tiny.yaml", "--out", "b", "--quiet", "--stop-after", "5", NULL};
+    cr_assert(eq(int, e2e_run(first, NULL), 0), "%s", e2e_read("stderr.txt"));
+    char *err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "at global step 5 ") != NULL, "%s", err);
+    free(err);
+    const char *more[] = {"run", "tiny.yaml", "--out", "b", "--quiet", "--resume",
+                          "--stop-after", "5", NULL};
+    cr_assert(eq(int, e2e_run(more, NULL), 0), "%s", e2e_read("stderr.txt"));
+    err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "at global step 10 ") != NULL, "%s", err);
+    free(err);
+    cr_assert(eq(int, e2e_run(more, NULL), 0), "%s", e2e_read("stderr.txt"));
+    cr_assert(exists("b/DONE"));
+}
+
+// A comma and a quote in the folder's path are quoted in summary.csv and runs.csv (RFC 4180);
+// a newline is refused before anything is written.
+Test(runner, a_folder_path_with_a_comma_or_quote_is_quoted_and_a_newline_refused)
+{
+    write_tiny();
+    const char *a[] = {"run", "tiny.yaml", "--out", "lr=0.1,\"wd\"", "--runs", "runs.csv",
+                       "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(a, NULL), 0), "%s", e2e_read("stderr.txt"));
+    char *runs = e2e_read_bytes("runs.csv", NULL);
+    cr_assert(eq(sz, csv_text_records(runs), 2), "%s", runs);
+    char *dir = csv_text_cell(runs, 1, 22);
+    cr_assert(strcmp(dir, "lr=0.1,\"wd\"") == 0, "%s", runs);
+    free(dir);
+    free(runs);
+    const char *b[] = {"run", "tiny.yaml", "--out", "two\nlines", "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(b, NULL), 1));
+    char *err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "control character") != NULL, "%s", err);
+    free(err);
+    cr_assert(missing("two\nlines"));
+}
+
+// With --out and no --runs, no runs.csv is written anywhere (not into --out's parent).
+Test(runner, out_without_runs_writes_no_runs_table)
+{
+    write_tiny();
+    e2e_mkdir("shared");
+    const char *a[] = {"run", "tiny.yaml", "--out", "shared/r", "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(a, NULL), 0), "%s", e2e_read("stderr.txt"));
+    cr_assert(missing("shared/runs.csv") && missing("runs.csv") && exists("shared/r/DONE"));
+    const char *b[] = {"run", "tiny.yaml", "--out", "x", "--runs", "no/such/runs.csv", NULL};
+    cr_assert(eq(int, e2e_run(b, NULL), 1));
+    char *err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "no/such/runs.csv") != NULL, "%s", err);
+    free(err);
+    cr_assert(missing("x"));
+}
+
+// Data that is missing is bad input (exit 1), as is a resume whose metrics.csv is gone.
+Test(runner, missing_data_and_a_missing_metrics_file_exit_1)
+{
+    write_tiny();
+    e2e_mkdir("empty");
+    const char *a[] = {"run", "tiny.yaml", "data.dataset=mnist", "data.root=empty",
+                       "backbone.name=lenet", "--out", "m", "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(a, NULL), 1), "%s", e2e_read("stderr.txt"));
+    char *err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "empty") != NULL, "%s", err);
+    free(err);
+    const char *part[] = {"run", "tiny.yaml", "--out", "p", "--quiet", "--stop-after", "2", NULL};
+    cr_assert(eq(int, e2e_run(part, NULL), 0), "%s", e2e_read("stderr.txt"));
+    cr_assert(unlink(e2e_path("p/metrics.csv")) == 0);
+    const char *resume[] = {"run", "tiny.yaml", "--out", "p", "--quiet", "--resume", NULL};
+    cr_assert(eq(int, e2e_run(resume, NULL), 1), "%s", e2e_read("stderr.txt"));
+    err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "metrics.csv") != NULL, "%s", err);
+    free(err);
+}
+
+// A checkpoint whose CRC is intact but whose loop counters are impossible (epoch 2^40, as a
+// crafted file might say) is refused with the value; nothing of the run changes.
+Test(runner, a_checkpoint_with_an_impossible_epoch_is_refused)
+{
+    write_tiny();
+    const char *part[] = {"run", "tiny.yaml", "--out", "p", "--quiet", "--stop-after", "2", NULL};
+    cr_assert(eq(int, e2e_run(part, NULL), 0), "%s", e2e_read("stderr.txt"));
+    size_t n = 0;
+    unsigned char *ck = e2e_read_bytes("p/checkpoint.bin", &n);
+    // header: magic (8), version (4), config hash (8), count (4); then the first section, the
+    // loop's: name (32), size (8), and its first field, the epochs completed (uint64)
+    const size_t name_at = 8 + 4 + 8 + 4, epoch_at = name_at + 32 + 8;
+    cr_assert(n > epoch_at + 8 && memcmp(ck + name_at, "loop", 5) == 0);
+    const uint64_t epoch = (uint64_t)1 << 40;
+    memcpy(ck + epoch_at, &epoch, sizeof epoch);
+    const uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), ck, (uInt)(n - 4));
+    memcpy(ck + n - 4, &crc, sizeof crc);
+    e2e_write_bytes("p/checkpoint.bin", ck, n);
+    free(ck);
+    char *before = e2e_read_bytes("p/metrics.csv", NULL);
+    const char *resume[] = {"run", "tiny.yaml", "--out", "p", "--quiet", "--resume", NULL};
+    cr_assert(eq(int, e2e_run(resume, NULL), 1), "%s", e2e_read("stderr.txt"));
+    char *err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "section 'loop'") != NULL && strstr(err, "1099511627776") != NULL,
+              "%s", err);
+    free(err);
+    char *after = e2e_read_bytes("p/metrics.csv", NULL);
+    cr_assert(strcmp(before, after) == 0 && missing("p/DONE"));
+    free(before);
+    free(after);
+}
+
+// A loss that blows up but stays finite (lr 300: the first epoch's mean is ~1e11) is divergence
+// by train.diverge_factor: exit 3, the blown-up epoch's row kept, no DONE. With the rule off the
+// same run goes on to its end.
+Test(runner, a_finite_blow_up_of_the_loss_exits_3_unless_the_rule_is_off)
+{
+    write_tiny();
+    const char *a[] = {"run", "tiny.yaml", "train.optimizer.lr=300", "--out", "up", "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(a, NULL), 3), "%s", e2e_read("stderr.txt"));
+    char *err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "diverged: epoch 1's mean training loss") != NULL &&
+              strstr(err, "train.diverge_factor (100)") != NULL, "%s", err);
+    free(err);
+    char *m = e2e_read_bytes("up/metrics.csv", NULL);
+    cr_assert(eq(sz, csv_data_rows(m), 1), "%s", m);
+    cr_assert(csv_cell(m, 1, 3) > 1e6, "%s", m);
+    free(m);
+    cr_assert(missing("up/DONE"));
+    const char *off[] = {"run", "tiny.yaml", "train.optimizer.lr=300", "train.diverge_factor=0",
+                         "--out", "off", "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(off, NULL), 0), "%s", e2e_read("stderr.txt"));
+}
+
+// A full disk, for real where this machine lets the test mount a small tmpfs (else skipped; the
+// CSV tests inject the same failure with RLIMIT_FSIZE): the runs table on it is nearly full, so
+// the finished run's row does not fit. The run exits 3 without DONE and the table is byte for
+// byte what it was.
+Test(runner, a_full_disk_leaves_the_runs_table_whole_and_no_done)
+{
+    write_tiny();
+    e2e_mkdir("full");
+    if (mount("tmpfs", e2e_path("full"), "tmpfs", 0, "size=64k") != 0) {
+        cr_skip_test("cannot mount a tmpfs here (%s)", strerror(errno));
+    }
+    // the header and rows up to just under a page, then filler until the disk is full
+    const char *header = "name,task,dataset,backbone,method,candidates,sigma,temperature,seed,"
+                         "epochs,batch_size,lr,final_test_acc,test_acc_ci95,best_test_acc,"
+                         "angle_deg,test_acc_back,final_train_loss,sec_per_step,sec_per_epoch,"
+                         "wall_s,peak_rss_mb,dir\n";
+    char table[4096];
+    size_t n = (size_t)snprintf(table, sizeof table, "%s", header);
+    const char *row = "old,supervised,synthetic,mlp,none,2,0.05,0.05,1,3,50,0.05,0.5,,0.5,,,1,"
+                      "0.001,0.004,0.1,6,old\n";
+    while (n + strlen(row) < sizeof table - 40) n += (size_t)snprintf(table + n, sizeof table - n, "%s", row);
+    e2e_write("full/runs.csv", table);
+    FILE *f = fopen(e2e_path("full/filler"), "w");
+    cr_assert(f != NULL);
+    static char block[1024];
+    while (fwrite(block, 1, sizeof block, f) == sizeof block && fflush(f) == 0) {}
+    fclose(f);
+    const char *a[] = {"run", "tiny.yaml", "--out", "r", "--runs", "full/runs.csv", "--quiet",
+                       NULL};
+    int st = e2e_run(a, NULL);
+    char *err = e2e_read("stderr.txt"), *after = e2e_read("full/runs.csv");
+    umount2(e2e_path("full"), MNT_DETACH);
+    cr_assert(eq(int, st, 3), "%s", err);
+    cr_assert(strstr(err, "full/runs.csv") != NULL, "%s", err);
+    cr_assert(strcmp(after, table) == 0, "the table changed:\n%s", after);
+    cr_assert(missing("r/DONE") && exists("r/summary.csv"));
+    free(err);
+    free(after);
 }

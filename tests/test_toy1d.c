@@ -138,7 +138,7 @@ static size_t parse_row(const char *line, double *v, size_t max)
 Test(toy1d_run, writes_hypergrad_and_trajectories_with_the_right_shape)
 {
     e2e_write("toy.yaml", small_config);
-    const char *args[] = {"run", "toy.yaml", "--out", "r", "--quiet", NULL};
+    const char *args[] = {"run", "toy.yaml", "--out", "r", "--runs", "runs.csv", "--quiet", NULL};
     cr_assert(eq(int, e2e_run(args, NULL), 0), "%s", e2e_read("stderr.txt"));
     const char *files[] = {"r/config.yaml", "r/summary.csv", "r/DONE", "runs.csv"};
     for (size_t i = 0; i < 4; i++) {
