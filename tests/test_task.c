@@ -406,6 +406,19 @@ static char *rows_without_times(const char *text)
     return out;
 }
 
+// whole/metrics.csv and parts/metrics.csv hold the same rows, times aside.
+static void assert_same_rows(void)
+{
+    char *a = e2e_read("whole/metrics.csv"), *b = e2e_read("parts/metrics.csv");
+    cr_assert(a != NULL && b != NULL);
+    char *ra = rows_without_times(a), *rb = rows_without_times(b);
+    cr_assert(strcmp(ra, rb) == 0, "uninterrupted:\n%s\nresumed:\n%s", ra, rb);
+    free(a);
+    free(b);
+    free(ra);
+    free(rb);
+}
+
 Test(loop, a_stopped_run_resumes_to_the_rows_of_an_uninterrupted_one)
 {
     struct run_config cfg;
@@ -423,17 +436,13 @@ Test(loop, a_stopped_run_resumes_to_the_rows_of_an_uninterrupted_one)
     cr_assert(res.stopped && res.global_step == 9);
     cr_assert(run_fake(&cfg, e2e_path("parts"), true, 0, &res, &err) == EG_OK, "%s", err.msg);
     cr_assert(res.stopped == false && res.global_step == 12 && res.epochs_done == 4);
-    char *a = e2e_read("whole/metrics.csv"), *b = e2e_read("parts/metrics.csv");
-    char *ra = rows_without_times(a), *rb = rows_without_times(b);
-    cr_assert(strcmp(ra, rb) == 0, "uninterrupted:\n%s\nresumed:\n%s", ra, rb);
+    assert_same_rows();
     char *start = e2e_read("parts/start.txt");
     cr_assert(start != NULL && strcmp(start, "x\n") == 0, "start files written again on resume");
+    char *a = e2e_read("whole/metrics.csv");
     cr_assert(epsilon_eq(dbl, res.task.test_acc, csv_cell(a, 2, 1), 1e-6)); // %.9g in the file
     free(start);
     free(a);
-    free(b);
-    free(ra);
-    free(rb);
 }
 
 Test(loop, divergence_stops_with_the_task_reason_and_keeps_the_rows)
@@ -478,13 +487,7 @@ Test(loop, a_stop_during_an_evaluation_resumes_to_the_rows_of_an_uninterrupted_o
     free(m);
     cr_assert(run_fake(&cfg, e2e_path("parts"), true, 0, &res, &err) == EG_OK, "%s", err.msg);
     cr_assert(res.stopped == false && res.global_step == 12 && res.epochs_done == 4);
-    char *a = e2e_read("whole/metrics.csv"), *b = e2e_read("parts/metrics.csv");
-    char *ra = rows_without_times(a), *rb = rows_without_times(b);
-    cr_assert(strcmp(ra, rb) == 0, "uninterrupted:\n%s\nresumed:\n%s", ra, rb);
-    free(a);
-    free(b);
-    free(ra);
-    free(rb);
+    assert_same_rows();
 }
 
 // A loss that blows up but stays finite (x 1e6 from step 7): diverged at the end of epoch 3, the

@@ -27,6 +27,35 @@ enum eg_status classifier_check_no_noise(const struct run_config *cfg, struct eg
                      cfg->data.noise.type, cfg->task);
 }
 
+// What data.dataset's files hold, as far as the config says: the image shape, the class count
+// (imagefolder 0: unknown) and the training and test images (imagefolder 0 and 0).
+static void data_facts(const struct run_config *cfg, enum data_source src, struct shape *s,
+                       size_t *classes, size_t *train, size_t *test)
+{
+    switch (src) {
+    case DATA_SOURCE_MNIST:
+    case DATA_SOURCE_FASHION_MNIST:
+        *s = (struct shape){1, 28, 28};
+        *classes = 10;
+        *train = 60000;
+        *test = 10000;
+        break;
+    case DATA_SOURCE_CIFAR10:
+    case DATA_SOURCE_CIFAR100:
+        *s = (struct shape){3, 32, 32};
+        *classes = src == DATA_SOURCE_CIFAR10 ? 10 : 100;
+        *train = 50000;
+        *test = 10000;
+        break;
+    default:
+        *s = (struct shape){cfg->data.image_c, cfg->data.image_h, cfg->data.image_w};
+        *classes = src == DATA_SOURCE_SYNTHETIC ? cfg->data.classes : 0;
+        *train = src == DATA_SOURCE_SYNTHETIC ? cfg->data.synthetic_train : 0;
+        *test = src == DATA_SOURCE_SYNTHETIC ? cfg->data.synthetic_test : 0;
+        break;
+    }
+}
+
 enum eg_status classifier_check_data(const struct run_config *cfg, struct shape *s,
                                      size_t *classes, struct eg_error *err)
 {
@@ -35,22 +64,8 @@ enum eg_status classifier_check_data(const struct run_config *cfg, struct shape 
         return eg_errorf(err, EG_ERR_CONFIG, "data.dataset: unknown dataset '%s'",
                          cfg->data.dataset);
     }
-    switch (src) {
-    case DATA_SOURCE_MNIST:
-    case DATA_SOURCE_FASHION_MNIST:
-        *s = (struct shape){1, 28, 28};
-        *classes = 10;
-        break;
-    case DATA_SOURCE_CIFAR10:
-    case DATA_SOURCE_CIFAR100:
-        *s = (struct shape){3, 32, 32};
-        *classes = src == DATA_SOURCE_CIFAR10 ? 10 : 100;
-        break;
-    default:
-        *s = (struct shape){cfg->data.image_c, cfg->data.image_h, cfg->data.image_w};
-        *classes = src == DATA_SOURCE_SYNTHETIC ? cfg->data.classes : 0;
-        break;
-    }
+    size_t train, test;
+    data_facts(cfg, src, s, classes, &train, &test);
     return EG_OK;
 }
 
@@ -79,29 +94,12 @@ enum eg_status classifier_check_model(const struct run_config *cfg, struct shape
 // ---------------------------------------------------------------------------------------------
 // the memory estimate
 
-void classifier_file_sizes(const struct run_config *cfg, size_t *train, size_t *test)
+void classifier_memory_data(const struct run_config *cfg, struct classifier_memory *m,
+                            size_t *train, size_t *test)
 {
     enum data_source src = DATA_SOURCE_IMAGEFOLDER;
-    EG_ASSERT(data_source_find(cfg->data.dataset, &src)); // the config's enum lists the same
-    switch (src) {
-    case DATA_SOURCE_MNIST:
-    case DATA_SOURCE_FASHION_MNIST:
-        *train = 60000;
-        *test = 10000;
-        break;
-    case DATA_SOURCE_CIFAR10:
-    case DATA_SOURCE_CIFAR100:
-        *train = 50000;
-        *test = 10000;
-        break;
-    case DATA_SOURCE_SYNTHETIC:
-        *train = cfg->data.synthetic_train;
-        *test = cfg->data.synthetic_test;
-        break;
-    default:
-        *train = *test = 0;
-        break;
-    }
+    EG_ASSERT(data_source_find(cfg->data.dataset, &src)); // the task's check has passed
+    data_facts(cfg, src, &m->image, &m->classes, train, test);
 }
 
 // bs, or the set's size n when that is known and smaller (the batcher's batches never exceed it).

@@ -109,10 +109,12 @@ struct classifier_memory {
                                    // set's size when it is known; val_batch 0 without a method)
 };
 
-// The images of data.dataset's training and test files as the config gives them (mnist and
-// fashion_mnist 60000 and 10000, cifar 50000 and 10000, synthetic data.synthetic_train and
-// data.synthetic_test); both 0 for imagefolder, whose size only the folder knows.
-void classifier_file_sizes(const struct run_config *cfg, size_t *train, size_t *test);
+// m's image and classes as classifier_check_data gives them, and the images of data.dataset's
+// training and test files as the config gives them (mnist and fashion_mnist 60000 and 10000,
+// cifar 50000 and 10000, synthetic data.synthetic_train and data.synthetic_test); both 0 for
+// imagefolder, whose size only the folder knows. cfg passed the task's check.
+void classifier_memory_data(const struct run_config *cfg, struct classifier_memory *m,
+                            size_t *train, size_t *test);
 
 // Adds the base's terms for a run of cfg (which passed the task's other checks) to e, without
 // allocating them: the images held (when m's sizes are known) with the batchers' orders; the

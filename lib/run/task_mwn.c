@@ -73,11 +73,8 @@ void task_mwn_memory(const struct run_config *cfg, struct memory_estimate *e)
     const size_t H = mwn_vnet_size(cfg->mwn.hidden);
     struct classifier_memory m = {
         .val = CLASSIFIER_VAL_AUGMENTED, .H = H, .pass = NET_PASS_BACKWARD};
-    struct eg_error ignored;
-    enum eg_status st = classifier_check_data(cfg, &m.image, &m.classes, &ignored);
-    EG_ASSERT(st == EG_OK); // the check's
     size_t ntr, nte;
-    classifier_file_sizes(cfg, &ntr, &nte);
+    classifier_memory_data(cfg, &m, &ntr, &nte);
     // load_data: the training file cut to data.train_size, split into the meta set and the rest
     size_t used =
         cfg->data.train_size > 0 && cfg->data.train_size < ntr ? cfg->data.train_size : ntr;

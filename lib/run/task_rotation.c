@@ -44,11 +44,8 @@ void task_rotation_memory(const struct run_config *cfg, struct memory_estimate *
     struct classifier_memory m = {.val = CLASSIFIER_VAL_PLAIN,
                                   .H = 1,
                                   .pass = meta ? NET_PASS_BACKWARD_DX : NET_PASS_BACKWARD};
-    struct eg_error ignored;
-    enum eg_status st = classifier_check_data(cfg, &m.image, &m.classes, &ignored);
-    EG_ASSERT(st == EG_OK); // the check's
     size_t ntr, nte;
-    classifier_file_sizes(cfg, &ntr, &nte);
+    classifier_memory_data(cfg, &m, &ntr, &nte);
     if (ntr > 0) { // data_rotation_split's ranges of the training file, then classifier_cut
         m.train_n = smaller(cfg->rotation.train_end, ntr);
         if (cfg->data.train_size > 0) m.train_n = smaller(m.train_n, cfg->data.train_size);

@@ -16,11 +16,8 @@ struct supervised {
 void task_supervised_memory(const struct run_config *cfg, struct memory_estimate *e)
 {
     struct classifier_memory m = {.val = CLASSIFIER_VAL_NONE, .pass = NET_PASS_BACKWARD};
-    struct eg_error ignored;
-    enum eg_status st = classifier_check_data(cfg, &m.image, &m.classes, &ignored);
-    EG_ASSERT(st == EG_OK); // the check's
     size_t ntr, nte;
-    classifier_file_sizes(cfg, &ntr, &nte);
+    classifier_memory_data(cfg, &m, &ntr, &nte);
     // classifier_cut keeps the first data.train_size images
     m.train_n = cfg->data.train_size > 0 && cfg->data.train_size < ntr ? cfg->data.train_size : ntr;
     m.test_n = nte;
