@@ -737,6 +737,42 @@ Test(task_stop, lft_cleared_flag_gives_the_numbers_of_no_stop_request)
     t->free(b);
 }
 
+// lft's own section carries a check: a loaded state naming a domain outside the seen list is
+// refused (the step would index past it); a real state passes.
+Test(task_stop, lft_section_refuses_a_domain_outside_the_seen_list)
+{
+    need_fmnist();
+    const struct task_ops *t;
+    struct run_config cfg;
+    char yaml[1024];
+    lft_yaml(yaml, sizeof yaml, "val_episodes: 0, test_episodes: 30");
+    void *s = started(&t, &cfg, yaml);
+    struct ckpt_list l = {.n = 0};
+    t->sections(s, &l);
+    const struct ckpt_section *lft = NULL;
+    for (size_t i = 0; i < l.n; i++) {
+        if (strcmp(l.s[i].name, "lft") == 0) lft = &l.s[i];
+    }
+    cr_assert(lft != NULL && lft->valid != NULL);
+    char why[256] = "";
+    unsigned char *bytes = malloc(lft->bytes);
+    cr_assert(bytes != NULL);
+    memcpy(bytes, lft->data, lft->bytes);
+    cr_assert(lft->valid(bytes, lft->ctx, why, sizeof why), "%s", why);
+    struct task_clock clk = {.epoch = 0, .epochs = cfg.train.epochs, .lr = 0.001f};
+    t->step(s, &clk); // draws the epoch's domains
+    memcpy(bytes, lft->data, lft->bytes);
+    cr_assert(lft->valid(bytes, lft->ctx, why, sizeof why), "%s", why);
+    // ps and pu follow the sums, counts and means (3 + 3 + 6 eight-byte fields)
+    const uint64_t far = 7;
+    memcpy(bytes + 12 * 8, &far, sizeof far);
+    cr_assert(lft->valid(bytes, lft->ctx, why, sizeof why) == false);
+    cr_assert(strstr(why, "domains 7 and") != NULL && strstr(why, "seen ones") != NULL, "%s",
+              why);
+    free(bytes);
+    t->free(s);
+}
+
 // relation_evaluate on 6 classes of 5 random 2x1x1 features: stopped, no episode is evaluated
 // (acc and res untouched); cleared, the result of no stop pointer.
 Test(task_stop, relation_evaluate_polls_before_every_episode)

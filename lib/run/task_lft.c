@@ -478,11 +478,23 @@ static size_t lft_steps(const void *state)
     return r->cfg->lft.episodes;
 }
 
+// A loaded state's domain indices must be of the seen list.
+static bool stats_valid(const void *data, const void *ctx, char *why, size_t cap)
+{
+    const struct lft_task *r = ctx;
+    struct lft_stats st;
+    memcpy(&st, data, sizeof st);
+    if (st.epoch_drawn == 0 || (st.ps < r->nseen && st.pu < r->nseen)) return true;
+    snprintf(why, cap, "domains %llu and %llu of %zu seen ones", (unsigned long long)st.ps,
+             (unsigned long long)st.pu, r->nseen);
+    return false;
+}
+
 static void lft_sections(void *state, struct ckpt_list *l)
 {
     struct lft_task *r = state;
     struct lft_model *m = r->m;
-    ckpt_add(l, "", "lft", &r->st, sizeof r->st);
+    ckpt_add_checked(l, "", "lft", &r->st, sizeof r->st, stats_valid, r);
     ckpt_add(l, "", "encoder", m->enc->params, m->enc->nparams * sizeof(float));
     ckpt_add(l, "", "encoder_stats", m->enc->stats, m->enc->nstats * sizeof(float));
     ckpt_add(l, "", "relation", m->rel->net->params, m->P_rel * sizeof(float));
