@@ -605,3 +605,26 @@ Test(runner, a_full_disk_leaves_the_runs_table_whole_and_no_done)
     free(err);
     free(after);
 }
+
+// A read-only filesystem (a tmpfs mounted read-only, where the test may mount one): a new folder
+// on it and the existing folder itself are both bad input, exit 1, before any training.
+Test(runner, a_read_only_filesystem_is_bad_input_for_new_and_existing_folders)
+{
+    write_tiny();
+    e2e_mkdir("ro");
+    if (mount("tmpfs", e2e_path("ro"), "tmpfs", MS_RDONLY, "size=64k") != 0) {
+        cr_skip_test("cannot mount a tmpfs here (%s)", strerror(errno));
+    }
+    const char *fresh[] = {"run", "tiny.yaml", "--out", "ro/new", "--quiet", NULL};
+    const char *existing[] = {"run", "tiny.yaml", "--out", "ro", "--quiet", NULL};
+    int a = e2e_run(fresh, NULL);
+    char *ea = e2e_read("stderr.txt");
+    int b = e2e_run(existing, NULL);
+    char *eb = e2e_read("stderr.txt");
+    umount2(e2e_path("ro"), MNT_DETACH);
+    cr_assert(eq(int, a, 1), "%s", ea);
+    cr_assert(eq(int, b, 1), "%s", eb);
+    cr_assert(strstr(ea, "ro/new") != NULL && strstr(eb, "ro") != NULL, "%s\n%s", ea, eb);
+    free(ea);
+    free(eb);
+}
