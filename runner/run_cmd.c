@@ -350,6 +350,15 @@ static bool may_use(const char *dir, const struct run_config *cfg, bool resume)
     return true;
 }
 
+// Claims a folder that may hold an earlier run: the lock, then the leftovers of killed runs
+// removed, then whether this run may use it (may_use).
+static bool claim_existing(const char *dir, const struct run_config *cfg, bool resume)
+{
+    if (!claim_dir(dir)) return false;
+    remove_stale_temporaries(dir);
+    return may_use(dir, cfg, resume);
+}
+
 // A path that a CSV cell and a shell line can carry: no control characters.
 static bool plain_path(const char *opt, const char *path)
 {
@@ -388,9 +397,7 @@ static bool open_dir(const struct run_args *a, const struct run_config *cfg, cha
                     strerror(errno));
             return false;
         }
-        if (!claim_dir(dir)) return false;
-        remove_stale_temporaries(dir);
-        return may_use(dir, cfg, a->resume);
+        return claim_existing(dir, cfg, a->resume);
     }
     char base[256]; // name and method are short (config limits), so this always fits
     snprintf(base, sizeof base, "results/%s/%s-seed%llu", cfg->name, cfg->method.name,
@@ -405,9 +412,7 @@ static bool open_dir(const struct run_args *a, const struct run_config *cfg, cha
         for (int n = last; n >= 1; n--) {
             numbered(dir, cap, base, n);
             if (has_file(dir, "checkpoint.bin") && !has_file(dir, "DONE")) {
-                if (!claim_dir(dir)) return false;
-                remove_stale_temporaries(dir);
-                return may_use(dir, cfg, true);
+                return claim_existing(dir, cfg, true);
             }
         }
         fprintf(stderr, "error: no unfinished run with a checkpoint under %s[-N] to resume\n",
@@ -444,10 +449,11 @@ static bool runs_path(const struct run_args *a, const struct run_config *cfg, ch
         if (a->out == NULL) snprintf(runs, cap, "results/%s/runs.csv", cfg->name);
         return true;
     }
-    if (strlen(a->runs) + 1 > cap || !plain_path("--runs", a->runs)) {
-        if (strlen(a->runs) + 1 > cap) fprintf(stderr, "error: --runs %s: path too long\n", a->runs);
+    if (strlen(a->runs) + 1 > cap) {
+        fprintf(stderr, "error: --runs %s: path too long\n", a->runs);
         return false;
     }
+    if (!plain_path("--runs", a->runs)) return false;
     snprintf(runs, cap, "%s", a->runs);
     char parent[PATH_MAX];
     snprintf(parent, sizeof parent, "%s", runs);

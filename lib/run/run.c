@@ -52,6 +52,9 @@ struct loop {
     struct loop_state st;
     double session_start;
     uint64_t session_first_step; // global step at which this invocation started
+    struct ckpt_list snap_list;  // the sections as of the last evaluated epoch's last step,
+    unsigned char *snap;         //   their bytes (snap_cap allocated; see snapshot_take)
+    size_t snap_cap;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -129,27 +132,28 @@ static void sections_of(struct loop *lp, struct ckpt_list *l)
     lp->ops->sections(lp->task, l);
 }
 
-// The bytes of every section, to put back when an epoch's end is interrupted.
-struct snapshot {
-    struct ckpt_list l;
-    unsigned char *bytes;
-};
-
-static void snapshot_take(struct loop *lp, struct snapshot *s)
+// The bytes of every section (lp->snap, kept from epoch to epoch), to put back when an epoch's
+// end is interrupted.
+static void snapshot_take(struct loop *lp)
 {
-    sections_of(lp, &s->l);
+    struct ckpt_list *l = &lp->snap_list;
+    sections_of(lp, l);
     size_t total = 0;
-    for (size_t i = 0; i < s->l.n; i++) total += s->l.s[i].bytes;
-    s->bytes = eg_xmalloc(total);
-    for (size_t i = 0, off = 0; i < s->l.n; off += s->l.s[i].bytes, i++) {
-        if (s->l.s[i].bytes > 0) memcpy(s->bytes + off, s->l.s[i].data, s->l.s[i].bytes);
+    for (size_t i = 0; i < l->n; i++) total += l->s[i].bytes;
+    if (total > lp->snap_cap) {
+        lp->snap = eg_xrealloc(lp->snap, total);
+        lp->snap_cap = total;
+    }
+    for (size_t i = 0, off = 0; i < l->n; off += l->s[i].bytes, i++) {
+        if (l->s[i].bytes > 0) memcpy(lp->snap + off, l->s[i].data, l->s[i].bytes);
     }
 }
 
-static void snapshot_restore(const struct snapshot *s)
+static void snapshot_restore(const struct loop *lp)
 {
-    for (size_t i = 0, off = 0; i < s->l.n; off += s->l.s[i].bytes, i++) {
-        if (s->l.s[i].bytes > 0) memcpy(s->l.s[i].data, s->bytes + off, s->l.s[i].bytes);
+    const struct ckpt_list *l = &lp->snap_list;
+    for (size_t i = 0, off = 0; i < l->n; off += l->s[i].bytes, i++) {
+        if (l->s[i].bytes > 0) memcpy(l->s[i].data, lp->snap + off, l->s[i].bytes);
     }
 }
 
@@ -259,8 +263,7 @@ static enum eg_status end_epoch(struct loop *lp, struct task_clock *c, bool *sto
     c->epoch = done;
     c->last = done == cfg->train.epochs;
     c->eval = done % cfg->eval.every_epochs == 0 || c->last;
-    struct snapshot snap = {0};
-    if (c->eval) snapshot_take(lp, &snap);
+    if (c->eval) snapshot_take(lp);
     st->epoch = done;
     st->step = 0;
     st->last_train_loss = st->loss_sum / (double)st->loss_count;
@@ -269,13 +272,12 @@ static enum eg_status end_epoch(struct loop *lp, struct task_clock *c, bool *sto
     enum eg_status s = lp->ops->epoch_end(lp->task, c, err);
     if (s == EG_STOPPED) {
         EG_ASSERT(c->eval); // only evaluations poll the stop request (task.h)
-        snapshot_restore(&snap);
+        snapshot_restore(lp);
         *stopped = true;
         s = EG_OK;
     } else if (s == EG_OK && c->eval) {
         s = write_row(lp, c, err);
     }
-    free(snap.bytes);
     if (s == EG_OK && !*stopped) s = check_blowup(lp, err);
     return s;
 }
@@ -433,5 +435,6 @@ enum eg_status run_task(const struct task_ops *ops, const struct run_config *cfg
     res->peak_rss_mb = eg_peak_rss_mb();
     if (lp.task != NULL) ops->summary(lp.task, &res->task);
     ops->free(lp.task);
+    free(lp.snap);
     return st;
 }
