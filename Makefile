@@ -59,7 +59,9 @@ TEST_LIBS   = $(eval TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS)))$(TEST
 
 CPPFLAGS := -D_POSIX_C_SOURCE=200809L -Ilib
 CFLAGS   := -std=c11 $(OPT) $(WARN) -fopenmp -MMD -MP
-LDLIBS    = $(PKG_LIBS) -fopenmp -lm
+# oneDNN (Debian libdnnl-dev) ships no pkg-config file: its header is <oneapi/dnnl/dnnl.h> and
+# its library -ldnnl in the default search paths.
+LDLIBS    = $(PKG_LIBS) -ldnnl -fopenmp -lm
 
 LIB_SRCS    ?= $(sort $(shell find lib -name '*.c'))
 RUNNER_SRCS ?= $(sort $(wildcard runner/*.c))

@@ -3,6 +3,8 @@
 #
 #   tests/same_numbers.sh run EVOGRAD_BIN OUT_DIR    run the fixed set below into OUT_DIR/<case>/
 #   tests/same_numbers.sh compare DIR_BEFORE DIR_AFTER
+# SAME_NUMBERS_OVERRIDES="key=value ..." adds overrides to every run (for example
+# conv_backend=im2col, to compare a build that has the key with one from before it).
 #
 # Before the change: build, `run build/release/evograd /tmp/before`, and keep a copy of the binary
 # if you want to run it again later. After: `run` into another folder, then `compare`. compare
@@ -27,16 +29,18 @@ run_set() {
     # the runs table every case appends to (a build before --runs put it beside --out anyway)
     local runs=()
     if "$bin" --help 2>&1 | grep -q -- '--runs FILE'; then runs=(--runs "$out/runs.csv"); fi
+    local extra=()
+    read -r -a extra <<<"${SAME_NUMBERS_OVERRIDES:-}"
     one() { # one CASE CONFIG [overrides...]
         local name=$1
         shift
-        "$bin" run "$@" threads=1 --out "$out/$name" "${runs[@]}" --quiet >/dev/null
+        "$bin" run "$@" "${extra[@]}" threads=1 --out "$out/$name" "${runs[@]}" --quiet >/dev/null
     }
     resumed() { # resumed CASE STEPS CONFIG [overrides...]: stopped after STEPS, then resumed
         local name=$1 steps=$2
         shift 2
-        "$bin" run "$@" threads=1 --out "$out/$name" "${runs[@]}" --quiet --stop-after "$steps" >/dev/null
-        "$bin" run "$@" threads=1 --out "$out/$name" "${runs[@]}" --quiet --resume >/dev/null
+        "$bin" run "$@" "${extra[@]}" threads=1 --out "$out/$name" "${runs[@]}" --quiet --stop-after "$steps" >/dev/null
+        "$bin" run "$@" "${extra[@]}" threads=1 --out "$out/$name" "${runs[@]}" --quiet --resume >/dev/null
     }
     one default configs/default.yaml train.epochs=1 data.train_size=3000
     resumed default-resumed 7 configs/default.yaml train.epochs=1 data.train_size=3000

@@ -409,7 +409,7 @@ static const struct bad_case bad_cases[] = {
     // unknown keys
     {"trian: 3\n", 0, "1:1: trian: ",
      "unknown key; did you mean 'train'? (known keys: name, "
-     "seed, threads, task, data, backbone, method, train, meta, eval, "
+     "seed, threads, conv_backend, task, data, backbone, method, train, meta, eval, "
      "checkpoint, toy1d, rotation, mwn, lft)"},
     {"name: x\ntrain:\n  optimzer: {lr: 1}\n", 0, "3:3: train.optimzer: ",
      "unknown key; did you mean 'train.optimizer'? (known keys in train: epochs, batch_size, "
@@ -715,12 +715,12 @@ static const struct bad_override bad_overrides[] = {
     {"name: x\n",
      {"trian.epochs=3"},
      "override 'trian.epochs=3': trian: unknown key; did you mean 'train'? (known keys: name, "
-     "seed, threads, task, data, backbone, method, train, meta, eval, checkpoint, "
+     "seed, threads, conv_backend, task, data, backbone, method, train, meta, eval, checkpoint, "
      "toy1d, rotation, mwn, lft)"},
     {"name: x\n",
      {"lr=0.1"},
      "override 'lr=0.1': lr: unknown key; did you mean 'train.optimizer.lr'? (known keys: name, "
-     "seed, threads, task, data, backbone, method, train, meta, eval, checkpoint, "
+     "seed, threads, conv_backend, task, data, backbone, method, train, meta, eval, checkpoint, "
      "toy1d, rotation, mwn, lft)"},
     {"name: x\n", {"train.epochs"}, "override 'train.epochs': expected key.path=value"},
     {"name: x\n", {"=3"}, "override '=3': expected key.path=value"},
@@ -1015,6 +1015,7 @@ static const char *const every_key[] = {
     "name=other",
     "seed=2",
     "threads=3",
+    "conv_backend=im2col",
     "task=toy1d",
     "data.dataset=cifar10",
     "data.root=/x",

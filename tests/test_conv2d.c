@@ -1,7 +1,8 @@
-/* test_conv2d.c - the conv2d layer: PyTorch golden values (tests/data/conv2d.txt), a naive
- * direct convolution in double on many shapes (kernels 1..7, strides 1..3, paddings 0..3,
- * non-square inputs, batches that cross the im2col chunk boundary), finite-difference gradient
- * checks, accumulation in backward, shapes, parameter counts and initialisation. */
+/* test_conv2d.c - the conv2d layer, on both backends (oneDNN and im2col + sgemm): PyTorch golden
+ * values (tests/data/conv2d.txt), a naive direct convolution in double on many shapes (kernels
+ * 1..7, strides 1..3, paddings 0..3, non-square inputs, batches that cross either backend's chunk
+ * boundary), finite-difference gradient checks, accumulation in backward; oneDNN against im2col
+ * on every convolution of every backbone; shapes, parameter counts and initialisation. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <math.h>
@@ -13,9 +14,20 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "helpers.h"
+#include "nn/backbones.h"
 #include "nn/layer.h"
 #include "nn/layers.h"
 #include "nn/layout.h"
+#include "nn/net.h"
+
+// Both backends, the default first. The checks below run once per backend; a message names it.
+static const enum conv2d_backend backends[] = {CONV2D_DNNL, CONV2D_IM2COL};
+#define NBACKENDS (sizeof backends / sizeof backends[0])
+
+static void use_im2col(void)
+{
+    conv2d_set_backend(CONV2D_IM2COL);
+}
 
 // ---------------------------------------------------------------------------------------------
 // running the layer
@@ -78,7 +90,7 @@ static void check_scaled(const char *what, const float *got, const double *want,
 
 // One case of conv2d.txt: x (2, 3, 6, 5) NCHW with weight/bias/dy sections w<tag>, b<tag>,
 // g<tag>; compares out<tag>, dL_dx<tag>, dL_dw<tag>, dL_db<tag>.
-static void check_pytorch_case(const char *tag, struct conv2d_params p)
+static void check_pytorch_case_one(const char *tag, struct conv2d_params p)
 {
     struct ref *r = ref_load("data/conv2d.txt");
     const size_t N = 2;
@@ -145,6 +157,15 @@ static void check_pytorch_case(const char *tag, struct conv2d_params p)
     free(grads);
     layer_release(&l);
     ref_free(r);
+}
+
+static void check_pytorch_case(const char *tag, struct conv2d_params p)
+{
+    for (size_t b = 0; b < NBACKENDS; b++) {
+        conv2d_set_backend(backends[b]);
+        cr_log_info("backend %s", conv2d_backend_name(backends[b]));
+        check_pytorch_case_one(tag, p);
+    }
 }
 
 Test(conv2d, matches_pytorch_3x3_stride2_pad1_with_bias)
@@ -241,7 +262,7 @@ static void naive_backward(const struct conv_case *cc, size_t ho, size_t wo, con
 
 // Forward and the three kinds of backward call (both outputs, dx only, grads only) against the
 // naive convolution, for random x, parameters and dy.
-static void check_against_naive(const struct conv_case *cc, unsigned long seed)
+static void check_against_naive_one(const struct conv_case *cc, unsigned long seed)
 {
     struct layer l = {0};
     layer_conv2d(&l, (struct shape){cc->c_in, cc->h, cc->w},
@@ -267,8 +288,10 @@ static void check_against_naive(const struct conv_case *cc, unsigned long seed)
     const float *b = cc->bias ? params + nw : NULL;
 
     char what[160];
-    snprintf(what, sizeof what, "n=%zu c_in=%zu %zux%zu c_out=%zu k=%zu stride=%zu pad=%zu bias=%d",
-             N, cc->c_in, cc->h, cc->w, cc->c_out, cc->k, cc->stride, cc->pad, (int)cc->bias);
+    snprintf(what, sizeof what,
+             "%s: n=%zu c_in=%zu %zux%zu c_out=%zu k=%zu stride=%zu pad=%zu bias=%d",
+             conv2d_backend_name(conv2d_layer_backend(&l)), N, cc->c_in, cc->h, cc->w, cc->c_out,
+             cc->k, cc->stride, cc->pad, (int)cc->bias);
     char tag[200];
 
     float *y = eg_xmalloc_floats(ny);
@@ -320,6 +343,14 @@ static void check_against_naive(const struct conv_case *cc, unsigned long seed)
     layer_release(&l);
 }
 
+static void check_against_naive(const struct conv_case *cc, unsigned long seed)
+{
+    for (size_t b = 0; b < NBACKENDS; b++) {
+        conv2d_set_backend(backends[b]);
+        check_against_naive_one(cc, seed);
+    }
+}
+
 Test(conv2d, matches_naive_on_small_shapes_for_kernels_strides_and_paddings)
 {
     const struct conv_case cases[] = {
@@ -365,9 +396,9 @@ static size_t chunk_images(const struct layer *l)
     return (big - one) / per_image + 1;
 }
 
-// Batches just over one chunk, and uneven ones, so the second chunk starts mid-batch and the
-// last chunk is short; and a layer whose one-image column buffer exceeds the budget.
-Test(conv2d, matches_naive_when_the_batch_spans_several_chunks)
+// Batches just over one im2col chunk, and uneven ones, so the second chunk starts mid-batch and
+// the last chunk is short; and a layer whose one-image column buffer exceeds the budget.
+Test(conv2d, matches_naive_when_the_batch_spans_several_chunks, .init = use_im2col)
 {
     const struct conv_case shapes[] = {
         {0, 16, 32, 32, 8, 3, 1, 1, false}, // ResNet-32 16->16 (8 output channels for speed)
@@ -388,8 +419,34 @@ Test(conv2d, matches_naive_when_the_batch_spans_several_chunks)
         for (size_t t = 0; t < 3; t++) {
             cc.n = batches[t];
             cc.bias = t % 2 == 0;
-            check_against_naive(&cc, 1000 + 10 * s + t);
+            check_against_naive_one(&cc, 1000 + 10 * s + t);
         }
+    }
+}
+
+// oneDNN's chunks: a chunk takes the images whose channel-blocked input and output (channels
+// rounded up to 16) fit 2^23 floats. 16 channels of 128x128 in and (2 -> 16) out: 2^19 floats per
+// image, 16 images per chunk; batches of 17 and 35 run as 9 + 8 and 12 + 12 + 11. Stride 2
+// quarters the output: 25 images per chunk, and 27 run as 14 + 13.
+Test(conv2d, dnnl_matches_naive_when_the_batch_spans_several_chunks)
+{
+    const struct conv_case shapes[] = {
+        {17, 16, 128, 128, 2, 3, 1, 1, true},
+        {35, 16, 128, 128, 2, 3, 1, 1, false},
+        {27, 16, 128, 128, 2, 3, 2, 1, true},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        struct layer l = {0};
+        const struct conv_case *cc = &shapes[s];
+        layer_conv2d(&l, (struct shape){cc->c_in, cc->h, cc->w},
+                     (struct conv2d_params){
+                         .c_out = cc->c_out, .k = cc->k, .stride = cc->stride, .pad = cc->pad});
+        cr_assert(conv2d_layer_backend(&l) == CONV2D_DNNL, "case %zu did not use oneDNN", s);
+        // the scratch stops growing at one chunk: the batch really spans several
+        cr_assert(eq(sz, l.ops->scratch_floats(&l, cc->n), l.ops->scratch_floats(&l, 100)));
+        cr_assert(lt(sz, l.ops->scratch_floats(&l, 8), l.ops->scratch_floats(&l, cc->n)));
+        layer_release(&l);
+        check_against_naive_one(cc, 2000 + s);
     }
 }
 
@@ -398,11 +455,17 @@ Test(conv2d, matches_naive_when_the_batch_spans_several_chunks)
 
 static void gradcheck_conv(const char *what, struct shape in, struct conv2d_params p, size_t n)
 {
-    struct layer l = {0};
-    layer_conv2d(&l, in, p);
-    struct gradcheck_opts o = {.n = n, .mode = LAYER_MODE_TRAIN, .h = 1e-2, .tol = 1e-3, .seed = 5};
-    gradcheck_layer(what, &l, &o);
-    layer_release(&l);
+    for (size_t b = 0; b < NBACKENDS; b++) {
+        conv2d_set_backend(backends[b]);
+        struct layer l = {0};
+        layer_conv2d(&l, in, p);
+        char tag[96];
+        snprintf(tag, sizeof tag, "%s (%s)", what, conv2d_backend_name(conv2d_layer_backend(&l)));
+        struct gradcheck_opts o = {
+            .n = n, .mode = LAYER_MODE_TRAIN, .h = 1e-2, .tol = 1e-3, .seed = 5};
+        gradcheck_layer(tag, &l, &o);
+        layer_release(&l);
+    }
 }
 
 Test(conv2d, gradients_match_finite_differences_3x3_stride2_pad1)
@@ -432,7 +495,7 @@ Test(conv2d, gradients_match_finite_differences_5x5_stride3_pad2)
 // accumulation
 
 // Backward adds: a second call with the same dy doubles dx, dW and db.
-static void check_backward_accumulates(struct shape in, struct conv2d_params p, size_t n)
+static void check_backward_accumulates_one(struct shape in, struct conv2d_params p, size_t n)
 {
     struct layer l = {0};
     layer_conv2d(&l, in, p);
@@ -467,6 +530,14 @@ static void check_backward_accumulates(struct shape in, struct conv2d_params p, 
     free(dx2);
     free(grads2);
     layer_release(&l);
+}
+
+static void check_backward_accumulates(struct shape in, struct conv2d_params p, size_t n)
+{
+    for (size_t b = 0; b < NBACKENDS; b++) {
+        conv2d_set_backend(backends[b]);
+        check_backward_accumulates_one(in, p, n);
+    }
 }
 
 Test(conv2d, backward_adds_into_dx_and_grads)
@@ -529,7 +600,7 @@ Test(conv2d, out_shape_and_parameter_count)
                    (struct shape){5, 1, 2}, 5 * 2 * 25 + 5);
 }
 
-Test(conv2d, scratch_holds_at_least_one_image_and_pointwise_needs_none)
+Test(conv2d, scratch_holds_at_least_one_image_and_pointwise_needs_none, .init = use_im2col)
 {
     struct layer l = {0};
     layer_conv2d(&l, (struct shape){3, 224, 224},
@@ -561,14 +632,15 @@ Test(conv2d, scratch_never_shrinks_as_the_batch_grows)
         {{64, 56, 56}, {.c_out = 128, .k = 1, .stride = 2, .pad = 0}},
         {{3, 224, 224}, {.c_out = 64, .k = 7, .stride = 2, .pad = 3}},
     };
-    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+    for (size_t i = 0; i < 2 * sizeof layers / sizeof layers[0]; i++) {
+        conv2d_set_backend(backends[i % NBACKENDS]);
         struct layer l = {0};
-        layer_conv2d(&l, layers[i].in, layers[i].p);
+        layer_conv2d(&l, layers[i / 2].in, layers[i / 2].p);
         size_t prev = l.ops->scratch_floats(&l, 1);
         for (size_t n = 2; n <= 300; n++) {
             size_t cur = l.ops->scratch_floats(&l, n);
-            cr_assert(ge(sz, cur, prev), "layer %zu: scratch(%zu) = %zu < scratch(%zu) = %zu", i, n,
-                      cur, n - 1, prev);
+            cr_assert(ge(sz, cur, prev), "%s layer %zu: scratch(%zu) = %zu < scratch(%zu) = %zu",
+                      conv2d_backend_name(backends[i % NBACKENDS]), i / 2, n, cur, n - 1, prev);
             prev = cur;
         }
         layer_release(&l);
@@ -630,4 +702,128 @@ Test(conv2d, rejects_kernel_larger_than_padded_input, .signal = SIGABRT)
     struct layer l = {0};
     layer_conv2d(&l, (struct shape){1, 4, 4},
                  (struct conv2d_params){.c_out = 1, .k = 7, .stride = 1, .pad = 1});
+}
+
+// ---------------------------------------------------------------------------------------------
+// oneDNN against im2col on the backbones
+
+// The backbones with their default inputs (the paper's sizes: 224x224 for resnet10/18/34).
+static const enum backbone_kind conv_backbones[] = {
+    BACKBONE_LENET,    BACKBONE_CONV4,    BACKBONE_RESNET32,
+    BACKBONE_RESNET10, BACKBONE_RESNET18, BACKBONE_RESNET34,
+};
+
+static struct net *skeleton(enum backbone_kind kind, enum conv2d_backend b)
+{
+    conv2d_set_backend(b);
+    struct backbone_spec spec = backbone_defaults(kind);
+    return backbone_build(&spec, backbone_default_input(kind), 10);
+}
+
+// Layer i of a and of b are the same convolution on different backends: forward and both
+// backward products agree to float32 rounding on a batch of n random images.
+static void compare_backends(struct layer *a, struct layer *b, size_t n, const char *what)
+{
+    const size_t nx = shape_numel(a->in_shape[0]) * n, ny = shape_numel(a->out_shape) * n;
+    struct rng rng;
+    rng_seed(&rng, 31);
+    float *x = eg_xmalloc_floats(nx), *dy = eg_xmalloc_floats(ny);
+    float *params = eg_xmalloc_floats(a->nparams);
+    rng_fill_uniform(&rng, x, nx, -1.0f, 1.0f);
+    rng_fill_uniform(&rng, dy, ny, -1.0f, 1.0f);
+    rng_fill_uniform(&rng, params, a->nparams, -1.0f, 1.0f);
+    float *ya = eg_xmalloc_floats(ny), *yb = eg_xmalloc_floats(ny);
+    float *dxa = eg_xcalloc_floats(nx), *dxb = eg_xcalloc_floats(nx);
+    float *ga = eg_xcalloc_floats(a->nparams), *gb = eg_xcalloc_floats(a->nparams);
+    run_forward(a, n, params, x, ya);
+    run_forward(b, n, params, x, yb);
+    run_backward(a, n, params, ga, x, ya, dy, dxa);
+    run_backward(b, n, params, gb, x, yb, dy, dxb);
+    double *want = eg_xmalloc_array(nx > a->nparams ? (nx > ny ? nx : ny) : a->nparams,
+                                    sizeof(double));
+    char tag[160];
+    for (size_t i = 0; i < ny; i++) want[i] = (double)yb[i];
+    snprintf(tag, sizeof tag, "%s: y", what);
+    check_scaled(tag, ya, want, ny, 1e-5);
+    for (size_t i = 0; i < nx; i++) want[i] = (double)dxb[i];
+    snprintf(tag, sizeof tag, "%s: dx", what);
+    check_scaled(tag, dxa, want, nx, 1e-5);
+    for (size_t i = 0; i < a->nparams; i++) want[i] = (double)gb[i];
+    snprintf(tag, sizeof tag, "%s: dw", what);
+    check_scaled(tag, ga, want, a->nparams, 1e-5);
+    free(want);
+    free(x);
+    free(dy);
+    free(params);
+    free(ya);
+    free(yb);
+    free(dxa);
+    free(dxb);
+    free(ga);
+    free(gb);
+}
+
+// Every distinct convolution (input, output, parameter count) of every backbone, batch 3.
+Test(conv2d, dnnl_matches_im2col_on_every_backbone_convolution)
+{
+    struct layer seen[64];
+    size_t nseen = 0, compared = 0;
+    for (size_t k = 0; k < sizeof conv_backbones / sizeof conv_backbones[0]; k++) {
+        struct net *a = skeleton(conv_backbones[k], CONV2D_DNNL);
+        struct net *b = skeleton(conv_backbones[k], CONV2D_IM2COL);
+        cr_assert(eq(sz, a->nlayers, b->nlayers));
+        for (size_t i = 0; i < a->nlayers; i++) {
+            struct layer *la = &a->layers[i], *lb = &b->layers[i];
+            if (strcmp(la->ops->name, "conv2d") != 0) continue;
+            bool dup = false;
+            for (size_t j = 0; j < nseen && !dup; j++) {
+                dup = shape_eq(seen[j].in_shape[0], la->in_shape[0]) &&
+                      shape_eq(seen[j].out_shape, la->out_shape) &&
+                      seen[j].nparams == la->nparams;
+            }
+            if (dup) continue;
+            cr_assert(lt(sz, nseen, sizeof seen / sizeof seen[0]));
+            seen[nseen++] = *la;
+            cr_assert(conv2d_layer_backend(lb) == CONV2D_IM2COL);
+            char what[128];
+            snprintf(what, sizeof what, "%s layer %zu (%s) %zux%zux%zu -> %zux%zux%zu",
+                     backbone_name(conv_backbones[k]), i,
+                     conv2d_backend_name(conv2d_layer_backend(la)), la->in_shape[0].c,
+                     la->in_shape[0].h, la->in_shape[0].w, la->out_shape.c, la->out_shape.h,
+                     la->out_shape.w);
+            compare_backends(la, lb, 3, what);
+            compared++;
+        }
+        net_free(a);
+        net_free(b);
+    }
+    cr_assert(ge(sz, compared, 20), "only %zu distinct convolutions", compared);
+}
+
+// On a CPU with AVX2 (every machine evograd targets) oneDNN has a kernel for every backbone
+// convolution: none silently falls back to im2col.
+Test(conv2d, dnnl_runs_every_backbone_convolution_on_an_avx2_cpu)
+{
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2")) cr_skip_test("this CPU has no AVX2");
+    for (size_t k = 0; k < sizeof conv_backbones / sizeof conv_backbones[0]; k++) {
+        struct net *a = skeleton(conv_backbones[k], CONV2D_DNNL);
+        for (size_t i = 0; i < a->nlayers; i++) {
+            const struct layer *l = &a->layers[i];
+            if (strcmp(l->ops->name, "conv2d") != 0) continue;
+            cr_assert(conv2d_layer_backend(l) == CONV2D_DNNL, "%s layer %zu fell back to im2col",
+                      backbone_name(conv_backbones[k]), i);
+        }
+        net_free(a);
+    }
+}
+
+Test(conv2d, backend_names_round_trip)
+{
+    enum conv2d_backend b;
+    cr_assert(conv2d_backend_find("dnnl", &b) && b == CONV2D_DNNL);
+    cr_assert(conv2d_backend_find("im2col", &b) && b == CONV2D_IM2COL);
+    cr_assert(conv2d_backend_find("DNNL", &b) == false);
+    cr_assert(conv2d_backend_find("", &b) == false);
+    cr_assert(conv2d_backend() == CONV2D_DNNL, "the default is oneDNN");
 }

@@ -25,6 +25,7 @@
 #include "io/config.h"
 #include "nn/backbones.h"
 #include "nn/loss.h"
+#include "nn/layers.h"
 #include "nn/net.h"
 #include "run/memory.h"
 #include "run/run.h"
@@ -214,7 +215,14 @@ static void check_net(const struct backbone_spec *spec, struct shape in, size_t 
     net_free(skel);
 }
 
-Test(memory_net, batch_bytes_match_what_forward_and_backward_allocate)
+static void use_im2col(void)
+{
+    conv2d_set_backend(CONV2D_IM2COL);
+}
+
+// On im2col, whose every buffer the estimate models. oneDNN adds its primitives' own objects:
+// the next test bounds them.
+Test(memory_net, batch_bytes_match_what_forward_and_backward_allocate, .init = use_im2col)
 {
     need_glibc_heap();
     struct backbone_spec lenet = backbone_defaults(BACKBONE_LENET);
@@ -227,6 +235,48 @@ Test(memory_net, batch_bytes_match_what_forward_and_backward_allocate)
     struct backbone_spec r32 = backbone_defaults(BACKBONE_RESNET32);
     r32.channels = 4;
     check_net(&r32, (struct shape){3, 16, 16}, 10, 9);
+}
+
+// The heap growth of a training forward + backward with oneDNN convolutions, over the same with
+// im2col, per convolution layer: oneDNN's primitive objects, JIT-compiled code and library
+// scratchpad, which net_batch_bytes does not count. Measured: 64 KiB per layer (ResNet-32, AVX-512);
+// bounded at 1 MiB, so the estimate is off by at most that per layer.
+static double grown(enum conv2d_backend b, const struct backbone_spec *spec, struct shape in,
+                    size_t n, size_t *nconv)
+{
+    conv2d_set_backend(b);
+    struct rng rng;
+    rng_seed(&rng, 5);
+    struct net *net = backbone_new(spec, in, 10, &rng);
+    *nconv = 0;
+    for (size_t i = 0; i < net->nlayers; i++)
+        *nconv += strcmp(net->layers[i].ops->name, "conv2d") == 0;
+    const size_t xn = n * shape_numel(in), on = n * shape_numel(net_out_shape(net));
+    float *x = eg_xmalloc_floats(xn), *dy = eg_xcalloc_floats(on);
+    rng_fill_uniform(&rng, x, xn, -0.5f, 0.5f);
+    const double before = heap_bytes();
+    net_forward(net, x, n, LAYER_MODE_TRAIN);
+    net_backward(net, dy, NULL);
+    const double used = heap_bytes() - before;
+    free(x);
+    free(dy);
+    net_free(net);
+    return used;
+}
+
+Test(memory_net, dnnl_objects_stay_under_a_mebibyte_per_convolution)
+{
+    need_glibc_heap();
+    struct backbone_spec r32 = backbone_defaults(BACKBONE_RESNET32);
+    const struct shape in = {3, 32, 32};
+    size_t nconv = 0;
+    const double im2col = grown(CONV2D_IM2COL, &r32, in, 20, &nconv);
+    const double dnnl = grown(CONV2D_DNNL, &r32, in, 20, &nconv);
+    cr_log_info("resnet32, batch 20: %zu convolutions, heap %.0f (im2col) and %.0f (dnnl)", nconv,
+                im2col, dnnl);
+    cr_assert(eq(sz, nconv, 31));
+    cr_assert(le(dbl, dnnl - im2col, (double)nconv * 1048576.0),
+              "oneDNN added %.0f bytes over %zu convolutions", dnnl - im2col, nconv);
 }
 
 Test(memory_net, a_skeleton_sizes_a_network_too_large_to_build)

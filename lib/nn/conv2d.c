@@ -1,5 +1,7 @@
 /* conv2d.c - 2-D convolution with PyTorch's F.conv2d semantics (cross-correlation, square k x k
- * kernel, stride, symmetric zero padding, optional bias), computed by im2col + sgemm.
+ * kernel, stride, symmetric zero padding, optional bias). Two backends (layers.h): oneDNN
+ * (conv2d_dnnl.c), the default, and im2col + sgemm, the reference, written here. The bias is
+ * handled here for both. Below: the im2col path.
  *
  * Activations are CNHW (layer.h), so the output of a chunk of consecutive images is, in every
  * output channel o, one contiguous run of columns: y[o, n0..n0+nc) starts at y + (o*N + n0)*HoWo
@@ -21,6 +23,7 @@
 #include "core/blas.h"
 #include "core/parallel.h"
 #include "core/status.h"
+#include "conv2d_dnnl.h"
 
 // Where im2col reads a tap from (see "im2col / col2im" below).
 enum conv2d_src {
@@ -37,7 +40,43 @@ struct conv2d_state {
     enum init_kind init;
     enum conv2d_src src;
     size_t ph, pw; // PHASES: rows and row stride of a phase plane, ceil(h/S), max(ceil(w/S), wo)
+    struct conv2d_dnnl *dnnl; // the oneDNN path, or NULL: im2col
 };
+
+static enum conv2d_backend backend_now = CONV2D_DNNL;
+
+static const char *const backend_names[CONV2D__BACKENDS] = {
+    [CONV2D_DNNL] = "dnnl",
+    [CONV2D_IM2COL] = "im2col",
+};
+
+void conv2d_set_backend(enum conv2d_backend b)
+{
+    EG_ASSERT(b < CONV2D__BACKENDS);
+    backend_now = b;
+}
+
+enum conv2d_backend conv2d_backend(void)
+{
+    return backend_now;
+}
+
+const char *conv2d_backend_name(enum conv2d_backend b)
+{
+    EG_ASSERT(b < CONV2D__BACKENDS);
+    return backend_names[b];
+}
+
+bool conv2d_backend_find(const char *name, enum conv2d_backend *b)
+{
+    for (size_t i = 0; i < CONV2D__BACKENDS; i++) {
+        if (strcmp(name, backend_names[i]) == 0) {
+            *b = (enum conv2d_backend)i;
+            return true;
+        }
+    }
+    return false;
+}
 
 // Column-buffer budget in floats (8 MiB). A chunk takes as many whole images as fit, and always
 // at least one. Measured (2-core EPYC, 1 MiB L2 per core, 32 MiB L3; OpenBLAS pthreads) on the
@@ -437,6 +476,14 @@ static void conv2d_forward(struct layer *l, const struct layer_ctx *ctx, const f
     const float *b = s->bias ? wt + s->c_out * K : NULL;
     if (N == 0) return;
 
+    if (s->dnnl != NULL && conv2d_dnnl_forward(s->dnnl, N, x[0], wt, y, ctx->scratch)) {
+        if (b != NULL) {
+            for (size_t o = 0; o < s->c_out; o++)
+                add_scalar(y + o * ld, b[o], ld);
+        }
+        return;
+    }
+
     if (conv2d_is_pointwise(s)) {
         // Y (c_out, N*HW) = W (c_out, c_in) * X (c_in, N*HW): the whole batch at once
         eg_sgemm(false, false, s->c_out, ld, K, 1.0f, wt, K, x[0], ld, 0.0f, y, ld);
@@ -486,6 +533,9 @@ static void conv2d_backward(struct layer *l, const struct layer_ctx *ctx, const 
         }
     }
 
+    if (s->dnnl != NULL && conv2d_dnnl_backward(s->dnnl, N, x[0], wt, dy, dX, dwt, ctx->scratch))
+        return;
+
     if (conv2d_is_pointwise(s)) {
         // dW (c_out, c_in) += dY (c_out, N*HW) * X^T;  dX (c_in, N*HW) += W^T * dY
         if (dwt != NULL)
@@ -524,12 +574,25 @@ static void conv2d_init(const struct layer *l, float *params, float *stats, stru
 // The column buffer (K, chunk*ho*wo), then the phase planes (S, S, ph, pw) if used; none for
 // the pointwise case. Sized for min(n, conv2d_fit) images rather than the balanced chunk, so the
 // size never decreases as n grows: scratch sized for a batch serves every smaller batch.
+// With oneDNN, the larger of that and its own blocked copies: a batch oneDNN cannot set up falls
+// back to im2col on the same scratch.
 static size_t conv2d_scratch_floats(const struct layer *l, size_t n)
 {
     const struct conv2d_state *s = l->state;
-    if (conv2d_is_pointwise(s) || n == 0) return 0;
+    if (n == 0) return 0;
+    size_t dn = s->dnnl != NULL ? conv2d_dnnl_scratch_floats(s->dnnl, n) : 0;
+    if (conv2d_is_pointwise(s)) return dn;
     size_t images = n < conv2d_fit(s) ? n : conv2d_fit(s);
-    return conv2d_rows(s) * images * s->ho * s->wo + CONV2D_MAX_THREADS * conv2d_phase_floats(s);
+    size_t col =
+        conv2d_rows(s) * images * s->ho * s->wo + CONV2D_MAX_THREADS * conv2d_phase_floats(s);
+    return col > dn ? col : dn;
+}
+
+static void conv2d_destroy(struct layer *l)
+{
+    struct conv2d_state *s = l->state;
+    conv2d_dnnl_free(s->dnnl);
+    free(s);
 }
 
 // 2*c_out*K per output pixel, plus one add per output for the bias.
@@ -547,10 +610,17 @@ static const struct layer_ops conv2d_ops = {
     .init = conv2d_init,
     .scratch_floats = conv2d_scratch_floats,
     .flops = conv2d_flops,
-    .destroy = NULL, // the state is one plain block
+    .destroy = conv2d_destroy,
     .can_run_in_place = false,
     .backward_reads_y = false,
 };
+
+enum conv2d_backend conv2d_layer_backend(const struct layer *l)
+{
+    EG_ASSERT(l->ops == &conv2d_ops);
+    const struct conv2d_state *s = l->state;
+    return s->dnnl != NULL ? CONV2D_DNNL : CONV2D_IM2COL;
+}
 
 void layer_conv2d(struct layer *l, struct shape in, struct conv2d_params p)
 {
@@ -580,6 +650,12 @@ void layer_conv2d(struct layer *l, struct shape in, struct conv2d_params p)
         if (s->pw < s->wo) s->pw = s->wo; // rows of exactly wo allow one copy per tap
     } else {
         s->src = CONV2D_SRC_STRIDED;
+    }
+    if (backend_now == CONV2D_DNNL) {
+        const struct conv2d_geom g = {.c_in = s->c_in, .h = s->h, .w = s->w, .c_out = s->c_out,
+                                      .k = s->k, .stride = s->stride, .pad = s->pad,
+                                      .ho = s->ho, .wo = s->wo};
+        s->dnnl = conv2d_dnnl_new(&g);
     }
     l->ops = &conv2d_ops;
     l->nin = 1;

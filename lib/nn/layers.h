@@ -17,8 +17,24 @@ struct conv2d_params {
     bool bias;
     enum init_kind init;
 };
-// PyTorch F.conv2d (cross-correlation). out h = (h + 2*pad - k)/stride + 1. im2col + sgemm.
+// PyTorch F.conv2d (cross-correlation). out h = (h + 2*pad - k)/stride + 1. Computed by the
+// backend in force when the layer is made (conv2d_set_backend).
 void layer_conv2d(struct layer *l, struct shape in, struct conv2d_params p);
+
+// How convolutions made from now on compute:
+//   CONV2D_DNNL    oneDNN's kernels (JIT-compiled for the CPU at run time), the default; a shape
+//                  oneDNN has no optimised kernel for, or a batch it cannot set up, falls back to
+//                  im2col;
+//   CONV2D_IM2COL  im2col + OpenBLAS sgemm, the reference implementation.
+// Both compute the same function; the float32 results differ by rounding (summation order).
+enum conv2d_backend { CONV2D_DNNL, CONV2D_IM2COL, CONV2D__BACKENDS };
+void conv2d_set_backend(enum conv2d_backend b);
+enum conv2d_backend conv2d_backend(void);
+const char *conv2d_backend_name(enum conv2d_backend b);
+// "dnnl" or "im2col" -> *b; false for any other name.
+bool conv2d_backend_find(const char *name, enum conv2d_backend *b);
+// The backend a made layer actually uses: CONV2D_IM2COL when it fell back. l: a conv2d layer.
+enum conv2d_backend conv2d_layer_backend(const struct layer *l);
 
 struct linear_params {
     size_t out;

@@ -24,6 +24,7 @@
 #include "core/timer.h"
 #include "io/checkpoint.h"
 #include "io/csv.h"
+#include "nn/layers.h"
 #include "nn/optim.h"
 #include "settings.h"
 
@@ -60,10 +61,20 @@ struct loop {
 // ---------------------------------------------------------------------------------------------
 // checks
 
+// The compute settings of cfg: threads and the convolution backend (before any net is built).
+static void apply_compute(const struct run_config *cfg)
+{
+    enum conv2d_backend b;
+    EG_ASSERT(conv2d_backend_find(cfg->conv_backend, &b)); // the config's choices are the names
+    conv2d_set_backend(b);
+    eg_set_threads((int)cfg->threads);
+}
+
 enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
 {
     const struct task_ops *ops = task_find(cfg->task);
     EG_ASSERT(ops != NULL); // the config's `task` choices are the registry's names
+    apply_compute(cfg);
     if (!ops->learns && strcmp(cfg->method.name, "none") != 0) {
         char names[256] = "";
         for (size_t i = 0; i < task_count(); i++) {
@@ -402,7 +413,7 @@ enum eg_status run_task(const struct task_ops *ops, const struct run_config *cfg
     *res = (struct run_result){
         .final_train_loss = NAN, .sec_per_step = NAN, .sec_per_epoch = NAN};
     task_summary_init(&res->task, cfg);
-    eg_set_threads((int)cfg->threads);
+    apply_compute(cfg);
     if (ops->run_whole != NULL) return run_whole(ops, cfg, opts, res, err);
 
     struct loop lp = {.cfg = cfg, .ops = ops, .sched = run_schedule(cfg)};
