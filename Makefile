@@ -111,8 +111,8 @@ $(TESTS_BIN): $(TEST_OBJS) $(LIB)
 $(BENCH_BIN): $(BENCH_OBJS) $(LIB)
 	$(CC) $(SANLD) -o $@ $^ $(LDLIBS) -ldl
 
-# The thread runtimes wait passively (see lib/core/parallel.h); programs set this themselves.
-export OMP_WAIT_POLICY ?= passive
+# How long idle threads spin (see lib/core/parallel.h); programs set this themselves.
+export GOMP_SPINCOUNT ?= 1000
 export OPENBLAS_THREAD_TIMEOUT ?= 10
 
 # The default experiment, then its plot; the last lines say where both are.

@@ -43,13 +43,22 @@
  * --steps 2 takes ~45 min, and 6-7 GB of memory at resnet34. It is part of `--case all` and so
  * of `make bench` (BENCHFLAGS="--case mwn" etc. runs one case). --lft-size S runs it at 3xSxS
  * instead (S >= 32; 64 takes ~6 min with --steps 1), --lft-backbone NAME on one backbone only.
+ * The `rotation` case: one iteration of the rotation task (tasks/rotation.h) per method on LeNet,
+ * a training and a validation batch of 128 1x28x28 images, Adam 1e-3 on the weights and 1e-2 on
+ * the angle (configs/paper/rotation.yaml).
  * Usage: evograd-bench [--threads N] [--steps N] [--lft-size S] [--lft-backbone NAME]
- *                      [--case resnet32|lenet|data|meta|mwn|lft|all]
- *   --threads N  BLAS/OpenMP threads (default 2); --steps N timed steps per case (default: the
- *   case's own); --case NAME one case (default all). */
+ *                      [--method none|evograd|unrolled] [--conv dnnl|im2col] [--csv]
+ *                      [--case resnet32|lenet|data|meta|mwn|rotation|lft|all]
+ *   --threads N  OpenMP threads, and OpenBLAS's with --conv im2col (default 2); --steps N timed
+ *   steps per case (default: the case's own); --case NAME one case (default all); --method NAME
+ *   only that method in the meta, mwn, rotation and lft cases; --conv the convolution backend
+ *   (default dnnl, lib/nn/layers.h); --csv: one row `case,method,threads,ms,peak_rss_mb` per
+ *   case x method on stdout (header first; lft's cases are lft-resnet10/18/34, resnet32 and
+ *   lenet are method none), every other line on stderr. bench/peer.sh reads these rows. */
 #define _GNU_SOURCE
 #include <cblas.h>
 #include <dlfcn.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,11 +79,13 @@
 #include "meta/hyper.h"
 #include "meta/weighted.h"
 #include "nn/backbones.h"
+#include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/net.h"
 #include "nn/optim.h"
 #include "tasks/lft.h"
 #include "tasks/mwn.h"
+#include "tasks/rotation.h"
 
 // ---------------------------------------------------------------------------------------------
 // cblas_sgemm interposition. This program is the only user; the recorder is its one global.
@@ -116,6 +127,25 @@ void cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta,
         rec.calls[rec.n++] = (struct gemm_call){ta, tb, M, N, K, lda, ldb, ldc, beta};
     }
     rec.real(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// --csv: machine-readable rows on the real stdout, everything else on stderr.
+
+static struct {
+    FILE *csv;          // NULL: no CSV (human output on stdout)
+    const char *name;   // the case being run
+    const char *method; // --method: only this one (NULL: all three)
+    int threads;
+} out;
+
+// One row: case,method,threads,ms,peak_rss_mb.
+static void csv_row(const char *method, double seconds, double rss_mb)
+{
+    if (out.csv == NULL) return;
+    fprintf(out.csv, "%s,%s,%d,%.3f,%.1f\n", out.name, method, out.threads, 1e3 * seconds,
+            rss_mb);
+    fflush(out.csv);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -274,7 +304,7 @@ static void breakdown(struct trainer *t, double step_s)
 
 static void run_case(const struct bench_case *bc, int threads, size_t steps)
 {
-    eg_set_threads(threads);
+    conv2d_set_threads(threads);
     struct rng rng;
     rng_seed(&rng, 1);
     struct trainer t;
@@ -323,8 +353,11 @@ static void run_case(const struct bench_case *bc, int threads, size_t steps)
     double gemm_s = replay_gemms(steps);
     double achieved = flops / step_s * 1e-9, sgemm = gemm_flops / gemm_s * 1e-9;
 
-    printf("%s: batch %zu, %zux%zux%zu, %zu classes, %zu parameters, %d BLAS threads\n", bc->name,
-           bc->batch, bc->in.c, bc->in.h, bc->in.w, bc->classes, t.net->nparams, threads);
+    csv_row("none", step_s, eg_peak_rss_mb());
+    printf("%s: batch %zu, %zux%zux%zu, %zu classes, %zu parameters, %d BLAS threads, "
+           "convolutions: %s\n",
+           bc->name, bc->batch, bc->in.c, bc->in.h, bc->in.w, bc->classes, t.net->nparams, threads,
+           conv2d_backend_name(conv2d_backend()));
     printf("    step            %8.2f ms  (median of %zu after 3 warm-up steps)\n", 1e3 * step_s,
            steps);
     printf("    achieved        %8.2f GFLOP/s (%.2f GFLOP per step from layer shapes)\n",
@@ -390,7 +423,7 @@ struct meta_bench {
 
 static void meta_bench_init(struct meta_bench *mb, int threads)
 {
-    eg_set_threads(threads);
+    conv2d_set_threads(threads);
     const size_t classes = 10;
     const struct shape in = {3, 32, 32};
     rng_seed(&mb->rng, 1);
@@ -559,6 +592,11 @@ static void run_methods(method_fn method, const void *ctx, const char *per, int 
     fflush(stdout);
     const enum hyper_method methods[3] = {HYPER_NONE, HYPER_EVOGRAD, HYPER_UNROLLED};
     for (size_t i = 0; i < 3; i++) {
+        if (out.method != NULL && strcmp(out.method, hyper_method_name(methods[i])) != 0) {
+            med[i] = rss[i] = NAN; // not run: the ratios print as nan
+            if (info != NULL) memset(info[i], 0, METHOD_INFO * sizeof(double));
+            continue;
+        }
         int fd[2];
         EG_ASSERT(pipe(fd) == 0);
         pid_t pid = fork();
@@ -569,6 +607,7 @@ static void run_methods(method_fn method, const void *ctx, const char *per, int 
             v[0] = method(methods[i], ctx, threads, steps, v + 2);
             v[1] = eg_peak_rss_mb();
             bool secs = v[0] >= 10.0;
+            csv_row(hyper_method_name(methods[i]), v[0], v[1]);
             printf("    %-9s %8.1f %s per %s  peak RSS %7.1f MB\n",
                    hyper_method_name(methods[i]), secs ? v[0] : 1e3 * v[0], secs ? "s " : "ms",
                    per, v[1]);
@@ -628,6 +667,84 @@ static void run_mwn_case(int threads, size_t steps)
 }
 
 // ---------------------------------------------------------------------------------------------
+// The rotation case: one iteration of the rotation task (rotation_step, tasks/rotation.h: the base
+// Adam step on the rotated training batch, then the hypergradient on the angle around the updated
+// weights and the angle's Adam step) on LeNet with a training and a validation batch of 128
+// gaussian 1x28x28 images: the paper's settings (configs/paper/rotation.yaml).
+
+#define ROT_BATCH 128
+
+struct rotation_iter {
+    struct rotation_problem *rp;
+    struct optim *opt, *meta_opt;
+    struct hyper *h; // NULL: none
+    struct rng *rng;
+    float angle;
+};
+
+static void rotation_iteration(void *ctx)
+{
+    struct rotation_iter *it = ctx;
+    const struct meta_step ms = {
+        .hyper = it->h, .opt = it->meta_opt, .lr = it->meta_opt->p.lr, .rng = it->rng};
+    rotation_step(it->rp, it->opt, it->opt->p.lr, &ms, &it->angle, NULL);
+}
+
+static double run_rotation_method(enum hyper_method m, const void *ctx, int threads, size_t steps,
+                                  double *info)
+{
+    (void)ctx;
+    (void)info;
+    conv2d_set_threads(threads);
+    struct rng rng;
+    rng_seed(&rng, 1);
+    const struct shape in = {1, 28, 28};
+    const size_t classes = 10, nx = shape_numel(in) * ROT_BATCH;
+    struct trainer t;
+    trainer_init(&t, BACKBONE_LENET, in, classes, ROT_BATCH, &rng);
+    struct optim_params op = optim_defaults(OPTIM_KIND_ADAM);
+    op.lr = 1e-3f;
+    op.weight_decay = 0.0f;
+    t.opt = optim_new(&op, t.net->nparams);
+    float *xv = eg_xmalloc_floats(nx);
+    int32_t *yv = eg_xmalloc_array(ROT_BATCH, sizeof *yv);
+    rng_fill_gaussian(&rng, xv, nx, 0.0f, 1.0f);
+    for (size_t i = 0; i < ROT_BATCH; i++) yv[i] = (int32_t)rng_below(&rng, classes);
+
+    struct rotation_iter it = {.opt = t.opt, .rng = &rng};
+    it.rp = rotation_problem_new(t.net);
+    rotation_problem_set_batches(it.rp, t.x, t.y, ROT_BATCH, xv, yv, ROT_BATCH);
+    struct optim_params mop = op;
+    mop.lr = 0.01f;
+    it.meta_opt = optim_new(&mop, 1);
+    struct hyper_params hp = bench_hyper_params(m);
+    hp.lookahead_lr = op.lr; // the task's look-ahead: the base learning rate
+    if (m != HYPER_NONE) it.h = hyper_new(&hp, t.net->nparams, 1);
+
+    double med = median_iteration(rotation_iteration, &it, steps, NULL);
+    hyper_free(it.h);
+    optim_free(it.meta_opt);
+    rotation_problem_free(it.rp);
+    free(xv);
+    free(yv);
+    trainer_free(&t);
+    return med;
+}
+
+static void run_rotation_case(int threads, size_t steps)
+{
+    printf("rotation: lenet, batch %d + validation batch %d, 1x28x28, the learned angle (H = 1), "
+           "Adam 1e-3 / 1e-2, evograd K = 2, %d threads, median of %zu after 1 warm-up\n",
+           ROT_BATCH, ROT_BATCH, threads, steps);
+    double med[3], rss[3];
+    run_methods(run_rotation_method, NULL, "iteration (base step + meta-step)", threads, steps, med,
+                rss, NULL);
+    printf("    time: evograd/none %.2fx, unrolled/none %.2fx, evograd/unrolled %.2fx\n",
+           med[1] / med[0], med[2] / med[0], med[1] / med[2]);
+    fflush(stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The lft case: one LFT iteration (lft_step, tasks/lft.h) per method on resnet10/18/34.
 
 #define LFT_WAY 5
@@ -674,7 +791,7 @@ static double run_lft_method(enum hyper_method m, const void *ctx, int threads, 
                              double *info)
 {
     const struct lft_bench *lb = ctx;
-    eg_set_threads(threads);
+    conv2d_set_threads(threads);
     struct rng init, ft, hrng, data;
     rng_seed_stream(&init, 1, 0);
     rng_seed_stream(&ft, 1, 1);
@@ -786,6 +903,9 @@ static bool run_lft_case(int threads, size_t steps, size_t size, const char *onl
     char c1[32], c2[32], c3[32], c4[32], c5[32], c6[32];
     for (size_t b = 0; b < nk; b++) {
         const struct lft_bench lb = {kinds[b], size};
+        char name[32]; // the CSV rows' case: lft-resnet10 etc.
+        snprintf(name, sizeof name, "lft-%s", backbone_name(kinds[b]));
+        out.name = name;
         printf("  %s\n", backbone_name(kinds[b]));
         run_methods(run_lft_method, &lb, "iteration", threads, steps, med[b], rss[b], info[b]);
         const double *in = info[b][0];
@@ -816,6 +936,7 @@ static bool run_lft_case(int threads, size_t steps, size_t size, const char *onl
                rss[b][1] - rss[b][0], rss[b][2] - rss[b][0], 8.0 * pmb, 5.0 * pmb,
                with_commas(P, c1), in[LFT_INFO_ACT_MB]);
         fflush(stdout);
+        out.name = "lft";
     }
 
     printf("\n  Markdown (lft, 3x%zux%zu, %d-way %d-shot %d queries + PU episode + %d aux images, "
@@ -863,6 +984,7 @@ int main(int argc, char **argv)
     int threads = 2;
     size_t steps = 0, lft_size = 224;
     const char *which = "all", *lft_backbone = NULL;
+    bool csv = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             long v = strtol(argv[++i], NULL, 10);
@@ -879,12 +1001,41 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--lft-backbone") == 0 && i + 1 < argc) {
             lft_backbone = argv[++i];
+        } else if (strcmp(argv[i], "--method") == 0 && i + 1 < argc) {
+            out.method = argv[++i];
+            enum hyper_method m;
+            if (!hyper_method_find(out.method, &m)) {
+                fprintf(stderr, "evograd-bench: --method must be none, evograd or unrolled\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--conv") == 0 && i + 1 < argc) {
+            enum conv2d_backend b;
+            if (!conv2d_backend_find(argv[++i], &b)) {
+                fprintf(stderr, "evograd-bench: --conv must be dnnl or im2col\n");
+                return 2;
+            }
+            conv2d_set_backend(b);
+        } else if (strcmp(argv[i], "--csv") == 0) {
+            csv = true;
         } else {
             fprintf(stderr, "usage: evograd-bench [--threads N] [--steps N] [--lft-size S] "
                             "[--lft-backbone resnet10|resnet18|resnet34] "
-                            "[--case resnet32|lenet|data|meta|mwn|lft|all]\n");
+                            "[--method none|evograd|unrolled] [--conv dnnl|im2col] [--csv] "
+                            "[--case resnet32|lenet|data|meta|mwn|rotation|lft|all]\n");
             return 2;
         }
+    }
+    out.threads = threads;
+    if (csv) {
+        // the rows go to the real stdout; every human line to stderr
+        int fd = dup(STDOUT_FILENO);
+        out.csv = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (out.csv == NULL || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+            perror("evograd-bench: --csv");
+            return 1;
+        }
+        fprintf(out.csv, "case,method,threads,ms,peak_rss_mb\n");
+        fflush(out.csv);
     }
     const struct bench_case cases[] = {
         {"resnet32", BACKBONE_RESNET32, {3, 32, 32}, 10, 100, 15, true},
@@ -892,10 +1043,19 @@ int main(int argc, char **argv)
         {"data", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 0, false},
         {"meta", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 6, false},
         {"mwn", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 6, false},
+        {"rotation", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 30, false},
         {"lft", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 2, false},
     };
+    bool known = strcmp(which, "all") == 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        known = known || strcmp(which, cases[c].name) == 0;
+    if (!known) {
+        fprintf(stderr, "evograd-bench: unknown case '%s'\n", which);
+        return 2;
+    }
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         if (strcmp(which, "all") != 0 && strcmp(which, cases[c].name) != 0) continue;
+        out.name = cases[c].name;
         fflush(stdout);
         pid_t pid = fork();
         if (pid < 0) {
@@ -907,6 +1067,8 @@ int main(int argc, char **argv)
                 run_meta_case(threads, steps ? steps : cases[c].steps);
             } else if (strcmp(cases[c].name, "mwn") == 0) {
                 run_mwn_case(threads, steps ? steps : cases[c].steps);
+            } else if (strcmp(cases[c].name, "rotation") == 0) {
+                run_rotation_case(threads, steps ? steps : cases[c].steps);
             } else if (strcmp(cases[c].name, "lft") == 0) {
                 _exit(run_lft_case(threads, steps ? steps : cases[c].steps, lft_size,
                                     lft_backbone) ? 0 : 1);

@@ -7,9 +7,12 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/blas.h"
+#include "core/parallel.h"
 #include "core/rng.h"
 #include "helpers.h"
 #include "nn/backbones.h"
+#include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/net.h"
 #include "nn/optim.h"
@@ -298,6 +301,82 @@ Test(net, train_mode_updates_running_statistics_and_frozen_mode_does_not)
     free(x);
     free(before);
     net_free(net);
+}
+
+// One train-mode forward and backward of a backbone at a size where every per-channel, per-plane
+// and element-wise loop is split over the threads (lib/core/parallel.h: EG_PAR_FLOATS), with
+// `threads` OpenMP threads. Convolutions on im2col with one OpenBLAS thread, so that only
+// evograd's own loops vary. Returns the output, then the input gradient, then the parameter
+// gradients and running statistics, concatenated (owned by the caller).
+static float *step_with_threads(const struct backbone_spec *spec, struct shape in, size_t n,
+                                int threads, size_t *len)
+{
+    eg_set_threads(threads);
+    eg_blas_set_threads(1);
+    conv2d_set_backend(CONV2D_IM2COL);
+    struct rng rng;
+    rng_seed(&rng, 7);
+    struct net *net = backbone_new(spec, in, 10, &rng);
+    struct rng ft_rng;
+    rng_seed(&ft_rng, 8);
+    net->rng = &ft_rng; // FT noise, the same draws at every thread count
+    const size_t nx = shape_numel(in) * n, ny = shape_numel(net_out_shape(net)) * n;
+    float *x = eg_xmalloc_floats(nx), *dout = eg_xmalloc_floats(ny);
+    rng_fill_uniform(&rng, x, nx, -1.0f, 1.0f);
+    rng_fill_uniform(&rng, dout, ny, -1.0f, 1.0f);
+    *len = ny + nx + net->nparams + net->nstats;
+    float *all = eg_xmalloc_floats(*len);
+    memcpy(all, net_forward(net, x, n, LAYER_MODE_TRAIN), ny * sizeof(float));
+    net_zero_grad(net);
+    net_backward(net, dout, all + ny);
+    memcpy(all + ny + nx, net->grads, net->nparams * sizeof(float));
+    memcpy(all + ny + nx + net->nparams, net->stats, net->nstats * sizeof(float));
+    free(x);
+    free(dout);
+    net_free(net);
+    conv2d_set_backend(CONV2D_DNNL);
+    eg_set_threads(1);
+    return all;
+}
+
+static void check_thread_independence(const struct backbone_spec *spec, struct shape in, size_t n)
+{
+    size_t len1, len;
+    float *one = step_with_threads(spec, in, n, 1, &len1);
+    for (int t = 2; t <= 3; t++) {
+        float *many = step_with_threads(spec, in, n, t, &len);
+        cr_assert(eq(sz, len, len1));
+        size_t differ = 0;
+        for (size_t i = 0; i < len; i++)
+            differ += memcmp(&one[i], &many[i], sizeof(float)) != 0;
+        cr_assert(eq(sz, differ, 0), "%s, %d threads: %zu of %zu values differ from 1 thread",
+                  backbone_name(spec->kind), t, differ, len);
+        free(many);
+    }
+    free(one);
+}
+
+// batch norm, ReLU, add, the option-A shortcut and global average pooling
+Test(net, resnet32_gives_the_same_bits_on_1_2_and_3_threads)
+{
+    struct backbone_spec spec = backbone_defaults(BACKBONE_RESNET32);
+    check_thread_independence(&spec, (struct shape){3, 32, 32}, 6);
+}
+
+// max pooling (2x2) and the linear layers
+Test(net, lenet_gives_the_same_bits_on_1_2_and_3_threads)
+{
+    struct backbone_spec spec = backbone_defaults(BACKBONE_LENET);
+    check_thread_independence(&spec, (struct shape){1, 28, 28}, 20);
+}
+
+// FT layers, 3x3 max pooling with padding, the 1x1 shortcut convolutions
+Test(net, resnet10_with_ft_gives_the_same_bits_on_1_2_and_3_threads)
+{
+    struct backbone_spec spec = backbone_defaults(BACKBONE_RESNET10);
+    spec.ft = true;
+    spec.channels = 16;
+    check_thread_independence(&spec, (struct shape){3, 64, 64}, 12);
 }
 
 // ---------------------------------------------------------------------------------------------

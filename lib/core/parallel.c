@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "blas.h"
@@ -26,20 +27,31 @@ int eg_thread_index(void)
     return omp_get_thread_num();
 }
 
+#define ZERO_PIECE 16384 // floats per piece (64 KiB)
+
+void eg_zero_floats(float *p, size_t n)
+{
+    const size_t pieces = (n + ZERO_PIECE - 1) / ZERO_PIECE;
+#pragma omp parallel for schedule(static) if (n >= EG_PAR_FLOATS)
+    for (size_t i = 0; i < pieces; i++) {
+        const size_t lo = i * ZERO_PIECE;
+        memset(p + lo, 0, (n - lo < ZERO_PIECE ? n - lo : ZERO_PIECE) * sizeof(float));
+    }
+}
+
 void eg_runtime_setup(char **argv)
 {
-    static const char *const settings[][2] = {
-        {"OMP_WAIT_POLICY", "passive"},
-        {"OPENBLAS_THREAD_TIMEOUT", "10"},
-    };
     // EVOGRAD_RUNTIME_SET marks the re-executed process, so this can never loop.
     if (getenv("EVOGRAD_RUNTIME_SET") != NULL) return;
     bool changed = false;
-    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
-        if (getenv(settings[i][0]) == NULL) {
-            setenv(settings[i][0], settings[i][1], 1);
-            changed = true;
-        }
+    // OpenMP's spin: a user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins
+    if (getenv("OMP_WAIT_POLICY") == NULL && getenv("GOMP_SPINCOUNT") == NULL) {
+        setenv("GOMP_SPINCOUNT", EG_OMP_SPINCOUNT, 1);
+        changed = true;
+    }
+    if (getenv("OPENBLAS_THREAD_TIMEOUT") == NULL) {
+        setenv("OPENBLAS_THREAD_TIMEOUT", "10", 1);
+        changed = true;
     }
     if (!changed) return;
     setenv("EVOGRAD_RUNTIME_SET", "1", 1);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/parallel.h"
 #include "core/status.h"
 
 // Reductions use GCC/Clang generic vectors of 4 floats (one SSE register on the x86-64
@@ -211,6 +212,7 @@ static void batchnorm_forward(struct layer *l, const struct layer_ctx *ctx, cons
     EG_ASSERT(!batch || m > 1);
     EG_ASSERT(!s->track || ctx->stats != NULL);
 
+#pragma omp parallel for schedule(static) if (C * m >= EG_PAR_FLOATS)
     for (size_t c = 0; c < C; c++) {
         const float *xc = x[0] + c * m;
         if (batch) {
@@ -264,6 +266,7 @@ static void batchnorm_backward(struct layer *l, const struct layer_ctx *ctx, con
     if (dxp == NULL && ctx->grads == NULL) return;
     const float *gamma = ctx->params;
 
+#pragma omp parallel for schedule(static) if (C * m >= EG_PAR_FLOATS)
     for (size_t c = 0; c < C; c++) {
         const float *xc = x[0] + c * m, *dyc = dy + c * m;
         const float mu = s->mean[c], is = s->invstd[c], k = gamma[c] * is;

@@ -67,6 +67,12 @@ const char *conv2d_backend_name(enum conv2d_backend b)
     return backend_names[b];
 }
 
+void conv2d_set_threads(int n)
+{
+    eg_set_threads(n);
+    if (backend_now == CONV2D_DNNL) eg_blas_set_threads(1);
+}
+
 bool conv2d_backend_find(const char *name, enum conv2d_backend *b)
 {
     for (size_t i = 0; i < CONV2D__BACKENDS; i++) {

@@ -5,7 +5,9 @@
  * x[0]. Gradient buffers are distinct from dy (backward adds dy into dx). Loops run in blocks of
  * EW_BLOCK values with restrict pointers: GCC's -O2 cost model vectorises only loops whose trip
  * count is a known multiple of the vector length and that need no run-time alias check. The
- * in-place forms get their own single-pointer loops (restrict would be a lie there).
+ * in-place forms get their own single-pointer loops (restrict would be a lie there). From
+ * EG_PAR_FLOATS values on, ew_run splits a buffer into pieces of EW_PIECE values (a multiple of
+ * EW_BLOCK, so each piece is computed exactly as in one pass) over the threads.
  *
  * State: none for relu and add; shortcut_a owns a small struct of settings (freed with free). */
 #include "layers.h"
@@ -13,9 +15,11 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/parallel.h"
 #include "core/status.h"
 
 #define EW_BLOCK 16
+#define EW_PIECE 8192 // values per piece of a split loop (32 KiB)
 
 // ---------------------------------------------------------------------------------------------
 // kernels; every buffer is (m)
@@ -85,6 +89,38 @@ static void add_to(float *restrict y, const float *restrict a, const float *rest
         y[i] = a[i] + b[i];
 }
 
+enum ew_op { EW_RELU_IN_PLACE, EW_RELU, EW_RELU_GRAD, EW_ADD_INTO, EW_ADD };
+
+// One kernel over (m) buffers: d is the one written (relu_in_place's v, relu_copy's y,
+// relu_grad's dx, add_into's acc, add_to's y), a and b the inputs in the kernel's order (NULL
+// where it takes fewer).
+static void ew_run(enum ew_op op, float *d, const float *a, const float *b, size_t m)
+{
+    const size_t pieces = m >= EG_PAR_FLOATS ? (m + EW_PIECE - 1) / EW_PIECE : 1;
+#pragma omp parallel for schedule(static) if (pieces > 1)
+    for (size_t p = 0; p < pieces; p++) {
+        const size_t lo = p * EW_PIECE, len = pieces == 1 ? m : (m - lo < EW_PIECE ? m - lo : EW_PIECE);
+        const float *ap = a != NULL ? a + lo : NULL, *bp = b != NULL ? b + lo : NULL;
+        switch (op) {
+        case EW_RELU_IN_PLACE:
+            relu_in_place(d + lo, len);
+            break;
+        case EW_RELU:
+            relu_copy(d + lo, ap, len);
+            break;
+        case EW_RELU_GRAD:
+            relu_grad(d + lo, ap, bp, len);
+            break;
+        case EW_ADD_INTO:
+            add_into(d + lo, ap, len);
+            break;
+        case EW_ADD:
+            add_to(d + lo, ap, bp, len);
+            break;
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // relu
 
@@ -94,9 +130,9 @@ static void relu_forward(struct layer *l, const struct layer_ctx *ctx, const flo
 {
     size_t m = shape_numel(l->in_shape[0]) * ctx->n;
     if (y == x[0]) {
-        relu_in_place(y, m);
+        ew_run(EW_RELU_IN_PLACE, y, NULL, NULL, m);
     } else {
-        relu_copy(y, x[0], m);
+        ew_run(EW_RELU, y, x[0], NULL, m);
     }
 }
 
@@ -107,7 +143,7 @@ static void relu_backward(struct layer *l, const struct layer_ctx *ctx, const fl
     (void)x;
     if (dx[0] == NULL) return;
     EG_ASSERT(dx[0] != dy && dx[0] != y);
-    relu_grad(dx[0], y, dy, shape_numel(l->in_shape[0]) * ctx->n);
+    ew_run(EW_RELU_GRAD, dx[0], y, dy, shape_numel(l->in_shape[0]) * ctx->n);
 }
 
 // One comparison per element.
@@ -144,11 +180,11 @@ static void add_forward(struct layer *l, const struct layer_ctx *ctx, const floa
         for (size_t i = 0; i < m; i++)
             y[i] += y[i];
     } else if (y == x[0]) {
-        add_into(y, x[1], m);
+        ew_run(EW_ADD_INTO, y, x[1], NULL, m);
     } else if (y == x[1]) {
-        add_into(y, x[0], m);
+        ew_run(EW_ADD_INTO, y, x[0], NULL, m);
     } else {
-        add_to(y, x[0], x[1], m);
+        ew_run(EW_ADD, y, x[0], x[1], m);
     }
 }
 
@@ -163,7 +199,7 @@ static void add_backward(struct layer *l, const struct layer_ctx *ctx, const flo
     for (size_t i = 0; i < 2; i++) {
         if (dx[i] == NULL) continue;
         EG_ASSERT(dx[i] != dy);
-        add_into(dx[i], dy, m);
+        ew_run(EW_ADD_INTO, dx[i], dy, NULL, m);
     }
 }
 
@@ -208,6 +244,7 @@ static void shortcut_forward(struct layer *l, const struct layer_ctx *ctx, const
         memcpy(ym, x[0], planes * in_hw * sizeof(float));
         return;
     }
+#pragma omp parallel for schedule(static) if (planes * in_hw >= EG_PAR_FLOATS)
     for (size_t p = 0; p < planes; p++) {
         const float *src = x[0] + p * in_hw;
         float *dst = ym + p * out_hw;
@@ -232,9 +269,10 @@ static void shortcut_backward(struct layer *l, const struct layer_ctx *ctx, cons
     const float *dym = dy + s->pad * ctx->n * out_hw;
     EG_ASSERT(dx[0] != dy);
     if (s->stride == 1) {
-        add_into(dx[0], dym, planes * in_hw);
+        ew_run(EW_ADD_INTO, dx[0], dym, NULL, planes * in_hw);
         return;
     }
+#pragma omp parallel for schedule(static) if (planes * in_hw >= EG_PAR_FLOATS)
     for (size_t p = 0; p < planes; p++) {
         float *dst = dx[0] + p * in_hw;
         const float *src = dym + p * out_hw;

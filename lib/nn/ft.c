@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/parallel.h"
 #include "core/rng.h"
 #include "core/status.h"
 #include "layers.h"
@@ -56,6 +57,7 @@ static void ft_forward(struct layer *l, const struct layer_ctx *ctx, const float
         for (size_t k = 0; k < 2 * C; k++) s->noise[k] = (float)rng_gaussian(ctx->rng);
     }
     const float *gamma = ctx->params, *beta = ctx->params + C;
+#pragma omp parallel for schedule(static) if (C * m >= EG_PAR_FLOATS)
     for (size_t c = 0; c < C; c++) {
         const float a = (float)(1.0 + (double)s->noise[c] * ft_softplus((double)gamma[c]));
         const float b = (float)((double)s->noise[C + c] * ft_softplus((double)beta[c]));
@@ -73,6 +75,7 @@ static void ft_backward(struct layer *l, const struct layer_ctx *ctx, const floa
     const size_t C = l->in_shape[0].c, m = ctx->n * l->in_shape[0].h * l->in_shape[0].w;
     const bool on = ft_active(ctx->mode);
     const float *gamma = ctx->params, *beta = ctx->params + C;
+#pragma omp parallel for schedule(static) if (C * m >= EG_PAR_FLOATS)
     for (size_t c = 0; c < C; c++) {
         const float *dyc = dy + c * m;
         const float a =

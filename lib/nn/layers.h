@@ -33,6 +33,11 @@ enum conv2d_backend conv2d_backend(void);
 const char *conv2d_backend_name(enum conv2d_backend b);
 // "dnnl" or "im2col" -> *b; false for any other name.
 bool conv2d_backend_find(const char *name, enum conv2d_backend *b);
+// Threads for training and evaluation with the current backend: OpenMP's n (evograd's own loops
+// and oneDNN), and OpenBLAS's n with im2col, whose GEMMs are the work, but 1 with oneDNN: OpenBLAS
+// is then left with the small linear layers, and its second pool of busy threads would only
+// contend with OpenMP's for the cores (lib/core/parallel.h). n >= 1.
+void conv2d_set_threads(int n);
 // The backend a made layer actually uses: CONV2D_IM2COL when it fell back. l: a conv2d layer.
 enum conv2d_backend conv2d_layer_backend(const struct layer *l);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/parallel.h"
 #include "core/status.h"
 #include "core/timer.h"
 #include "layout.h"
@@ -345,7 +346,7 @@ static float *grad_acquire(struct net *net, size_t numel)
         g = eg_xmalloc_floats(max_node_numel(net) * net->cap);
         net->gpool_total++;
     }
-    memset(g, 0, numel * net->last_n * sizeof(float));
+    eg_zero_floats(g, numel * net->last_n);
     return g;
 }
 

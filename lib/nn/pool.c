@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/parallel.h"
 #include "core/status.h"
 
 struct pool_state {
@@ -102,6 +103,7 @@ static void maxpool_forward(struct layer *l, const struct layer_ctx *ctx, const 
     const struct pool_state *s = l->state;
     size_t planes = l->in_shape[0].c * ctx->n;
     if (is_2x2(s)) {
+#pragma omp parallel for schedule(static) if (planes * s->H * s->W >= EG_PAR_FLOATS)
         for (size_t p = 0; p < planes; p++) {
             const float *xp = x[0] + p * s->H * s->W;
             float *yp = y + p * s->Ho * s->Wo;
@@ -114,6 +116,7 @@ static void maxpool_forward(struct layer *l, const struct layer_ctx *ctx, const 
         }
         return;
     }
+#pragma omp parallel for schedule(static) if (planes * s->H * s->W >= EG_PAR_FLOATS)
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x[0] + p * s->H * s->W;
         float *yp = y + p * s->Ho * s->Wo;
@@ -134,6 +137,7 @@ static void maxpool_backward(struct layer *l, const struct layer_ctx *ctx, const
     const struct pool_state *s = l->state;
     size_t planes = l->in_shape[0].c * ctx->n;
     bool fast = is_2x2(s);
+#pragma omp parallel for schedule(static) if (planes * s->H * s->W >= EG_PAR_FLOATS)
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x[0] + p * s->H * s->W;
         const float *dyp = dy + p * s->Ho * s->Wo;
@@ -167,6 +171,7 @@ static void avgpool_forward(struct layer *l, const struct layer_ctx *ctx, const 
     const struct pool_state *s = l->state;
     size_t planes = l->in_shape[0].c * ctx->n;
     float inv = 1.0f / (float)(s->k * s->k);
+#pragma omp parallel for schedule(static) if (planes * s->H * s->W >= EG_PAR_FLOATS)
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x[0] + p * s->H * s->W;
         float *yp = y + p * s->Ho * s->Wo;
@@ -197,6 +202,7 @@ static void avgpool_backward(struct layer *l, const struct layer_ctx *ctx, const
     const struct pool_state *s = l->state;
     size_t planes = l->in_shape[0].c * ctx->n;
     float inv = 1.0f / (float)(s->k * s->k);
+#pragma omp parallel for schedule(static) if (planes * s->H * s->W >= EG_PAR_FLOATS)
     for (size_t p = 0; p < planes; p++) {
         const float *dyp = dy + p * s->Ho * s->Wo;
         float *dxp = dx[0] + p * s->H * s->W;
@@ -292,6 +298,7 @@ static void gap_backward(struct layer *l, const struct layer_ctx *ctx, const flo
     struct shape in = l->in_shape[0];
     size_t planes = in.c * ctx->n, HW = in.h * in.w;
     float inv = 1.0f / (float)HW;
+#pragma omp parallel for schedule(static) if (planes * HW >= EG_PAR_FLOATS)
     for (size_t p = 0; p < planes; p++) {
         float *dxp = dx[0] + p * HW;
         float g = dy[p] * inv;

@@ -67,7 +67,7 @@ static void apply_compute(const struct run_config *cfg)
     enum conv2d_backend b;
     EG_ASSERT(conv2d_backend_find(cfg->conv_backend, &b)); // the config's choices are the names
     conv2d_set_backend(b);
-    eg_set_threads((int)cfg->threads);
+    conv2d_set_threads((int)cfg->threads);
 }
 
 enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
