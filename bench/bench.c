@@ -47,7 +47,8 @@
  * a training and a validation batch of 128 1x28x28 images, Adam 1e-3 on the weights and 1e-2 on
  * the angle (configs/paper/rotation.yaml).
  * Usage: evograd-bench [--threads N] [--steps N] [--lft-size S] [--lft-backbone NAME]
- *                      [--method none|evograd|unrolled] [--conv dnnl|im2col] [--csv]
+ *                      [--method none|evograd|unrolled] [--conv dnnl|dnnl_direct|im2col]
+ *                      [--csv]
  *                      [--case resnet32|lenet|data|meta|mwn|rotation|lft|all]
  *   --threads N  OpenMP threads, and OpenBLAS's with --conv im2col (default 2); --steps N timed
  *   steps per case (default: the case's own); --case NAME one case (default all); --method NAME
@@ -1011,7 +1012,7 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--conv") == 0 && i + 1 < argc) {
             enum conv2d_backend b;
             if (!conv2d_backend_find(argv[++i], &b)) {
-                fprintf(stderr, "evograd-bench: --conv must be dnnl or im2col\n");
+                fprintf(stderr, "evograd-bench: --conv must be dnnl, dnnl_direct or im2col\n");
                 return 2;
             }
             conv2d_set_backend(b);
@@ -1020,7 +1021,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr, "usage: evograd-bench [--threads N] [--steps N] [--lft-size S] "
                             "[--lft-backbone resnet10|resnet18|resnet34] "
-                            "[--method none|evograd|unrolled] [--conv dnnl|im2col] [--csv] "
+                            "[--method none|evograd|unrolled] [--conv dnnl|dnnl_direct|im2col] [--csv] "
                             "[--case resnet32|lenet|data|meta|mwn|rotation|lft|all]\n");
             return 2;
         }

@@ -18,6 +18,7 @@
 
 #include "core/alloc.h"
 #include "core/rng.h"
+#include "nn/layers.h"
 
 // ---------------------------------------------------------------------------------------------
 // comparisons
@@ -562,4 +563,9 @@ void png_write_grey(const char *path, size_t h, size_t w, const uint8_t *pix)
                                             .color_type = PNG_COLOR_TYPE_GRAY,
                                             .bit_depth = 8,
                                             .data = pix});
+}
+
+void use_direct_convolutions(void)
+{
+    conv2d_set_backend(CONV2D_DNNL_DIRECT);
 }

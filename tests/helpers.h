@@ -56,6 +56,13 @@ void layer_run_forward(struct layer *l, size_t n, enum layer_mode mode, const fl
 // Frees l->state the way the net does (ops->destroy, else free).
 void layer_release(struct layer *l);
 
+// Init of the suites whose checks take float32 finite differences through whole networks: their
+// convolutions run oneDNN direct. Winograd's transforms (the default on AVX-512) round each
+// output to ~1e-6 of the layer's scale, which a float difference quotient at these steps cannot
+// tell from a ReLU kink; Winograd's own gradients are compared with im2col on every backbone
+// convolution in test_conv2d.c.
+void use_direct_convolutions(void);
+
 // End-to-end runs of the evograd binary (EVOGRAD_BIN, set by `make test`) in a fresh temporary
 // folder e2e_dir (e2e_setup / e2e_teardown as a suite's .init / .fini).
 extern char e2e_dir[64];

@@ -20,8 +20,9 @@
 #include "nn/layout.h"
 #include "nn/net.h"
 
-// Both backends, the default first. The checks below run once per backend; a message names it.
-static const enum conv2d_backend backends[] = {CONV2D_DNNL, CONV2D_IM2COL};
+// Every backend, the default first. The checks below run once per backend; a message names it.
+// On an AVX-512 CPU CONV2D_DNNL runs the 3x3 stride-1 cases on Winograd.
+static const enum conv2d_backend backends[] = {CONV2D_DNNL, CONV2D_DNNL_DIRECT, CONV2D_IM2COL};
 #define NBACKENDS (sizeof backends / sizeof backends[0])
 
 static void use_im2col(void)
@@ -632,15 +633,16 @@ Test(conv2d, scratch_never_shrinks_as_the_batch_grows)
         {{64, 56, 56}, {.c_out = 128, .k = 1, .stride = 2, .pad = 0}},
         {{3, 224, 224}, {.c_out = 64, .k = 7, .stride = 2, .pad = 3}},
     };
-    for (size_t i = 0; i < 2 * sizeof layers / sizeof layers[0]; i++) {
+    for (size_t i = 0; i < NBACKENDS * sizeof layers / sizeof layers[0]; i++) {
         conv2d_set_backend(backends[i % NBACKENDS]);
         struct layer l = {0};
-        layer_conv2d(&l, layers[i / 2].in, layers[i / 2].p);
+        layer_conv2d(&l, layers[i / NBACKENDS].in, layers[i / NBACKENDS].p);
         size_t prev = l.ops->scratch_floats(&l, 1);
         for (size_t n = 2; n <= 300; n++) {
             size_t cur = l.ops->scratch_floats(&l, n);
             cr_assert(ge(sz, cur, prev), "%s layer %zu: scratch(%zu) = %zu < scratch(%zu) = %zu",
-                      conv2d_backend_name(backends[i % NBACKENDS]), i / 2, n, cur, n - 1, prev);
+                      conv2d_backend_name(backends[i % NBACKENDS]), i / NBACKENDS, n, cur, n - 1,
+                      prev);
             prev = cur;
         }
         layer_release(&l);
@@ -763,13 +765,14 @@ static void compare_backends(struct layer *a, struct layer *b, size_t n, const c
     free(gb);
 }
 
-// Every distinct convolution (input, output, parameter count) of every backbone, batch 3.
-Test(conv2d, dnnl_matches_im2col_on_every_backbone_convolution)
+// Every distinct convolution (input, output, parameter count) of every backbone, batch 3, on
+// oneDNN (Winograd where the CPU has it) and on oneDNN direct.
+static void check_dnnl_against_im2col(enum conv2d_backend backend)
 {
     struct layer seen[64];
     size_t nseen = 0, compared = 0;
     for (size_t k = 0; k < sizeof conv_backbones / sizeof conv_backbones[0]; k++) {
-        struct net *a = skeleton(conv_backbones[k], CONV2D_DNNL);
+        struct net *a = skeleton(conv_backbones[k], backend);
         struct net *b = skeleton(conv_backbones[k], CONV2D_IM2COL);
         cr_assert(eq(sz, a->nlayers, b->nlayers));
         for (size_t i = 0; i < a->nlayers; i++) {
@@ -786,9 +789,10 @@ Test(conv2d, dnnl_matches_im2col_on_every_backbone_convolution)
             seen[nseen++] = *la;
             cr_assert(conv2d_layer_backend(lb) == CONV2D_IM2COL);
             char what[128];
-            snprintf(what, sizeof what, "%s layer %zu (%s) %zux%zux%zu -> %zux%zux%zu",
+            snprintf(what, sizeof what, "%s layer %zu (%s%s) %zux%zux%zu -> %zux%zux%zu",
                      backbone_name(conv_backbones[k]), i,
-                     conv2d_backend_name(conv2d_layer_backend(la)), la->in_shape[0].c,
+                     conv2d_backend_name(conv2d_layer_backend(la)),
+                     conv2d_layer_winograd(la) ? ", Winograd" : "", la->in_shape[0].c,
                      la->in_shape[0].h, la->in_shape[0].w, la->out_shape.c, la->out_shape.h,
                      la->out_shape.w);
             compare_backends(la, lb, 3, what);
@@ -798,6 +802,48 @@ Test(conv2d, dnnl_matches_im2col_on_every_backbone_convolution)
         net_free(b);
     }
     cr_assert(ge(sz, compared, 20), "only %zu distinct convolutions", compared);
+}
+
+Test(conv2d, dnnl_matches_im2col_on_every_backbone_convolution)
+{
+    check_dnnl_against_im2col(CONV2D_DNNL);
+}
+
+Test(conv2d, dnnl_direct_matches_im2col_on_every_backbone_convolution)
+{
+    check_dnnl_against_im2col(CONV2D_DNNL_DIRECT);
+}
+
+// Where oneDNN has Winograd kernels (AVX-512), the default backend runs every 3x3 stride-1
+// backbone convolution on them (so the comparisons above test Winograd), and nothing else;
+// dnnl_direct never does.
+Test(conv2d, the_default_runs_3x3_stride1_convolutions_on_winograd_with_avx512)
+{
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f")) cr_skip_test("this CPU has no AVX-512");
+    size_t wino = 0;
+    for (size_t k = 0; k < sizeof conv_backbones / sizeof conv_backbones[0]; k++) {
+        struct net *a = skeleton(conv_backbones[k], CONV2D_DNNL);
+        struct net *b = skeleton(conv_backbones[k], CONV2D_DNNL_DIRECT);
+        for (size_t i = 0; i < a->nlayers; i++) {
+            const struct layer *l = &a->layers[i];
+            if (strcmp(l->ops->name, "conv2d") != 0) continue;
+            // 3x3 (with or without bias) and stride 1 (the backbones pad to keep the size)
+            const size_t ci = l->in_shape[0].c, co = l->out_shape.c, w9 = 9 * ci * co;
+            const bool want = (l->nparams == w9 || l->nparams == w9 + co) &&
+                              l->out_shape.h == l->in_shape[0].h;
+            cr_assert(conv2d_layer_winograd(l) == want, "%s layer %zu (%zu -> %zu channels, "
+                      "%zu parameters, %zux%zu -> %zux%zu) %s",
+                      backbone_name(conv_backbones[k]), i, ci, co, l->nparams, l->in_shape[0].h,
+                      l->in_shape[0].w, l->out_shape.h, l->out_shape.w,
+                      want ? "not on Winograd" : "on Winograd");
+            cr_assert(conv2d_layer_winograd(&b->layers[i]) == false);
+            wino += want;
+        }
+        net_free(a);
+        net_free(b);
+    }
+    cr_assert(ge(sz, wino, 30), "only %zu Winograd layers", wino);
 }
 
 // On a CPU with AVX2 (every machine evograd targets) oneDNN has a kernel for every backbone
@@ -822,6 +868,7 @@ Test(conv2d, backend_names_round_trip)
 {
     enum conv2d_backend b;
     cr_assert(conv2d_backend_find("dnnl", &b) && b == CONV2D_DNNL);
+    cr_assert(conv2d_backend_find("dnnl_direct", &b) && b == CONV2D_DNNL_DIRECT);
     cr_assert(conv2d_backend_find("im2col", &b) && b == CONV2D_IM2COL);
     cr_assert(conv2d_backend_find("DNNL", &b) == false);
     cr_assert(conv2d_backend_find("", &b) == false);

@@ -544,6 +544,8 @@ static void check_evograd(size_t K, uint64_t seed)
     fix_deinit(&f);
 }
 
+TestSuite(lft_hyper, .init = use_direct_convolutions);
+
 Test(lft_hyper, evograd_equals_finite_difference_of_its_objective_k2, .timeout = 300)
 {
     check_evograd(2, 10);

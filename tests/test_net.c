@@ -202,6 +202,8 @@ static void check_net(const struct netcheck *c)
 #define H_DEEP 1e-4 // ResNet-10/18/34 stems feed 20-40 layers of kinks
 #define TOL_NET 1e-2
 
+TestSuite(net_gradcheck, .init = use_direct_convolutions);
+
 Test(net_gradcheck, mlp)
 {
     check_net(&(struct netcheck){BACKBONE_MLP, 6, {1, 4, 4}, 3, 3, LAYER_MODE_TRAIN, 150, 48,

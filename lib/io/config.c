@@ -142,7 +142,7 @@ static const char *const backbone_choices[] = {"mlp",      "lenet",    "conv4", 
 static const char *const method_choices[] = {"none", "evograd", "unrolled", NULL};
 static const char *const noise_choices[] = {"rademacher", "gaussian", NULL};
 static const char *const optimizer_choices[] = {"sgd", "adam", NULL};
-static const char *const conv_backend_choices[] = {"dnnl", "im2col", NULL};
+static const char *const conv_backend_choices[] = {"dnnl", "dnnl_direct", "im2col", NULL};
 static const char *const schedule_choices[] = {"constant", "step", "cosine", NULL};
 static const size_t hidden_default[] = {256, 256};
 static const char *const lft_domains_default[] = {"fmnist-plain", "fmnist-inverted", "fmnist-edges",
@@ -358,8 +358,10 @@ static const struct cfg_key root_keys[] = {
             "seed of the random generator (initialisation, shuffling, augmentation)"),
     KEY_SIZE("threads", threads, 1, 256, 2, "BLAS and OpenMP threads"),
     KEY_ENUM("conv_backend", conv_backend, conv_backend_choices, "dnnl",
-             "how convolutions compute: dnnl (oneDNN, compiled for this CPU at run time) or "
-             "im2col (im2col + OpenBLAS sgemm, the reference); they differ by float rounding"),
+             "how convolutions compute: dnnl (oneDNN, compiled for this CPU at run time; "
+             "Winograd for 3x3 stride-1 layers where the CPU has AVX-512), dnnl_direct (oneDNN, "
+             "direct convolution only) or im2col (im2col + OpenBLAS sgemm, the reference); they "
+             "differ by float rounding"),
     KEY_ENUM("task", task, task_choices, "supervised", "what is trained"),
     KEY_SECTION("data", data_section),
     KEY_SECTION("backbone", backbone_section),

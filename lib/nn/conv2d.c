@@ -41,12 +41,14 @@ struct conv2d_state {
     enum conv2d_src src;
     size_t ph, pw; // PHASES: rows and row stride of a phase plane, ceil(h/S), max(ceil(w/S), wo)
     struct conv2d_dnnl *dnnl; // the oneDNN path, or NULL: im2col
+    enum conv2d_backend backend; // in force when the layer was made
 };
 
 static enum conv2d_backend backend_now = CONV2D_DNNL;
 
 static const char *const backend_names[CONV2D__BACKENDS] = {
     [CONV2D_DNNL] = "dnnl",
+    [CONV2D_DNNL_DIRECT] = "dnnl_direct",
     [CONV2D_IM2COL] = "im2col",
 };
 
@@ -70,7 +72,7 @@ const char *conv2d_backend_name(enum conv2d_backend b)
 void conv2d_set_threads(int n)
 {
     eg_set_threads(n);
-    if (backend_now == CONV2D_DNNL) eg_blas_set_threads(1);
+    if (backend_now != CONV2D_IM2COL) eg_blas_set_threads(1);
 }
 
 bool conv2d_backend_find(const char *name, enum conv2d_backend *b)
@@ -625,7 +627,14 @@ enum conv2d_backend conv2d_layer_backend(const struct layer *l)
 {
     EG_ASSERT(l->ops == &conv2d_ops);
     const struct conv2d_state *s = l->state;
-    return s->dnnl != NULL ? CONV2D_DNNL : CONV2D_IM2COL;
+    return s->dnnl != NULL ? s->backend : CONV2D_IM2COL;
+}
+
+bool conv2d_layer_winograd(const struct layer *l)
+{
+    EG_ASSERT(l->ops == &conv2d_ops);
+    const struct conv2d_state *s = l->state;
+    return s->dnnl != NULL && conv2d_dnnl_winograd(s->dnnl);
 }
 
 void layer_conv2d(struct layer *l, struct shape in, struct conv2d_params p)
@@ -657,11 +666,12 @@ void layer_conv2d(struct layer *l, struct shape in, struct conv2d_params p)
     } else {
         s->src = CONV2D_SRC_STRIDED;
     }
-    if (backend_now == CONV2D_DNNL) {
+    s->backend = backend_now;
+    if (backend_now != CONV2D_IM2COL) {
         const struct conv2d_geom g = {.c_in = s->c_in, .h = s->h, .w = s->w, .c_out = s->c_out,
                                       .k = s->k, .stride = s->stride, .pad = s->pad,
                                       .ho = s->ho, .wo = s->wo};
-        s->dnnl = conv2d_dnnl_new(&g);
+        s->dnnl = conv2d_dnnl_new(&g, backend_now == CONV2D_DNNL);
     }
     l->ops = &conv2d_ops;
     l->nin = 1;

@@ -7,8 +7,9 @@
  *
  * Scratch (floats, each region 64-byte aligned): X, the blocked input chunk (and, in backward,
  * first the input again for the weight gradient, then the input gradient); Y, the blocked output
- * or output-gradient chunk; W and W2, the blocked weights and weight gradient. Each region is
- * sized with channels rounded up to 16, the widest float32 block oneDNN uses (AVX-512); a set
+ * or output-gradient chunk; W and W2, the blocked (or Winograd-transformed) weights and weight
+ * gradient. X and Y are sized with channels rounded up to 16, the widest float32 block oneDNN
+ * uses (AVX-512), W and W2 by the layouts the layer's primitives report when it is made; a set
  * whose chosen layouts would not fit is refused, and the caller falls back to im2col. */
 #include "conv2d_dnnl.h"
 
@@ -33,6 +34,18 @@ enum { DNNL_SETS = 6 };
 // Floats per region alignment (64 bytes).
 enum { DNNL_ALIGN = 16 };
 
+// The SP region of a layer that may run Winograd (oneDNN's work space, its "scratchpad"), in
+// floats (16 MiB; the net's scratch is shared by its layers, so this is paid once per net).
+// Winograd's scratchpad depends on the chunk size through oneDNN's blocking heuristics: ResNet-32's
+// layers at batch 100 need 7-10 MiB, at 128 up to 63 MiB; the 224x224 ResNets' 256- and
+// 512-channel layers at episode size 80-180 MiB. A set whose Winograd primitives would need
+// more runs direct convolution instead.
+enum { DNNL_WINO_SCRATCH = 1 << 22 };
+
+// Chunk sizes at which a layer measures direct convolution's scratchpad (per-thread reduction
+// buffers of the weight gradient, up to ~0.6 MiB) to size its SP region.
+enum { DNNL_SP_PROBE_IMAGES = 128 };
+
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
 static bool engine_ok;
@@ -51,14 +64,17 @@ struct dbuf {
     dnnl_memory_t mem;
 };
 
-// One primitive with its descriptor (for the impl name); NULL until built.
+// One primitive with its descriptor (for the impl name) and, for a convolution, its scratchpad
+// (a memory object pointed at the SP region; mem NULL when it needs none); NULL until built.
 struct dprim {
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t p;
+    struct dbuf sp;
 };
 
 struct dnnl_set {
     size_t N, nc; // 0: unused
+    dnnl_alg_kind_t alg; // the layer's, or direct where Winograd's scratchpad would not fit
     bool fwd_built, fwd_failed, bwd_built, bwd_failed;
     unsigned long age;
     // the caller's arrays: the input / output (gradient) chunk, the weights (oihw)
@@ -75,6 +91,9 @@ struct dnnl_set {
 
 struct conv2d_dnnl {
     struct conv2d_geom g;
+    dnnl_alg_kind_t alg; // dnnl_convolution_direct or dnnl_convolution_winograd
+    size_t w_floats;     // the W and W2 regions: the largest weights layout of the primitives
+    size_t sp_floats;    // the SP region, oneDNN's scratchpad
     struct dnnl_set sets[DNNL_SETS];
     unsigned long clock;
 };
@@ -98,7 +117,9 @@ static size_t region_y(const struct conv2d_geom *g, size_t nc)
     return round_up(nc * round_up(g->c_out, 16) * g->ho * g->wo, DNNL_ALIGN);
 }
 
-static size_t region_w(const struct conv2d_geom *g)
+// Direct convolution's weights: oihw with both channel counts blocked. Winograd's transformed
+// weights are larger (conv2d_dnnl_new measures them).
+static size_t region_w_direct(const struct conv2d_geom *g)
 {
     return round_up(round_up(g->c_out, 16) * round_up(g->c_in, 16) * g->k * g->k, DNNL_ALIGN);
 }
@@ -121,18 +142,20 @@ static size_t chunk_of(const struct conv2d_geom *g, size_t n)
 }
 
 struct regions {
-    float *x, *y, *w, *w2;
+    float *x, *y, *w, *w2, *sp;
 };
 
-static struct regions regions_of(const struct conv2d_geom *g, size_t n, float *scratch)
+static struct regions regions_of(const struct conv2d_dnnl *d, size_t n, float *scratch)
 {
+    const struct conv2d_geom *g = &d->g;
     size_t nc = n < chunk_fit(g) ? n : chunk_fit(g);
     float *base = (float *)(((uintptr_t)scratch + 63u) & ~(uintptr_t)63u);
     struct regions r;
     r.x = base;
     r.y = r.x + region_x(g, nc);
     r.w = r.y + region_y(g, nc);
-    r.w2 = r.w + region_w(g);
+    r.w2 = r.w + d->w_floats;
+    r.sp = r.w2 + d->w_floats;
     return r;
 }
 
@@ -156,6 +179,7 @@ static bool dbuf_at(struct dbuf *b, const void *p)
 
 static void dprim_free(struct dprim *d)
 {
+    dbuf_free(&d->sp);
     if (d->p != NULL) dnnl_primitive_destroy(d->p);
     if (d->pd != NULL) dnnl_primitive_desc_destroy(d->pd);
     *d = (struct dprim){0};
@@ -191,6 +215,14 @@ static bool run(const struct dprim *d, int nargs, const dnnl_exec_arg_t *args)
     return dnnl_primitive_execute(d->p, stream, nargs, args) == dnnl_success;
 }
 
+// Runs convolution d on its three arguments with its scratchpad (if any) at sp.
+static bool run_conv(struct dprim *d, const dnnl_exec_arg_t *args3, float *sp)
+{
+    dnnl_exec_arg_t args[4] = {args3[0], args3[1], args3[2], {DNNL_ARG_SCRATCHPAD, d->sp.mem}};
+    if (d->sp.mem != NULL && !dbuf_at(&d->sp, sp)) return false;
+    return run(d, d->sp.mem != NULL ? 4 : 3, args);
+}
+
 static bool run_reorder(const struct dprim *d, const struct dbuf *from, const struct dbuf *to)
 {
     const dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from->mem}, {DNNL_ARG_TO, to->mem}};
@@ -201,6 +233,15 @@ static bool run_reorder(const struct dprim *d, const struct dbuf *from, const st
 static bool fits(const dnnl_memory_desc_t *md, size_t floats)
 {
     return dnnl_memory_desc_get_size(md) <= floats * sizeof(float);
+}
+
+// A convolution primitive from its descriptor, with its scratchpad at most sp_floats floats.
+static bool conv_make(struct dprim *d, size_t sp_floats)
+{
+    if (!dprim_make(d)) return false;
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(d->pd, dnnl_query_scratchpad_md, 0);
+    if (md == NULL || dnnl_memory_desc_get_size(md) == 0) return true;
+    return fits(md, sp_floats) && dbuf_make(&d->sp, md);
 }
 
 static bool is_reference(const dnnl_primitive_desc_t pd)
@@ -262,35 +303,81 @@ static void pad_right(const struct conv2d_geom *g, dnnl_dims_t pr)
     pr[1] = r_w;
 }
 
-static bool fwd_pd(dnnl_primitive_desc_t *pd, const struct conv2d_geom *g, size_t nc)
+// Primitive attributes: the scratchpad is ours (in the layer's scratch, so that evograd's memory
+// accounting sees it), not oneDNN's own allocation.
+static dnnl_primitive_attr_t conv_attr(void)
+{
+    dnnl_primitive_attr_t a = NULL;
+    if (dnnl_primitive_attr_create(&a) != dnnl_success) return NULL;
+    if (dnnl_primitive_attr_set_scratchpad_mode(a, dnnl_scratchpad_mode_user) != dnnl_success) {
+        dnnl_primitive_attr_destroy(a);
+        return NULL;
+    }
+    return a;
+}
+
+static bool pd_create(dnnl_primitive_desc_t *pd, const void *desc,
+                      const dnnl_primitive_desc_t hint)
+{
+    dnnl_primitive_attr_t a = conv_attr();
+    bool ok = a != NULL && dnnl_primitive_desc_create(pd, desc, a, engine, hint) == dnnl_success;
+    if (a != NULL) dnnl_primitive_attr_destroy(a);
+    return ok;
+}
+
+static size_t scratchpad_bytes(const dnnl_primitive_desc_t pd)
+{
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    return md != NULL ? dnnl_memory_desc_get_size(md) : 0;
+}
+
+static bool fwd_pd(dnnl_primitive_desc_t *pd, const struct conv2d_geom *g, dnnl_alg_kind_t alg,
+                   size_t nc)
 {
     struct conv_mds m;
     dnnl_convolution_desc_t cd;
     dnnl_dims_t pr;
     pad_right(g, pr);
     return conv_mds_of(&m, g, nc) &&
-           dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training,
-                                              dnnl_convolution_direct, &m.src, &m.wts, NULL,
-                                              &m.dst, m.strides, m.pad, pr) == dnnl_success &&
-           dnnl_primitive_desc_create(pd, &cd, NULL, engine, NULL) == dnnl_success;
+           dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, alg, &m.src, &m.wts,
+                                              NULL, &m.dst, m.strides, m.pad, pr) ==
+               dnnl_success &&
+           pd_create(pd, &cd, NULL);
 }
 
 static bool bwd_pds(dnnl_primitive_desc_t *pd_d, dnnl_primitive_desc_t *pd_w,
-                    const dnnl_primitive_desc_t hint, const struct conv2d_geom *g, size_t nc)
+                    const dnnl_primitive_desc_t hint, const struct conv2d_geom *g,
+                    dnnl_alg_kind_t alg, size_t nc)
 {
     struct conv_mds m;
     dnnl_convolution_desc_t dd, wd;
     dnnl_dims_t pr;
     pad_right(g, pr);
     if (!conv_mds_of(&m, g, nc)) return false;
-    return dnnl_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &m.src,
-                                                    &m.wts, &m.dst, m.strides, m.pad, pr) ==
-               dnnl_success &&
-           dnnl_primitive_desc_create(pd_d, &dd, NULL, engine, hint) == dnnl_success &&
-           dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &m.src,
-                                                       &m.wts, NULL, &m.dst, m.strides, m.pad,
-                                                       pr) == dnnl_success &&
-           dnnl_primitive_desc_create(pd_w, &wd, NULL, engine, hint) == dnnl_success;
+    return dnnl_convolution_backward_data_desc_init(&dd, alg, &m.src, &m.wts, &m.dst,
+                                                    m.strides, m.pad, pr) == dnnl_success &&
+           pd_create(pd_d, &dd, hint) &&
+           dnnl_convolution_backward_weights_desc_init(&wd, alg, &m.src, &m.wts, NULL, &m.dst,
+                                                       m.strides, m.pad, pr) == dnnl_success &&
+           pd_create(pd_w, &wd, hint);
+}
+
+// The largest scratchpad, in bytes, of the three products of g with alg for a chunk of nc
+// images; false when one cannot be made.
+static bool scratchpad_of(const struct conv2d_geom *g, dnnl_alg_kind_t alg, size_t nc,
+                          size_t *bytes)
+{
+    dnnl_primitive_desc_t f = NULL, bd = NULL, bw = NULL;
+    bool ok = fwd_pd(&f, g, alg, nc) && bwd_pds(&bd, &bw, f, g, alg, nc);
+    if (ok) {
+        *bytes = scratchpad_bytes(f);
+        if (scratchpad_bytes(bd) > *bytes) *bytes = scratchpad_bytes(bd);
+        if (scratchpad_bytes(bw) > *bytes) *bytes = scratchpad_bytes(bw);
+    }
+    if (bw != NULL) dnnl_primitive_desc_destroy(bw);
+    if (bd != NULL) dnnl_primitive_desc_destroy(bd);
+    if (f != NULL) dnnl_primitive_desc_destroy(f);
+    return ok;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -326,13 +413,20 @@ static bool build_fwd(struct conv2d_dnnl *d, struct dnnl_set *s)
     if (!user_md(&md, N, nc, g->c_in, g->h, g->w) || !dbuf_make(&s->xu, &md)) return false;
     if (!user_md(&md, N, nc, g->c_out, g->ho, g->wo) || !dbuf_make(&s->yu, &md)) return false;
     if (!weights_md(&md, g) || !dbuf_make(&s->wu, &md)) return false;
-    if (!fwd_pd(&s->fwd.pd, g, nc) || !dprim_make(&s->fwd)) return false;
+    // Winograd where its scratchpad fits, else direct
+    s->alg = d->alg;
+    size_t sp = 0;
+    if (s->alg == dnnl_convolution_winograd &&
+        (!scratchpad_of(g, s->alg, nc, &sp) || sp > d->sp_floats * sizeof(float))) {
+        s->alg = dnnl_convolution_direct;
+    }
+    if (!fwd_pd(&s->fwd.pd, g, s->alg, nc) || !conv_make(&s->fwd, d->sp_floats)) return false;
     const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md(s->fwd.pd, dnnl_query_src_md, 0);
     const dnnl_memory_desc_t *wts =
         dnnl_primitive_desc_query_md(s->fwd.pd, dnnl_query_weights_md, 0);
     const dnnl_memory_desc_t *dst = dnnl_primitive_desc_query_md(s->fwd.pd, dnnl_query_dst_md, 0);
     return input_of(&s->xb, &s->r_x, &s->x_direct, &s->xu, src, region_x(g, nc)) &&
-           input_of(&s->wb, &s->r_w, &s->w_direct, &s->wu, wts, region_w(g)) &&
+           input_of(&s->wb, &s->r_w, &s->w_direct, &s->wu, wts, d->w_floats) &&
            fits(dst, region_y(g, nc)) && dbuf_make(&s->yb, dst) &&
            reorder_make(&s->r_y, dst, &s->yu.md, false);
 }
@@ -341,8 +435,8 @@ static bool build_bwd(struct conv2d_dnnl *d, struct dnnl_set *s)
 {
     const struct conv2d_geom *g = &d->g;
     const size_t nc = s->nc;
-    if (!bwd_pds(&s->bwd_d.pd, &s->bwd_w.pd, s->fwd.pd, g, nc)) return false;
-    if (!dprim_make(&s->bwd_d) || !dprim_make(&s->bwd_w)) return false;
+    if (!bwd_pds(&s->bwd_d.pd, &s->bwd_w.pd, s->fwd.pd, g, s->alg, nc)) return false;
+    if (!conv_make(&s->bwd_d, d->sp_floats) || !conv_make(&s->bwd_w, d->sp_floats)) return false;
     const dnnl_primitive_desc_t pd = s->bwd_d.pd, pw = s->bwd_w.pd;
     const dnnl_memory_desc_t *dy_d = dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0);
     const dnnl_memory_desc_t *dy_w = dnnl_primitive_desc_query_md(pw, dnnl_query_diff_dst_md, 0);
@@ -355,9 +449,9 @@ static bool build_bwd(struct conv2d_dnnl *d, struct dnnl_set *s)
     if (!dnnl_memory_desc_equal(dy_d, dy_w)) return false;
     return input_of(&s->dyb, &s->r_dy, &s->dy_direct, &s->yu, dy_d, region_y(g, nc)) &&
            input_of(&s->xwb, &s->r_xw, &s->xw_direct, &s->xu, src, region_x(g, nc)) &&
-           input_of(&s->wdb, &s->r_wd, &s->wd_direct, &s->wu, wts, region_w(g)) &&
+           input_of(&s->wdb, &s->r_wd, &s->wd_direct, &s->wu, wts, d->w_floats) &&
            fits(dsrc, region_x(g, nc)) && dbuf_make(&s->dxb, dsrc) &&
-           reorder_make(&s->r_dx, dsrc, &s->xu.md, true) && fits(dwts, region_w(g)) &&
+           reorder_make(&s->r_dx, dsrc, &s->xu.md, true) && fits(dwts, d->w_floats) &&
            dbuf_make(&s->dwb, dwts) && reorder_make(&s->r_dw, dwts, &s->wu.md, true);
 }
 
@@ -392,22 +486,67 @@ static struct dnnl_set *set_for(struct conv2d_dnnl *d, size_t N, size_t nc, bool
 // ---------------------------------------------------------------------------------------------
 // public
 
-struct conv2d_dnnl *conv2d_dnnl_new(const struct conv2d_geom *g)
+// Whether oneDNN has optimised kernels (no reference one) for all three products of g with
+// `alg`; *w_bytes then receives the largest of their weights layouts.
+static bool probe(const struct conv2d_geom *g, dnnl_alg_kind_t alg, size_t *w_bytes)
+{
+    dnnl_primitive_desc_t f = NULL, bd = NULL, bw = NULL;
+    bool ok = fwd_pd(&f, g, alg, 1) && !is_reference(f) && bwd_pds(&bd, &bw, f, g, alg, 1) &&
+              !is_reference(bd) && !is_reference(bw);
+    if (ok) {
+        const dnnl_memory_desc_t *w[3] = {
+            dnnl_primitive_desc_query_md(f, dnnl_query_weights_md, 0),
+            dnnl_primitive_desc_query_md(bd, dnnl_query_weights_md, 0),
+            dnnl_primitive_desc_query_md(bw, dnnl_query_diff_weights_md, 0)};
+        *w_bytes = 0;
+        for (size_t i = 0; i < 3; i++) {
+            size_t b = dnnl_memory_desc_get_size(w[i]);
+            if (b > *w_bytes) *w_bytes = b;
+        }
+    }
+    if (bw != NULL) dnnl_primitive_desc_destroy(bw);
+    if (bd != NULL) dnnl_primitive_desc_destroy(bd);
+    if (f != NULL) dnnl_primitive_desc_destroy(f);
+    return ok;
+}
+
+struct conv2d_dnnl *conv2d_dnnl_new(const struct conv2d_geom *g, bool winograd)
 {
     pthread_once(&engine_once, engine_init);
     if (!engine_ok) return NULL;
     // Only where oneDNN has an optimised kernel: its reference kernels are far slower than
-    // im2col + OpenBLAS.
-    dnnl_primitive_desc_t f = NULL, bd = NULL, bw = NULL;
-    bool ok = fwd_pd(&f, g, 1) && !is_reference(f) && bwd_pds(&bd, &bw, f, g, 1) &&
-              !is_reference(bd) && !is_reference(bw);
-    if (bw != NULL) dnnl_primitive_desc_destroy(bw);
-    if (bd != NULL) dnnl_primitive_desc_destroy(bd);
-    if (f != NULL) dnnl_primitive_desc_destroy(f);
-    if (!ok) return NULL;
+    // im2col + OpenBLAS. Winograd only for 3x3 stride 1, the shape its F(4x4, 3x3) kernels take.
+    size_t w_bytes = 0, w_direct = 0;
+    dnnl_alg_kind_t alg = dnnl_convolution_winograd;
+    if (!winograd || g->k != 3 || g->stride != 1 || !probe(g, alg, &w_bytes)) {
+        alg = dnnl_convolution_direct;
+    }
+    // direct convolution is also the fallback of a Winograd layer's large chunks
+    if (!probe(g, dnnl_convolution_direct, &w_direct)) return NULL;
+    if (w_direct > w_bytes) w_bytes = w_direct;
+    size_t sp = 0, sp1 = 0;
+    const size_t probe_nc = chunk_fit(g) < DNNL_SP_PROBE_IMAGES ? chunk_fit(g)
+                                                                : DNNL_SP_PROBE_IMAGES;
+    if (!scratchpad_of(g, dnnl_convolution_direct, probe_nc, &sp) ||
+        !scratchpad_of(g, dnnl_convolution_direct, 1, &sp1)) {
+        return NULL;
+    }
+    if (sp1 > sp) sp = sp1;
     struct conv2d_dnnl *d = eg_xcalloc(1, sizeof *d);
     d->g = *g;
+    d->alg = alg;
+    d->w_floats = round_up((w_bytes + sizeof(float) - 1) / sizeof(float), DNNL_ALIGN);
+    if (d->w_floats < region_w_direct(g)) d->w_floats = region_w_direct(g);
+    d->sp_floats = round_up((sp + sizeof(float) - 1) / sizeof(float), DNNL_ALIGN);
+    if (alg == dnnl_convolution_winograd && d->sp_floats < DNNL_WINO_SCRATCH) {
+        d->sp_floats = DNNL_WINO_SCRATCH;
+    }
     return d;
+}
+
+bool conv2d_dnnl_winograd(const struct conv2d_dnnl *d)
+{
+    return d->alg == dnnl_convolution_winograd;
 }
 
 void conv2d_dnnl_free(struct conv2d_dnnl *d)
@@ -422,7 +561,7 @@ size_t conv2d_dnnl_scratch_floats(const struct conv2d_dnnl *d, size_t n)
     if (n == 0) return 0;
     const struct conv2d_geom *g = &d->g;
     size_t nc = n < chunk_fit(g) ? n : chunk_fit(g);
-    return DNNL_ALIGN + region_x(g, nc) + region_y(g, nc) + 2 * region_w(g);
+    return DNNL_ALIGN + region_x(g, nc) + region_y(g, nc) + 2 * d->w_floats + d->sp_floats;
 }
 
 bool conv2d_dnnl_forward(struct conv2d_dnnl *d, size_t N, const float *x, const float *w,
@@ -430,7 +569,7 @@ bool conv2d_dnnl_forward(struct conv2d_dnnl *d, size_t N, const float *x, const 
 {
     const struct conv2d_geom *g = &d->g;
     const size_t chunk = chunk_of(g, N);
-    const struct regions r = regions_of(g, N, scratch);
+    const struct regions r = regions_of(d, N, scratch);
     // every set this call uses is built before anything is written
     if (set_for(d, N, chunk, false) == NULL) return false;
     if (N % chunk != 0 && set_for(d, N, N % chunk, false) == NULL) return false;
@@ -448,7 +587,7 @@ bool conv2d_dnnl_forward(struct conv2d_dnnl *d, size_t N, const float *x, const 
         if (ok) {
             const dnnl_exec_arg_t args[3] = {
                 {DNNL_ARG_SRC, s->xb.mem}, {DNNL_ARG_WEIGHTS, s->wb.mem}, {DNNL_ARG_DST, s->yb.mem}};
-            ok = run(&s->fwd, 3, args) && run_reorder(&s->r_y, &s->yb, &s->yu);
+            ok = run_conv(&s->fwd, args, r.sp) && run_reorder(&s->r_y, &s->yb, &s->yu);
         }
     }
     // every primitive was built: on the CPU, oneDNN does not fail at execution
@@ -461,7 +600,7 @@ bool conv2d_dnnl_backward(struct conv2d_dnnl *d, size_t N, const float *x, const
 {
     const struct conv2d_geom *g = &d->g;
     const size_t chunk = chunk_of(g, N);
-    const struct regions r = regions_of(g, N, scratch);
+    const struct regions r = regions_of(d, N, scratch);
     if (set_for(d, N, chunk, true) == NULL) return false;
     if (N % chunk != 0 && set_for(d, N, N % chunk, true) == NULL) return false;
     bool ok = true;
@@ -480,7 +619,7 @@ bool conv2d_dnnl_backward(struct conv2d_dnnl *d, size_t N, const float *x, const
             const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, s->xwb.mem},
                                              {DNNL_ARG_DIFF_DST, s->dyb.mem},
                                              {DNNL_ARG_DIFF_WEIGHTS, s->dwb.mem}};
-            ok = ok && run(&s->bwd_w, 3, args) && run_reorder(&s->r_dw, &s->dwb, &s->wu);
+            ok = ok && run_conv(&s->bwd_w, args, r.sp) && run_reorder(&s->r_dw, &s->dwb, &s->wu);
         }
         if (ok && dx != NULL) {
             // dX: the blocked weights in W, the blocked dX in X, added into dx
@@ -490,7 +629,7 @@ bool conv2d_dnnl_backward(struct conv2d_dnnl *d, size_t N, const float *x, const
             const dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, s->dyb.mem},
                                              {DNNL_ARG_WEIGHTS, s->wdb.mem},
                                              {DNNL_ARG_DIFF_SRC, s->dxb.mem}};
-            ok = ok && run(&s->bwd_d, 3, args) && run_reorder(&s->r_dx, &s->dxb, &s->xu);
+            ok = ok && run_conv(&s->bwd_d, args, r.sp) && run_reorder(&s->r_dx, &s->dxb, &s->xu);
         }
     }
     EG_ASSERT(ok && dnnl_stream_wait(stream) == dnnl_success);

@@ -23,11 +23,17 @@ struct conv2d_geom {
 struct conv2d_dnnl;
 
 // A oneDNN convolution for g, or NULL when oneDNN has no optimised kernel for it on this CPU
-// (only a reference one) or cannot be initialised; the caller then uses im2col.
-struct conv2d_dnnl *conv2d_dnnl_new(const struct conv2d_geom *g);
+// (only a reference one) or cannot be initialised; the caller then uses im2col. With winograd,
+// a 3x3 stride-1 g uses oneDNN's Winograd F(4x4, 3x3) kernels where it has optimised ones for the
+// CPU (AVX-512 in oneDNN 2.6), direct convolution otherwise (and for the chunk sizes at which
+// Winograd's work space would exceed 16 MiB).
+struct conv2d_dnnl *conv2d_dnnl_new(const struct conv2d_geom *g, bool winograd);
+// Whether d runs Winograd.
+bool conv2d_dnnl_winograd(const struct conv2d_dnnl *d);
 void conv2d_dnnl_free(struct conv2d_dnnl *d);
 
-// Floats of scratch the calls below need for a batch of n; never decreases as n grows.
+// Floats of scratch the calls below need for a batch of n (oneDNN's own work space, its
+// "scratchpad", included); never decreases as n grows.
 size_t conv2d_dnnl_scratch_floats(const struct conv2d_dnnl *d, size_t n);
 
 // y (c_out, N, ho, wo) CNHW = conv(x (c_in, N, h, w) CNHW, w (c_out, c_in, k, k)); no bias.

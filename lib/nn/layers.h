@@ -22,24 +22,30 @@ struct conv2d_params {
 void layer_conv2d(struct layer *l, struct shape in, struct conv2d_params p);
 
 // How convolutions made from now on compute:
-//   CONV2D_DNNL    oneDNN's kernels (JIT-compiled for the CPU at run time), the default; a shape
-//                  oneDNN has no optimised kernel for, or a batch it cannot set up, falls back to
-//                  im2col;
-//   CONV2D_IM2COL  im2col + OpenBLAS sgemm, the reference implementation.
-// Both compute the same function; the float32 results differ by rounding (summation order).
-enum conv2d_backend { CONV2D_DNNL, CONV2D_IM2COL, CONV2D__BACKENDS };
+//   CONV2D_DNNL         oneDNN's kernels (JIT-compiled for the CPU at run time), the default:
+//                       Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions where oneDNN has an
+//                       optimised Winograd kernel for the CPU (AVX-512 in oneDNN 2.6), direct
+//                       convolution otherwise; a shape oneDNN has no optimised kernel for, or a
+//                       batch it cannot set up, falls back to im2col;
+//   CONV2D_DNNL_DIRECT  the same, direct convolution only;
+//   CONV2D_IM2COL       im2col + OpenBLAS sgemm, the reference implementation.
+// All compute the same function; the float32 results differ by rounding (summation order, and
+// Winograd's transforms).
+enum conv2d_backend { CONV2D_DNNL, CONV2D_DNNL_DIRECT, CONV2D_IM2COL, CONV2D__BACKENDS };
 void conv2d_set_backend(enum conv2d_backend b);
 enum conv2d_backend conv2d_backend(void);
 const char *conv2d_backend_name(enum conv2d_backend b);
-// "dnnl" or "im2col" -> *b; false for any other name.
+// "dnnl", "dnnl_direct" or "im2col" -> *b; false for any other name.
 bool conv2d_backend_find(const char *name, enum conv2d_backend *b);
 // Threads for training and evaluation with the current backend: OpenMP's n (evograd's own loops
 // and oneDNN), and OpenBLAS's n with im2col, whose GEMMs are the work, but 1 with oneDNN: OpenBLAS
 // is then left with the small linear layers, and its second pool of busy threads would only
 // contend with OpenMP's for the cores (lib/core/parallel.h). n >= 1.
 void conv2d_set_threads(int n);
-// The backend a made layer actually uses: CONV2D_IM2COL when it fell back. l: a conv2d layer.
+// The backend a made layer actually uses (the one in force when it was made, or CONV2D_IM2COL
+// when it fell back), and whether it runs Winograd. l: a conv2d layer.
 enum conv2d_backend conv2d_layer_backend(const struct layer *l);
+bool conv2d_layer_winograd(const struct layer *l);
 
 struct linear_params {
     size_t out;
