@@ -796,6 +796,9 @@ static void check_dnnl_against_im2col(enum conv2d_backend backend)
                      la->in_shape[0].h, la->in_shape[0].w, la->out_shape.c, la->out_shape.h,
                      la->out_shape.w);
             compare_backends(la, lb, 3, what);
+            // forward, backward with and without dx: all on oneDNN (on every CPU we target)
+            cr_assert(eq(sz, conv2d_layer_fallbacks(la), 0), "%s: %zu calls fell back to im2col",
+                      what, conv2d_layer_fallbacks(la));
             compared++;
         }
         net_free(a);

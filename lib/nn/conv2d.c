@@ -630,6 +630,13 @@ enum conv2d_backend conv2d_layer_backend(const struct layer *l)
     return s->dnnl != NULL ? s->backend : CONV2D_IM2COL;
 }
 
+size_t conv2d_layer_fallbacks(const struct layer *l)
+{
+    EG_ASSERT(l->ops == &conv2d_ops);
+    const struct conv2d_state *s = l->state;
+    return s->dnnl != NULL ? conv2d_dnnl_fallbacks(s->dnnl) : 0;
+}
+
 bool conv2d_layer_winograd(const struct layer *l)
 {
     EG_ASSERT(l->ops == &conv2d_ops);

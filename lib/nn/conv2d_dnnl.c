@@ -83,10 +83,13 @@ struct dnnl_set {
     struct dbuf xb, wb, yb;
     struct dprim fwd, r_x, r_w, r_y;
     bool x_direct, w_direct; // the primitive reads the caller's layout: no reorder
-    // backward: blocked output gradient, input (for dW), weights (for dX), input gradient, dW
-    struct dbuf dyb, xwb, wdb, dxb, dwb;
-    struct dprim bwd_d, bwd_w, r_dy, r_xw, r_wd, r_dx, r_dw;
-    bool dy_direct, xw_direct, wd_direct;
+    // backward: blocked output gradient, input (for dW), weights (for dX), input gradient, dW;
+    // dywb: the output gradient in dW's layout when it differs from dX's (dy_shared false:
+    // e.g. an AVX2 weight-gradient kernel beside AVX-512 data-gradient ones), made in the Y
+    // region in turn
+    struct dbuf dyb, dywb, xwb, wdb, dxb, dwb;
+    struct dprim bwd_d, bwd_w, r_dy, r_dyw, r_xw, r_wd, r_dx, r_dw;
+    bool dy_direct, dyw_direct, dy_shared, xw_direct, wd_direct;
 };
 
 struct conv2d_dnnl {
@@ -94,6 +97,7 @@ struct conv2d_dnnl {
     dnnl_alg_kind_t alg; // dnnl_convolution_direct or dnnl_convolution_winograd
     size_t w_floats;     // the W and W2 regions: the largest weights layout of the primitives
     size_t sp_floats;    // the SP region, oneDNN's scratchpad
+    size_t fallbacks;    // calls that returned false (the caller computed them on im2col)
     struct dnnl_set sets[DNNL_SETS];
     unsigned long clock;
 };
@@ -385,11 +389,11 @@ static bool scratchpad_of(const struct conv2d_geom *g, dnnl_alg_kind_t alg, size
 
 static void set_free(struct dnnl_set *s)
 {
-    struct dbuf *bufs[] = {&s->xu, &s->yu, &s->wu, &s->xb, &s->wb, &s->yb,
-                           &s->dyb, &s->xwb, &s->wdb, &s->dxb, &s->dwb};
+    struct dbuf *bufs[] = {&s->xu,  &s->yu,   &s->wu,  &s->xb,  &s->wb,  &s->yb,
+                           &s->dyb, &s->dywb, &s->xwb, &s->wdb, &s->dxb, &s->dwb};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dbuf_free(bufs[i]);
-    struct dprim *prims[] = {&s->fwd, &s->r_x, &s->r_w, &s->r_y, &s->bwd_d, &s->bwd_w,
-                             &s->r_dy, &s->r_xw, &s->r_wd, &s->r_dx, &s->r_dw};
+    struct dprim *prims[] = {&s->fwd,  &s->r_x,   &s->r_w,  &s->r_y,  &s->bwd_d, &s->bwd_w,
+                             &s->r_dy, &s->r_dyw, &s->r_xw, &s->r_wd, &s->r_dx,  &s->r_dw};
     for (size_t i = 0; i < sizeof prims / sizeof prims[0]; i++) dprim_free(prims[i]);
     *s = (struct dnnl_set){0};
 }
@@ -445,8 +449,12 @@ static bool build_bwd(struct conv2d_dnnl *d, struct dnnl_set *s)
     const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md(pw, dnnl_query_src_md, 0);
     const dnnl_memory_desc_t *dwts =
         dnnl_primitive_desc_query_md(pw, dnnl_query_diff_weights_md, 0);
-    // one blocked copy of dy serves both products
-    if (!dnnl_memory_desc_equal(dy_d, dy_w)) return false;
+    // one blocked copy of dy serves both products where they agree on its layout
+    s->dy_shared = dnnl_memory_desc_equal(dy_d, dy_w) != 0;
+    if (!s->dy_shared &&
+        !input_of(&s->dywb, &s->r_dyw, &s->dyw_direct, &s->yu, dy_w, region_y(g, nc))) {
+        return false;
+    }
     return input_of(&s->dyb, &s->r_dy, &s->dy_direct, &s->yu, dy_d, region_y(g, nc)) &&
            input_of(&s->xwb, &s->r_xw, &s->xw_direct, &s->xu, src, region_x(g, nc)) &&
            input_of(&s->wdb, &s->r_wd, &s->wd_direct, &s->wu, wts, d->w_floats) &&
@@ -544,6 +552,11 @@ struct conv2d_dnnl *conv2d_dnnl_new(const struct conv2d_geom *g, bool winograd)
     return d;
 }
 
+size_t conv2d_dnnl_fallbacks(const struct conv2d_dnnl *d)
+{
+    return d->fallbacks;
+}
+
 bool conv2d_dnnl_winograd(const struct conv2d_dnnl *d)
 {
     return d->alg == dnnl_convolution_winograd;
@@ -571,8 +584,11 @@ bool conv2d_dnnl_forward(struct conv2d_dnnl *d, size_t N, const float *x, const 
     const size_t chunk = chunk_of(g, N);
     const struct regions r = regions_of(d, N, scratch);
     // every set this call uses is built before anything is written
-    if (set_for(d, N, chunk, false) == NULL) return false;
-    if (N % chunk != 0 && set_for(d, N, N % chunk, false) == NULL) return false;
+    if (set_for(d, N, chunk, false) == NULL ||
+        (N % chunk != 0 && set_for(d, N, N % chunk, false) == NULL)) {
+        d->fallbacks++;
+        return false;
+    }
     bool ok = true;
     for (size_t n0 = 0; n0 < N && ok; n0 += chunk) {
         const size_t nc = N - n0 < chunk ? N - n0 : chunk;
@@ -601,28 +617,40 @@ bool conv2d_dnnl_backward(struct conv2d_dnnl *d, size_t N, const float *x, const
     const struct conv2d_geom *g = &d->g;
     const size_t chunk = chunk_of(g, N);
     const struct regions r = regions_of(d, N, scratch);
-    if (set_for(d, N, chunk, true) == NULL) return false;
-    if (N % chunk != 0 && set_for(d, N, N % chunk, true) == NULL) return false;
+    if (set_for(d, N, chunk, true) == NULL ||
+        (N % chunk != 0 && set_for(d, N, N % chunk, true) == NULL)) {
+        d->fallbacks++;
+        return false;
+    }
     bool ok = true;
     for (size_t n0 = 0; n0 < N && ok; n0 += chunk) {
         const size_t nc = N - n0 < chunk ? N - n0 : chunk;
         const size_t xo = n0 * g->h * g->w, yo = n0 * g->ho * g->wo;
         struct dnnl_set *s = set_for(d, N, nc, true);
-        ok = s != NULL && dbuf_at(&s->yu, dy + yo) &&
-             dbuf_at(&s->dyb, s->dy_direct ? dy + yo : r.y);
-        if (ok && !s->dy_direct) ok = run_reorder(&s->r_dy, &s->yu, &s->dyb);
+        ok = s != NULL && dbuf_at(&s->yu, dy + yo);
+        bool dy_ready = false; // dyb holds this chunk's dy
         if (ok && dw != NULL) {
-            // dW: the blocked input in X, the blocked dW in W2, added into dw
-            ok = dbuf_at(&s->xu, x + xo) && dbuf_at(&s->xwb, s->xw_direct ? x + xo : r.x) &&
-                 dbuf_at(&s->dwb, r.w2) && dbuf_at(&s->wu, dw);
+            // dW: dy blocked in Y, the blocked input in X, the blocked dW in W2, added into dw
+            struct dbuf *dyw = s->dy_shared ? &s->dyb : &s->dywb;
+            const bool direct = s->dy_shared ? s->dy_direct : s->dyw_direct;
+            ok = dbuf_at(dyw, direct ? dy + yo : r.y);
+            if (ok && !direct) ok = run_reorder(s->dy_shared ? &s->r_dy : &s->r_dyw, &s->yu, dyw);
+            dy_ready = s->dy_shared;
+            ok = ok && dbuf_at(&s->xu, x + xo) &&
+                 dbuf_at(&s->xwb, s->xw_direct ? x + xo : r.x) && dbuf_at(&s->dwb, r.w2) &&
+                 dbuf_at(&s->wu, dw);
             if (ok && !s->xw_direct) ok = run_reorder(&s->r_xw, &s->xu, &s->xwb);
             const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, s->xwb.mem},
-                                             {DNNL_ARG_DIFF_DST, s->dyb.mem},
+                                             {DNNL_ARG_DIFF_DST, dyw->mem},
                                              {DNNL_ARG_DIFF_WEIGHTS, s->dwb.mem}};
             ok = ok && run_conv(&s->bwd_w, args, r.sp) && run_reorder(&s->r_dw, &s->dwb, &s->wu);
         }
+        if (ok && dx != NULL && !dy_ready) {
+            ok = dbuf_at(&s->dyb, s->dy_direct ? dy + yo : r.y);
+            if (ok && !s->dy_direct) ok = run_reorder(&s->r_dy, &s->yu, &s->dyb);
+        }
         if (ok && dx != NULL) {
-            // dX: the blocked weights in W, the blocked dX in X, added into dx
+            // dX: dy blocked in Y, the blocked weights in W, the blocked dX in X, added into dx
             ok = dbuf_at(&s->wu, w) && dbuf_at(&s->wdb, s->wd_direct ? w : r.w) &&
                  dbuf_at(&s->dxb, r.x) && dbuf_at(&s->xu, dx + xo);
             if (ok && !s->wd_direct) ok = run_reorder(&s->r_wd, &s->wu, &s->wdb);

@@ -30,6 +30,8 @@ struct conv2d_dnnl;
 struct conv2d_dnnl *conv2d_dnnl_new(const struct conv2d_geom *g, bool winograd);
 // Whether d runs Winograd.
 bool conv2d_dnnl_winograd(const struct conv2d_dnnl *d);
+// Calls of the two functions below that returned false so far.
+size_t conv2d_dnnl_fallbacks(const struct conv2d_dnnl *d);
 void conv2d_dnnl_free(struct conv2d_dnnl *d);
 
 // Floats of scratch the calls below need for a batch of n (oneDNN's own work space, its

@@ -46,6 +46,9 @@ void conv2d_set_threads(int n);
 // when it fell back), and whether it runs Winograd. l: a conv2d layer.
 enum conv2d_backend conv2d_layer_backend(const struct layer *l);
 bool conv2d_layer_winograd(const struct layer *l);
+// Forward and backward calls of a layer made for oneDNN that it computed on im2col because
+// oneDNN could not set up that batch (0 for an im2col layer).
+size_t conv2d_layer_fallbacks(const struct layer *l);
 
 struct linear_params {
     size_t out;
