@@ -80,7 +80,7 @@ TESTS_BIN := $(B)/evograd-tests
 BENCH_BIN := $(B)/evograd-bench
 STAMP     := $(BUILD)/.deps-ok
 
-.PHONY: all run plots test bench valgrind fuzz format clean deps
+.PHONY: all run plots test bench bench-peer valgrind fuzz format clean deps
 all: $(EVOGRAD)
 	@ln -sf $(VARIANT)/evograd $(BUILD)/evograd
 
@@ -163,6 +163,11 @@ test: $(TESTS_BIN) $(EVOGRAD)
 
 bench: $(BENCH_BIN)
 	$(BENCH_BIN) $(BENCHFLAGS)
+
+# Ours against PyTorch (Debian's python3-torch) on the same steps: bench/peer.sh, interleaved
+# rounds; PEERFLAGS="--rounds 5 --threads '1 2' --cases 'resnet32 mwn'" etc.
+bench-peer: $(BENCH_BIN)
+	EVOGRAD_BENCH=$(abspath $(BENCH_BIN)) bash bench/peer.sh $(PEERFLAGS)
 
 valgrind: $(TESTS_BIN) $(EVOGRAD)
 	cd tests && EVOGRAD_BIN=$(abspath $(EVOGRAD)) OPENBLAS_NUM_THREADS=1 valgrind --error-exitcode=1 --leak-check=full \

@@ -62,7 +62,7 @@ struct run_config {
     char name[CFG_STR_MAX];  // results/<name>/...; [A-Za-z0-9._-]+
     uint64_t seed;
     size_t threads;          // BLAS + OpenMP threads, >= 1
-    char conv_backend[CFG_STR_MAX]; // dnnl | im2col (nn/layers.h, conv2d_set_backend)
+    char conv_backend[CFG_STR_MAX]; // dnnl | dnnl_direct | im2col (nn/layers.h, conv2d_set_backend)
     char task[CFG_STR_MAX];  // supervised | toy1d | rotation | mwn | lft
     struct {
         char dataset[CFG_STR_MAX];  // mnist | fashion_mnist | cifar10 | cifar100 | imagefolder |
