@@ -137,14 +137,10 @@ static size_t conv2d_fit(const struct conv2d_state *s)
     return fit < 1 ? 1 : fit;
 }
 
-// Images per chunk for a batch of n: 1 <= chunk <= min(n, conv2d_fit). The chunks are balanced,
-// so a batch of 100 with room for 40 runs as 34 + 34 + 32 rather than 40 + 40 + 20.
+// Images per chunk for a batch of n: 1 <= chunk <= min(n, conv2d_fit), balanced.
 static size_t conv2d_chunk(const struct conv2d_state *s, size_t n)
 {
-    size_t fit = conv2d_fit(s);
-    if (fit >= n) return n;
-    size_t nchunks = (n + fit - 1) / fit;
-    return (n + nchunks - 1) / nchunks;
+    return conv2d_balanced_chunk(n, conv2d_fit(s));
 }
 
 // Output positions [*lo, *hi) whose input index o*stride + r - pad lies inside [0, in), for

@@ -139,10 +139,7 @@ static size_t chunk_fit(const struct conv2d_geom *g)
 // Images per chunk for a batch of n, balanced as conv2d.c's im2col chunks are.
 static size_t chunk_of(const struct conv2d_geom *g, size_t n)
 {
-    size_t fit = chunk_fit(g);
-    if (fit >= n) return n;
-    size_t nchunks = (n + fit - 1) / fit;
-    return (n + nchunks - 1) / nchunks;
+    return conv2d_balanced_chunk(n, chunk_fit(g));
 }
 
 struct regions {
@@ -577,18 +574,25 @@ size_t conv2d_dnnl_scratch_floats(const struct conv2d_dnnl *d, size_t n)
     return DNNL_ALIGN + region_x(g, nc) + region_y(g, nc) + 2 * d->w_floats + d->sp_floats;
 }
 
+// Builds every set a call on a batch of N in chunks of `chunk` uses (the full chunks and the
+// remainder), before anything is written; false (counted as a fallback) when one cannot be.
+static bool sets_ready(struct conv2d_dnnl *d, size_t N, size_t chunk, bool bwd)
+{
+    if (set_for(d, N, chunk, bwd) != NULL &&
+        (N % chunk == 0 || set_for(d, N, N % chunk, bwd) != NULL)) {
+        return true;
+    }
+    d->fallbacks++;
+    return false;
+}
+
 bool conv2d_dnnl_forward(struct conv2d_dnnl *d, size_t N, const float *x, const float *w,
                          float *y, float *scratch)
 {
     const struct conv2d_geom *g = &d->g;
     const size_t chunk = chunk_of(g, N);
     const struct regions r = regions_of(d, N, scratch);
-    // every set this call uses is built before anything is written
-    if (set_for(d, N, chunk, false) == NULL ||
-        (N % chunk != 0 && set_for(d, N, N % chunk, false) == NULL)) {
-        d->fallbacks++;
-        return false;
-    }
+    if (!sets_ready(d, N, chunk, false)) return false;
     bool ok = true;
     for (size_t n0 = 0; n0 < N && ok; n0 += chunk) {
         const size_t nc = N - n0 < chunk ? N - n0 : chunk;
@@ -617,11 +621,7 @@ bool conv2d_dnnl_backward(struct conv2d_dnnl *d, size_t N, const float *x, const
     const struct conv2d_geom *g = &d->g;
     const size_t chunk = chunk_of(g, N);
     const struct regions r = regions_of(d, N, scratch);
-    if (set_for(d, N, chunk, true) == NULL ||
-        (N % chunk != 0 && set_for(d, N, N % chunk, true) == NULL)) {
-        d->fallbacks++;
-        return false;
-    }
+    if (!sets_ready(d, N, chunk, true)) return false;
     bool ok = true;
     for (size_t n0 = 0; n0 < N && ok; n0 += chunk) {
         const size_t nc = N - n0 < chunk ? N - n0 : chunk;

@@ -22,6 +22,15 @@ struct conv2d_geom {
 
 struct conv2d_dnnl;
 
+// Images per chunk when a batch of n is split into chunks of at most fit (>= 1) images: balanced,
+// so 100 with room for 40 runs as 34 + 34 + 32 rather than 40 + 40 + 20 (both backends).
+static inline size_t conv2d_balanced_chunk(size_t n, size_t fit)
+{
+    if (fit >= n) return n;
+    size_t nchunks = (n + fit - 1) / fit;
+    return (n + nchunks - 1) / nchunks;
+}
+
 // A oneDNN convolution for g, or NULL when oneDNN has no optimised kernel for it on this CPU
 // (only a reference one) or cannot be initialised; the caller then uses im2col. With winograd,
 // a 3x3 stride-1 g uses oneDNN's Winograd F(4x4, 3x3) kernels where it has optimised ones for the
