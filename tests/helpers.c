@@ -213,6 +213,123 @@ static void compare(const char *what, const char *which, const double *fd, const
     }
 }
 
+// v+ = v + h t and v- = v - h t in float, and t replaced by the direction the float steps
+// actually took, (v+ - v-) / 2h, so that a central difference along t has no rounding bias.
+static void step_pair(const float *v, float *t, size_t n, double h, float *vp, float *vm)
+{
+    for (size_t i = 0; i < n; i++) {
+        vp[i] = (float)((double)v[i] + h * (double)t[i]);
+        vm[i] = (float)((double)v[i] - h * (double)t[i]);
+        t[i] = (float)(((double)vp[i] - (double)vm[i]) / (2.0 * h));
+    }
+}
+
+// One forward (from the saved statistics) and backward of l at x, params with upstream dy: y,
+// dx[i] and grads written (dx and grads zeroed first).
+static void fwd_bwd(struct layer *l, struct layer_ctx *ctx, const float *const *x,
+                    const float *params, const float *dy, float *y, float *const *dx,
+                    const size_t *nx, float *grads, float *stats, const float *stats0)
+{
+    ctx->params = params;
+    ctx->grads = grads;
+    if (l->nstats) memcpy(stats, stats0, l->nstats * sizeof(float));
+    l->ops->forward(l, ctx, x, y);
+    for (size_t i = 0; i < l->nin; i++) memset(dx[i], 0, nx[i] * sizeof(float));
+    memset(grads, 0, l->nparams * sizeof(float));
+    l->ops->backward(l, ctx, x, y, dy, dx);
+}
+
+// The tangent passes of l (layer.h) against central differences of forward and backward along
+// a random direction (tx, tparams, tdy); with_tx false checks the zero input tangent (NULL).
+static void tangentcheck_layer(const char *what, struct layer *l, struct layer_ctx *ctx,
+                               const float *const *x, const size_t *nx, const float *params,
+                               const float *dy, size_t ny, float *stats, const float *stats0,
+                               const struct gradcheck_opts *o, struct rng *rng, bool with_tx)
+{
+    const size_t P = l->nparams;
+    float *tx[2] = {NULL, NULL}, *xp[2] = {NULL, NULL}, *xm[2] = {NULL, NULL};
+    float *dxp[2] = {NULL, NULL}, *dxm[2] = {NULL, NULL}, *tdx[2] = {NULL, NULL};
+    for (size_t i = 0; i < l->nin; i++) {
+        tx[i] = eg_xcalloc_floats(nx[i]);
+        if (with_tx) rng_fill_uniform(rng, tx[i], nx[i], -1.0f, 1.0f);
+        xp[i] = eg_xmalloc_floats(nx[i]);
+        xm[i] = eg_xmalloc_floats(nx[i]);
+        step_pair(x[i], tx[i], nx[i], o->h, xp[i], xm[i]);
+        dxp[i] = eg_xmalloc_floats(nx[i]);
+        dxm[i] = eg_xmalloc_floats(nx[i]);
+        tdx[i] = eg_xcalloc_floats(nx[i]);
+    }
+    float *tp = eg_xmalloc_floats(P), *pp = eg_xmalloc_floats(P), *pm = eg_xmalloc_floats(P);
+    rng_fill_uniform(rng, tp, P, -1.0f, 1.0f);
+    step_pair(params, tp, P, o->h, pp, pm);
+    float *tdy = eg_xmalloc_floats(ny), *dyp = eg_xmalloc_floats(ny), *dym = eg_xmalloc_floats(ny);
+    rng_fill_uniform(rng, tdy, ny, -1.0f, 1.0f);
+    step_pair(dy, tdy, ny, o->h, dyp, dym);
+    float *yp = eg_xmalloc_floats(ny), *ym = eg_xmalloc_floats(ny), *ty = eg_xmalloc_floats(ny);
+    float *gp = eg_xmalloc_floats(P), *gm = eg_xmalloc_floats(P), *tg = eg_xcalloc_floats(P);
+
+    const float *const xps[2] = {xp[0], xp[1]}, *const xms[2] = {xm[0], xm[1]};
+    fwd_bwd(l, ctx, xps, pp, dyp, yp, dxp, nx, gp, stats, stats0);
+    fwd_bwd(l, ctx, xms, pm, dym, ym, dxm, nx, gm, stats, stats0);
+
+    // analytic: forward at (x, params), then the tangent passes
+    float *y = eg_xmalloc_floats(ny);
+    ctx->params = params;
+    ctx->grads = NULL;
+    ctx->tparams = tp;
+    ctx->tgrads = tg;
+    ctx->tmp = eg_xmalloc_floats(ny > nx[0] ? (ny > nx[1] ? ny : nx[1]) : (nx[0] > nx[1] ? nx[0] : nx[1]));
+    if (l->nstats) memcpy(stats, stats0, l->nstats * sizeof(float));
+    l->ops->forward(l, ctx, x, y);
+    const float *const txs[2] = {with_tx ? tx[0] : NULL, with_tx ? tx[1] : NULL};
+    l->ops->tforward(l, ctx, x, txs, y, ty);
+    float *const tdxs[2] = {tdx[0], tdx[1]};
+    l->ops->tbackward(l, ctx, x, txs, y, dy, tdy, tdxs);
+
+    char tag[160];
+    snprintf(tag, sizeof tag, "%s (tangent%s)", what, with_tx ? "" : ", zero input tangent");
+    double *fd = eg_xmalloc_array(ny > P ? ny : P, sizeof(double));
+    for (size_t j = 0; j < ny; j++) fd[j] = ((double)yp[j] - (double)ym[j]) / (2.0 * o->h);
+    compare(tag, "forward tangent: output", fd, ty, ny, o->tol);
+    for (size_t i = 0; i < l->nin; i++) {
+        double *fdx = eg_xmalloc_array(nx[i], sizeof(double));
+        for (size_t j = 0; j < nx[i]; j++)
+            fdx[j] = ((double)dxp[i][j] - (double)dxm[i][j]) / (2.0 * o->h);
+        compare(tag, i == 0 ? "backward tangent: input" : "backward tangent: second input", fdx,
+                tdx[i], nx[i], o->tol);
+        free(fdx);
+    }
+    for (size_t j = 0; j < P; j++) fd[j] = ((double)gp[j] - (double)gm[j]) / (2.0 * o->h);
+    compare(tag, "backward tangent: parameter", fd, tg, P, o->tol);
+
+    free(fd);
+    free(ctx->tmp);
+    ctx->tmp = NULL;
+    ctx->tparams = NULL;
+    ctx->tgrads = NULL;
+    for (size_t i = 0; i < 2; i++) {
+        free(tx[i]);
+        free(xp[i]);
+        free(xm[i]);
+        free(dxp[i]);
+        free(dxm[i]);
+        free(tdx[i]);
+    }
+    free(tp);
+    free(pp);
+    free(pm);
+    free(tdy);
+    free(dyp);
+    free(dym);
+    free(yp);
+    free(ym);
+    free(ty);
+    free(y);
+    free(gp);
+    free(gm);
+    free(tg);
+}
+
 void gradcheck_layer(const char *what, struct layer *l, const struct gradcheck_opts *o)
 {
     if (l->nin < 1 || l->nin > 2) {
@@ -277,6 +394,15 @@ void gradcheck_layer(const char *what, struct layer *l, const struct gradcheck_o
         }
         compare(what, "parameter", fd, grads, l->nparams, o->tol);
         free(fd);
+    }
+
+    // The tangent passes (exact second-order products), which every layer kind has.
+    if (l->ops->tforward == NULL || l->ops->tbackward == NULL) {
+        cr_fatal("%s: layer has no tangent passes", what);
+    }
+    tangentcheck_layer(what, l, &ctx, xs, nx, params, g, ny, stats, stats0, o, &rng, true);
+    if (l->nin == 1) {
+        tangentcheck_layer(what, l, &ctx, xs, nx, params, g, ny, stats, stats0, o, &rng, false);
     }
 
     for (size_t i = 0; i < 2; i++) {

@@ -33,7 +33,10 @@ float *ref_floats(const struct ref *r, const char *name, size_t n);
 // Finite-difference check of one layer's backward pass, in double precision:
 // L = sum_i g_i * y_i (accumulated in double) for a fixed random g; analytic dL/dx[i] and
 // dL/dparams from ops->backward are compared with central differences (L(v+h) - L(v-h)) / 2h
-// for every input element and every parameter. Running statistics are restored before every
+// for every input element and every parameter. Then the tangent passes (layer.h: tforward,
+// tbackward, required of every layer) along a random direction of the inputs, parameters and
+// dy (and once more with no input tangent), against central differences of forward and
+// backward along it, with the same h and tol. Running statistics are restored before every
 // forward, so LAYER_MODE_TRAIN may be checked. Returns nothing; fails the test with the worst
 // element when max|fd - analytic| > tol * max(1, max|analytic|).
 //   x: NULL for U(-1, 1) inputs, or x[i] = (in_shape[i], n) CNHW values chosen by the test

@@ -288,6 +288,130 @@ static void batchnorm_backward(struct layer *l, const struct layer_ctx *ctx, con
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// tangent passes (layer.h). Per channel, d = x - mean, xhat = d * is (is = invstd), k = gamma*is.
+// With batch statistics a tangent tx moves them: tmean = mean(tx), and with M = mean(xhat tx),
+// t(is) = -is^2 M, txhat = is (tx - tmean - xhat M). Running statistics are constants (M and
+// tmean 0). Sums are in double; the element-wise passes in float.
+
+// *tmu = mean(tx), *M = is * mean(d tx) for one channel; 0 for both without tx or batch stats.
+static void channel_tstats(const float *xc, const float *txc, size_t m, float mu, float is,
+                           bool batch, double *tmu, double *M)
+{
+    *tmu = 0.0;
+    *M = 0.0;
+    if (txc == NULL || !batch) return;
+    double st = 0.0, sdt = 0.0;
+    for (size_t i = 0; i < m; i++) {
+        st += (double)txc[i];
+        sdt += (double)(xc[i] - mu) * (double)txc[i];
+    }
+    *tmu = st / (double)m;
+    *M = (double)is * sdt / (double)m;
+}
+
+// ty = tgamma xhat + gamma txhat + tbeta = k tx + c1 d + c0 with c1 = is (tgamma - gamma is M)
+// (= tk, the tangent of k) and c0 = tbeta - k tmean.
+static void batchnorm_tforward(struct layer *l, const struct layer_ctx *ctx,
+                               const float *const *x, const float *const *tx, const float *y,
+                               float *ty)
+{
+    (void)y;
+    struct bn_state *s = l->state;
+    const size_t C = s->c, m = ctx->n * l->in_shape[0].h * l->in_shape[0].w;
+    EG_ASSERT(s->fwd_n == ctx->n && s->fwd_batch == uses_batch_stats(s, ctx->mode));
+    const float *gamma = ctx->params, *tgamma = ctx->tparams, *tbeta = ctx->tparams + C;
+#pragma omp parallel for schedule(static) if (C * m >= EG_PAR_FLOATS)
+    for (size_t c = 0; c < C; c++) {
+        const float *xc = x[0] + c * m, *txc = tx[0] != NULL ? tx[0] + c * m : NULL;
+        const float mu = s->mean[c], is = s->invstd[c];
+        double tmu, M;
+        channel_tstats(xc, txc, m, mu, is, s->fwd_batch, &tmu, &M);
+        const double k = (double)gamma[c] * (double)is;
+        const float c1 = (float)((double)is * ((double)tgamma[c] - k * M));
+        const float c0 = (float)((double)tbeta[c] - k * tmu);
+        const float kf = (float)k;
+        float *tyc = ty + c * m;
+        if (txc != NULL) {
+            for (size_t i = 0; i < m; i++) tyc[i] = kf * txc[i] + c1 * (xc[i] - mu) + c0;
+        } else {
+            for (size_t i = 0; i < m; i++) tyc[i] = c1 * (xc[i] - mu) + c0;
+        }
+    }
+}
+
+// Batch statistics: dx = k (dy - A - xhat B), A = mean(dy), B = mean(dy xhat); dgamma = m B,
+// dbeta = m A. Their tangents, with tA = mean(tdy), tB = mean(tdy xhat + dy txhat):
+//   tdx = tk (dy - A - xhat B) + k (tdy - tA - txhat B - xhat tB),  tdgamma = m tB,
+//   tdbeta = m tA.  Running statistics: dx = k dy, so tdx = tk dy + k tdy with tk = tgamma is,
+//   and tdgamma = sum(tdy xhat + dy is tx).
+static void batchnorm_tbackward(struct layer *l, const struct layer_ctx *ctx,
+                                const float *const *x, const float *const *tx, const float *y,
+                                const float *dy, const float *tdy, float *const *tdx)
+{
+    (void)y;
+    struct bn_state *s = l->state;
+    const size_t C = s->c, m = ctx->n * l->in_shape[0].h * l->in_shape[0].w;
+    EG_ASSERT(s->fwd_n == ctx->n && s->fwd_batch == uses_batch_stats(s, ctx->mode));
+    float *tdxp = tdx[0];
+    if (tdxp == NULL && ctx->tgrads == NULL) return;
+    const float *gamma = ctx->params, *tgamma = ctx->tparams;
+    const bool batch = s->fwd_batch;
+#pragma omp parallel for schedule(static) if (C * m >= EG_PAR_FLOATS)
+    for (size_t c = 0; c < C; c++) {
+        const float *xc = x[0] + c * m, *txc = tx[0] != NULL ? tx[0] + c * m : NULL;
+        const float *dyc = dy + c * m, *tdyc = tdy + c * m;
+        const float mu = s->mean[c], is = s->invstd[c];
+        const double isd = (double)is, k = (double)gamma[c] * isd, md = (double)m;
+        double tmu, M;
+        channel_tstats(xc, txc, m, mu, is, batch, &tmu, &M);
+        // sums over the channel: dy, dy d, tdy, tdy d, dy tx
+        double sdy = 0.0, sdyd = 0.0, stdy = 0.0, stdyd = 0.0, sdytx = 0.0;
+        for (size_t i = 0; i < m; i++) {
+            const double d = (double)(xc[i] - mu);
+            sdy += (double)dyc[i];
+            sdyd += (double)dyc[i] * d;
+            stdy += (double)tdyc[i];
+            stdyd += (double)tdyc[i] * d;
+            if (txc != NULL) sdytx += (double)dyc[i] * (double)txc[i];
+        }
+        if (!batch) {
+            if (ctx->tgrads != NULL) {
+                ctx->tgrads[c] += (float)(isd * (stdyd + sdytx));
+                ctx->tgrads[C + c] += (float)stdy;
+            }
+            if (tdxp != NULL) {
+                const float tk = (float)((double)tgamma[c] * isd), kf = (float)k;
+                float *tdxc = tdxp + c * m;
+                for (size_t i = 0; i < m; i++) tdxc[i] += tk * dyc[i] + kf * tdyc[i];
+            }
+            continue;
+        }
+        const double A = sdy / md, B = isd * sdyd / md, tA = stdy / md;
+        // mean(dy txhat) = is (mean(dy tx) - tmean A - M is mean(dy d))
+        const double tB = isd * stdyd / md + isd * (sdytx / md - tmu * A - M * isd * sdyd / md);
+        if (ctx->tgrads != NULL) {
+            ctx->tgrads[c] += (float)(md * tB);
+            ctx->tgrads[C + c] += (float)stdy;
+        }
+        if (tdxp == NULL) continue;
+        const double tk = isd * ((double)tgamma[c] - k * M);
+        // tdx = tk dy + k tdy - k B is tx + d (-tk B is - k tB is + k B is^2 M)
+        //       + (-tk A - k tA + k B is tmean)
+        const float e_dy = (float)tk, e_tdy = (float)k, e_tx = (float)(-k * B * isd);
+        const float e_d = (float)(isd * (-tk * B - k * tB + k * B * isd * M));
+        const float e_0 = (float)(-tk * A - k * tA + k * B * isd * tmu);
+        float *tdxc = tdxp + c * m;
+        if (txc != NULL) {
+            for (size_t i = 0; i < m; i++)
+                tdxc[i] += e_dy * dyc[i] + e_tdy * tdyc[i] + e_tx * txc[i] + e_d * (xc[i] - mu) + e_0;
+        } else {
+            for (size_t i = 0; i < m; i++)
+                tdxc[i] += e_dy * dyc[i] + e_tdy * tdyc[i] + e_d * (xc[i] - mu) + e_0;
+        }
+    }
+}
+
 // gamma = 1, beta = 0; running_mean = 0, running_var = 1 (nn.BatchNorm2d.reset_parameters).
 static void batchnorm_init(const struct layer *l, float *params, float *stats, struct rng *rng)
 {
@@ -325,6 +449,8 @@ static const struct layer_ops batchnorm_ops = {
     .name = "batchnorm",
     .forward = batchnorm_forward,
     .backward = batchnorm_backward,
+    .tforward = batchnorm_tforward,
+    .tbackward = batchnorm_tbackward,
     .init = batchnorm_init,
     .flops = batchnorm_flops,
     .destroy = batchnorm_destroy,

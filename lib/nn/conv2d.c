@@ -469,18 +469,15 @@ static void col2im_add(const struct conv2d_state *s, float *restrict col, size_t
 // ---------------------------------------------------------------------------------------------
 // layer ops
 
-// x[0]: (c_in, N, h, w) CNHW    y: (c_out, N, ho, wo) CNHW written
-// params: weight (c_out, K) then bias (c_out)    scratch: (K, chunk*ho*wo)
-static void conv2d_forward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
-                           float *y)
+// x: (c_in, N, h, w) CNHW    y: (c_out, N, ho, wo) CNHW written
+// wt: weight (c_out, K)    b: bias (c_out), or NULL for none    scratch: (K, chunk*ho*wo)
+static void conv2d_apply(const struct conv2d_state *s, size_t N, const float *x, const float *wt,
+                         const float *b, float *y, float *scratch)
 {
-    const struct conv2d_state *s = l->state;
-    const size_t N = ctx->n, K = conv2d_rows(s), HoWo = s->ho * s->wo, ld = N * HoWo;
-    const float *wt = ctx->params;
-    const float *b = s->bias ? wt + s->c_out * K : NULL;
+    const size_t K = conv2d_rows(s), HoWo = s->ho * s->wo, ld = N * HoWo;
     if (N == 0) return;
 
-    if (s->dnnl != NULL && conv2d_dnnl_forward(s->dnnl, N, x[0], wt, y, ctx->scratch)) {
+    if (s->dnnl != NULL && conv2d_dnnl_forward(s->dnnl, N, x, wt, y, scratch)) {
         if (b != NULL) {
             for (size_t o = 0; o < s->c_out; o++)
                 add_scalar(y + o * ld, b[o], ld);
@@ -490,7 +487,7 @@ static void conv2d_forward(struct layer *l, const struct layer_ctx *ctx, const f
 
     if (conv2d_is_pointwise(s)) {
         // Y (c_out, N*HW) = W (c_out, c_in) * X (c_in, N*HW): the whole batch at once
-        eg_sgemm(false, false, s->c_out, ld, K, 1.0f, wt, K, x[0], ld, 0.0f, y, ld);
+        eg_sgemm(false, false, s->c_out, ld, K, 1.0f, wt, K, x, ld, 0.0f, y, ld);
         if (b != NULL) {
             for (size_t o = 0; o < s->c_out; o++)
                 add_scalar(y + o * ld, b[o], ld);
@@ -499,10 +496,10 @@ static void conv2d_forward(struct layer *l, const struct layer_ctx *ctx, const f
     }
 
     const size_t chunk = conv2d_chunk(s, N);
-    float *col = ctx->scratch, *phases = col + K * chunk * HoWo;
+    float *col = scratch, *phases = col + K * chunk * HoWo;
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
         const size_t nc = N - n0 < chunk ? N - n0 : chunk, ncols = nc * HoWo;
-        im2col(s, x[0], N, n0, nc, col, phases);
+        im2col(s, x, N, n0, nc, col, phases);
         // Y[:, n0*HoWo ..) (c_out, ncols), row stride N*HoWo = W (c_out, K) * col (K, ncols)
         eg_sgemm(false, false, s->c_out, ncols, K, 1.0f, wt, K, col, ncols, 0.0f, y + n0 * HoWo,
                  ld);
@@ -514,47 +511,39 @@ static void conv2d_forward(struct layer *l, const struct layer_ctx *ctx, const f
     }
 }
 
-// dy: (c_out, N, ho, wo)    dx[0]: (c_in, N, h, w), added to unless NULL
-// ctx->grads: dW (c_out, K) then db (c_out), added to unless NULL
+// dy: (c_out, N, ho, wo)    dX: (c_in, N, h, w), added to unless NULL
+// dwt: dW (c_out, K), added to unless NULL    db: (c_out), added to unless NULL
 // Per chunk: dW += dY_chunk * col^T (col rebuilt by im2col), then the same scratch receives
 // dcol = W^T * dY_chunk, which col2im adds into dx.
-static void conv2d_backward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
-                            const float *y, const float *dy, float *const *dx)
+static void conv2d_apply_back(const struct conv2d_state *s, size_t N, const float *x,
+                              const float *wt, const float *dy, float *dX, float *dwt, float *db,
+                              float *scratch)
 {
-    (void)y;
-    const struct conv2d_state *s = l->state;
-    const size_t N = ctx->n, K = conv2d_rows(s), HoWo = s->ho * s->wo, ld = N * HoWo;
-    const float *wt = ctx->params;
-    float *dwt = ctx->grads;
-    float *dX = dx[0];
-    if (N == 0 || (dwt == NULL && dX == NULL)) return;
-
+    const size_t K = conv2d_rows(s), HoWo = s->ho * s->wo, ld = N * HoWo;
     // db[o] += sum of row o of dY (one contiguous run of N*HoWo in CNHW), summed in double
-    if (dwt != NULL && s->bias) {
-        float *db = dwt + s->c_out * K;
+    if (N > 0 && db != NULL) {
         for (size_t o = 0; o < s->c_out; o++) {
             db[o] = (float)((double)db[o] + sum_run(dy + o * ld, ld));
         }
     }
+    if (N == 0 || (dwt == NULL && dX == NULL)) return;
 
-    if (s->dnnl != NULL && conv2d_dnnl_backward(s->dnnl, N, x[0], wt, dy, dX, dwt, ctx->scratch))
-        return;
+    if (s->dnnl != NULL && conv2d_dnnl_backward(s->dnnl, N, x, wt, dy, dX, dwt, scratch)) return;
 
     if (conv2d_is_pointwise(s)) {
         // dW (c_out, c_in) += dY (c_out, N*HW) * X^T;  dX (c_in, N*HW) += W^T * dY
-        if (dwt != NULL)
-            eg_sgemm(false, true, s->c_out, K, ld, 1.0f, dy, ld, x[0], ld, 1.0f, dwt, K);
+        if (dwt != NULL) eg_sgemm(false, true, s->c_out, K, ld, 1.0f, dy, ld, x, ld, 1.0f, dwt, K);
         if (dX != NULL) eg_sgemm(true, false, K, ld, s->c_out, 1.0f, wt, K, dy, ld, 1.0f, dX, ld);
         return;
     }
 
     const size_t chunk = conv2d_chunk(s, N);
-    float *col = ctx->scratch, *phases = col + K * chunk * HoWo;
+    float *col = scratch, *phases = col + K * chunk * HoWo;
     for (size_t n0 = 0; n0 < N; n0 += chunk) {
         const size_t nc = N - n0 < chunk ? N - n0 : chunk, ncols = nc * HoWo;
         const float *dyc = dy + n0 * HoWo; // (c_out, ncols), row stride N*HoWo
         if (dwt != NULL) {
-            im2col(s, x[0], N, n0, nc, col, phases);
+            im2col(s, x, N, n0, nc, col, phases);
             eg_sgemm(false, true, s->c_out, K, ncols, 1.0f, dyc, ld, col, ncols, 1.0f, dwt, K);
         }
         if (dX != NULL) {
@@ -563,6 +552,68 @@ static void conv2d_backward(struct layer *l, const struct layer_ctx *ctx, const 
             col2im_add(s, col, N, n0, nc, dX, phases);
         }
     }
+}
+
+// The bias inside a parameter block p (weight, then bias), or NULL when the layer has none.
+static const float *conv2d_bias_of(const struct conv2d_state *s, const float *p)
+{
+    return s->bias ? p + s->c_out * conv2d_rows(s) : NULL;
+}
+
+static float *conv2d_dbias_of(const struct conv2d_state *s, float *g)
+{
+    return s->bias && g != NULL ? g + s->c_out * conv2d_rows(s) : NULL;
+}
+
+// x[0]: (c_in, N, h, w) CNHW    y: (c_out, N, ho, wo) CNHW written
+// params: weight (c_out, K) then bias (c_out)    scratch: (K, chunk*ho*wo)
+static void conv2d_forward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                           float *y)
+{
+    const struct conv2d_state *s = l->state;
+    conv2d_apply(s, ctx->n, x[0], ctx->params, conv2d_bias_of(s, ctx->params), y, ctx->scratch);
+}
+
+// dy: (c_out, N, ho, wo)    dx[0]: (c_in, N, h, w), added to unless NULL
+// ctx->grads: dW (c_out, K) then db (c_out), added to unless NULL
+static void conv2d_backward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                            const float *y, const float *dy, float *const *dx)
+{
+    (void)y;
+    const struct conv2d_state *s = l->state;
+    conv2d_apply_back(s, ctx->n, x[0], ctx->params, dy, dx[0], ctx->grads,
+                      conv2d_dbias_of(s, ctx->grads), ctx->scratch);
+}
+
+// The convolution is bilinear in (x, W) and affine in b: with tangents tx, tW, tb,
+//   ty = conv(x, tW) + tb + conv(tx, W)          (ctx->tmp holds the second term)
+static void conv2d_tforward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                            const float *const *tx, const float *y, float *ty)
+{
+    (void)y;
+    const struct conv2d_state *s = l->state;
+    const size_t N = ctx->n, m = s->c_out * s->ho * s->wo * N;
+    conv2d_apply(s, N, x[0], ctx->tparams, conv2d_bias_of(s, ctx->tparams), ty, ctx->scratch);
+    if (tx[0] == NULL) return;
+    conv2d_apply(s, N, tx[0], ctx->params, NULL, ctx->tmp, ctx->scratch);
+    add_run(ty, ctx->tmp, m);
+}
+
+// Backward computes dX = conv^T(dy, W), dW = corr(x, dy), db = sum dy; their tangents are
+//   tdX = conv^T(tdy, W) + conv^T(dy, tW),  tdW = corr(x, tdy) + corr(tx, dy),  tdb = sum tdy,
+// two calls of the same backward: (x, W, tdy) with the bias, then (tx, tW, dy) without.
+static void conv2d_tbackward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                             const float *const *tx, const float *y, const float *dy,
+                             const float *tdy, float *const *tdx)
+{
+    (void)y;
+    const struct conv2d_state *s = l->state;
+    const size_t N = ctx->n;
+    conv2d_apply_back(s, N, x[0], ctx->params, tdy, tdx[0], ctx->tgrads,
+                      conv2d_dbias_of(s, ctx->tgrads), ctx->scratch);
+    float *tdw = tx[0] != NULL ? ctx->tgrads : NULL;
+    conv2d_apply_back(s, N, tx[0] != NULL ? tx[0] : x[0], ctx->tparams, dy, tdx[0], tdw, NULL,
+                      ctx->scratch);
 }
 
 // Weight by p.init with fan_in = c_in*k*k and fan_out = c_out*k*k; bias as PyTorch's default.
@@ -611,6 +662,8 @@ static const struct layer_ops conv2d_ops = {
     .name = "conv2d",
     .forward = conv2d_forward,
     .backward = conv2d_backward,
+    .tforward = conv2d_tforward,
+    .tbackward = conv2d_tbackward,
     .init = conv2d_init,
     .scratch_floats = conv2d_scratch_floats,
     .flops = conv2d_flops,

@@ -65,6 +65,18 @@ static void relu_grad(float *restrict dx, const float *restrict y, const float *
         dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+// d = b where a > 0, else 0 (d may be b: the tangent of ReLU in place, a = y).
+static void relu_mask(float *d, const float *a, const float *b, size_t m)
+{
+    size_t i = 0;
+    for (; i + EW_BLOCK <= m; i += EW_BLOCK) {
+        for (size_t j = 0; j < EW_BLOCK; j++)
+            d[i + j] = a[i + j] > 0.0f ? b[i + j] : 0.0f;
+    }
+    for (; i < m; i++)
+        d[i] = a[i] > 0.0f ? b[i] : 0.0f;
+}
+
 // acc += v.
 static void add_into(float *restrict acc, const float *restrict v, size_t m)
 {
@@ -89,7 +101,7 @@ static void add_to(float *restrict y, const float *restrict a, const float *rest
         y[i] = a[i] + b[i];
 }
 
-enum ew_op { EW_RELU_IN_PLACE, EW_RELU, EW_RELU_GRAD, EW_ADD_INTO, EW_ADD };
+enum ew_op { EW_RELU_IN_PLACE, EW_RELU, EW_RELU_GRAD, EW_RELU_MASK, EW_ADD_INTO, EW_ADD };
 
 // One kernel over (m) buffers: d is the one written (relu_in_place's v, relu_copy's y,
 // relu_grad's dx, add_into's acc, add_to's y), a and b the inputs in the kernel's order (NULL
@@ -110,6 +122,9 @@ static void ew_run(enum ew_op op, float *d, const float *a, const float *b, size
             break;
         case EW_RELU_GRAD:
             relu_grad(d + lo, ap, bp, len);
+            break;
+        case EW_RELU_MASK:
+            relu_mask(d + lo, ap, bp, len);
             break;
         case EW_ADD_INTO:
             add_into(d + lo, ap, len);
@@ -146,6 +161,19 @@ static void relu_backward(struct layer *l, const struct layer_ctx *ctx, const fl
     ew_run(EW_RELU_GRAD, dx[0], y, dy, shape_numel(l->in_shape[0]) * ctx->n);
 }
 
+// ty = tx where y > 0, else 0 (the derivative is 0 at y == 0, as in backward); ty may be tx.
+static void relu_tforward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                          const float *const *tx, const float *y, float *ty)
+{
+    (void)x;
+    const size_t m = shape_numel(l->in_shape[0]) * ctx->n;
+    if (tx[0] == NULL) {
+        memset(ty, 0, m * sizeof(float));
+        return;
+    }
+    ew_run(EW_RELU_MASK, ty, y, tx[0], m);
+}
+
 // One comparison per element.
 static double elementwise_flops(const struct layer *l, size_t n)
 {
@@ -156,6 +184,8 @@ static const struct layer_ops relu_ops = {
     .name = "relu",
     .forward = relu_forward,
     .backward = relu_backward,
+    .tforward = relu_tforward,
+    .tbackward = layer_linear_tbackward, // ReLU's backward is linear in dy (its mask is y's)
     .flops = elementwise_flops,
     .can_run_in_place = true,
     .backward_reads_y = true,
@@ -207,6 +237,8 @@ static const struct layer_ops add_ops = {
     .name = "add",
     .forward = add_forward,
     .backward = add_backward,
+    .tforward = layer_linear_tforward,
+    .tbackward = layer_linear_tbackward,
     .flops = elementwise_flops,
     .can_run_in_place = true,
     .backward_reads_y = false,
@@ -288,6 +320,8 @@ static const struct layer_ops shortcut_a_ops = {
     .name = "shortcut_a",
     .forward = shortcut_forward,
     .backward = shortcut_backward,
+    .tforward = layer_linear_tforward,
+    .tbackward = layer_linear_tbackward,
     .flops = NULL, // a strided copy: no arithmetic
     .can_run_in_place = false,
     .backward_reads_y = false,

@@ -38,6 +38,15 @@ double ft_softplus_grad(double u)
     return 1.0 / (1.0 + exp(-b * u));
 }
 
+// sp''(u): 0 where sp is the identity, else 100 sigmoid(100 u) (1 - sigmoid(100 u)).
+static double ft_softplus_grad2(double u)
+{
+    const double b = 100.0;
+    if (b * u > 20.0) return 0.0;
+    double sg = 1.0 / (1.0 + exp(-b * u));
+    return b * sg * (1.0 - sg);
+}
+
 static bool ft_active(enum layer_mode mode)
 {
     return mode != LAYER_MODE_EVAL;
@@ -97,6 +106,83 @@ static void ft_backward(struct layer *l, const struct layer_ctx *ctx, const floa
     }
 }
 
+// With the noise of the last forward held: y = a x + b, a = 1 + n_g sp(gamma), b = n_b sp(beta),
+//   ty = a tx + n_g sp'(gamma) tgamma x + n_b sp'(beta) tbeta;   the identity in LAYER_MODE_EVAL.
+static void ft_tforward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                        const float *const *tx, const float *y, float *ty)
+{
+    (void)y;
+    struct ft_state *s = l->state;
+    const size_t C = l->in_shape[0].c, m = ctx->n * l->in_shape[0].h * l->in_shape[0].w;
+    if (!ft_active(ctx->mode)) {
+        if (tx[0] == NULL) {
+            memset(ty, 0, C * m * sizeof(float));
+        } else if (ty != tx[0]) {
+            memcpy(ty, tx[0], C * m * sizeof(float));
+        }
+        return;
+    }
+    const float *gamma = ctx->params, *beta = ctx->params + C;
+    const float *tgamma = ctx->tparams, *tbeta = ctx->tparams + C;
+#pragma omp parallel for schedule(static) if (C * m >= EG_PAR_FLOATS)
+    for (size_t c = 0; c < C; c++) {
+        const float a = (float)(1.0 + (double)s->noise[c] * ft_softplus((double)gamma[c]));
+        const float ta =
+            (float)((double)s->noise[c] * ft_softplus_grad((double)gamma[c]) * (double)tgamma[c]);
+        const float tb =
+            (float)((double)s->noise[C + c] * ft_softplus_grad((double)beta[c]) * (double)tbeta[c]);
+        const float *xc = x[0] + c * m, *txc = tx[0] != NULL ? tx[0] + c * m : NULL;
+        float *tyc = ty + c * m;
+        if (txc != NULL) {
+            for (size_t i = 0; i < m; i++) tyc[i] = a * txc[i] + ta * xc[i] + tb;
+        } else {
+            for (size_t i = 0; i < m; i++) tyc[i] = ta * xc[i] + tb;
+        }
+    }
+}
+
+// Backward: dx = a dy, dgamma = n_g sp'(gamma) sum(x dy), dbeta = n_b sp'(beta) sum(dy). Tangents:
+//   tdx = a tdy + ta dy   (ta = n_g sp'(gamma) tgamma),
+//   tdgamma = n_g (sp''(gamma) tgamma sum(x dy) + sp'(gamma) sum(tx dy + x tdy)),
+//   tdbeta = n_b (sp''(beta) tbeta sum(dy) + sp'(beta) sum(tdy)).
+static void ft_tbackward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                         const float *const *tx, const float *y, const float *dy,
+                         const float *tdy, float *const *tdx)
+{
+    (void)y;
+    struct ft_state *s = l->state;
+    const size_t C = l->in_shape[0].c, m = ctx->n * l->in_shape[0].h * l->in_shape[0].w;
+    const bool on = ft_active(ctx->mode);
+    const float *gamma = ctx->params, *beta = ctx->params + C;
+    const float *tgamma = ctx->tparams, *tbeta = ctx->tparams + C;
+#pragma omp parallel for schedule(static) if (C * m >= EG_PAR_FLOATS)
+    for (size_t c = 0; c < C; c++) {
+        const float *dyc = dy + c * m, *tdyc = tdy + c * m;
+        const double ng = on ? (double)s->noise[c] : 0.0, nb = on ? (double)s->noise[C + c] : 0.0;
+        const float a = (float)(1.0 + ng * ft_softplus((double)gamma[c]));
+        const float ta = (float)(ng * ft_softplus_grad((double)gamma[c]) * (double)tgamma[c]);
+        if (tdx[0] != NULL) {
+            float *tdxc = tdx[0] + c * m;
+            for (size_t i = 0; i < m; i++) tdxc[i] += a * tdyc[i] + ta * dyc[i];
+        }
+        if (!on || ctx->tgrads == NULL) continue;
+        const float *xc = x[0] + c * m, *txc = tx[0] != NULL ? tx[0] + c * m : NULL;
+        double sxdy = 0.0, sdy = 0.0, stdy = 0.0, smix = 0.0;
+        for (size_t i = 0; i < m; i++) {
+            sxdy += (double)xc[i] * (double)dyc[i];
+            sdy += (double)dyc[i];
+            stdy += (double)tdyc[i];
+            smix += (double)xc[i] * (double)tdyc[i];
+            if (txc != NULL) smix += (double)txc[i] * (double)dyc[i];
+        }
+        const double g = (double)gamma[c], b = (double)beta[c];
+        ctx->tgrads[c] += (float)(ng * (ft_softplus_grad2(g) * (double)tgamma[c] * sxdy +
+                                        ft_softplus_grad(g) * smix));
+        ctx->tgrads[C + c] += (float)(nb * (ft_softplus_grad2(b) * (double)tbeta[c] * sdy +
+                                            ft_softplus_grad(b) * stdy));
+    }
+}
+
 static void ft_init(const struct layer *l, float *params, float *stats, struct rng *rng)
 {
     (void)stats;
@@ -124,6 +210,8 @@ static const struct layer_ops ft_ops = {
     .name = "ft",
     .forward = ft_forward,
     .backward = ft_backward,
+    .tforward = ft_tforward,
+    .tbackward = ft_tbackward,
     .init = ft_init,
     .flops = ft_flops,
     .destroy = ft_destroy,

@@ -58,6 +58,10 @@ struct layer_ctx {
     float *stats;         // (l->nstats) running statistics; written in LAYER_MODE_TRAIN only
     float *scratch;       // (ops->scratch_floats(l, n)) shared; undefined on entry and on exit
     struct rng *rng;      // for stochastic layers; may be NULL for the others
+    // tangent passes only (net_forward_tangent / net_backward_tangent), NULL otherwise:
+    const float *tparams; // (l->nparams) the parameters' tangent
+    float *tgrads;        // (l->nparams) tbackward adds the tangent of dL/dparams; NULL: not wanted
+    float *tmp;           // (largest node numel * n) work space, undefined on entry and on exit
 };
 
 struct layer;
@@ -72,6 +76,20 @@ struct layer_ops {
     // garbage when the layer ran in place; such a layer must not read it).
     void (*backward)(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
                      const float *y, const float *dy, float *const *dx);
+    // Tangent (forward-mode) passes, for exact second-order products (net.h): along a direction
+    // of the parameters (ctx->tparams) and of the inputs (tx[i]; NULL when that input's tangent
+    // is zero, which happens only for the net's input), tforward writes ty, the directional
+    // derivative of y, and tbackward adds the directional derivatives of dL/dx[i] into tdx[i]
+    // (unless NULL) and of dL/dparams into ctx->tgrads (unless NULL), given dy and its tangent
+    // tdy. Both are called after forward (and tbackward after tforward) on the same x, so they
+    // see its cached statistics, argmaxes and noise; as in backward, x[0] is garbage when the
+    // layer ran in place, and then tx[0] is too (the tangents follow the same buffer plan).
+    // Running statistics are constants of the pass (batch norm in LAYER_MODE_EVAL).
+    void (*tforward)(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                     const float *const *tx, const float *y, float *ty);
+    void (*tbackward)(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                      const float *const *tx, const float *y, const float *dy, const float *tdy,
+                      float *const *tdx);
     // Initialises params (l->nparams) and stats (l->nstats). NULL when both counts are 0.
     void (*init)(const struct layer *l, float *params, float *stats, struct rng *rng);
     // Floats of ctx->scratch needed for a batch of n. NULL means 0.
@@ -96,5 +114,15 @@ struct layer {
     size_t nstats, stats_off;  // slice of net->stats
     void *state;               // owned, kind-specific
 };
+
+// tforward and tbackward of a layer without parameters that is linear in its inputs (average
+// pools, flatten, add, shortcut): its forward applied to tx, its backward applied to tdy. Serves
+// as tbackward too for layers whose backward is linear in dy for the forward's x and y (ReLU's
+// mask, max pool's argmaxes).
+void layer_linear_tforward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                           const float *const *tx, const float *y, float *ty);
+void layer_linear_tbackward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                            const float *const *tx, const float *y, const float *dy,
+                            const float *tdy, float *const *tdx);
 
 #endif // EG_LAYER_H

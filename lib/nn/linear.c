@@ -21,50 +21,87 @@ struct linear_state {
     enum init_kind init;
 };
 
-// Y (out, N) = W (out, in) X (in, N) + b (out) broadcast over the columns.
-static void linear_forward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
-                           float *y)
+// Y (out, N) = W (out, in) X (in, N) + b (out) broadcast over the columns; b NULL: no bias.
+// accumulate: Y += W X (b ignored) instead of writing Y.
+static void linear_apply(const struct linear_state *s, size_t N, const float *x, const float *W,
+                         const float *b, bool accumulate, float *y)
 {
-    const struct linear_state *s = l->state;
-    size_t N = ctx->n;
-    const float *W = ctx->params;
-    float beta = 0.0f;
-    if (s->bias) {
+    float beta = accumulate ? 1.0f : 0.0f;
+    if (b != NULL && !accumulate) {
         // Fill Y with the bias first and let the GEMM add W X on top (beta = 1).
-        const float *b = W + s->out * s->in;
         for (size_t o = 0; o < s->out; o++) {
             for (size_t n = 0; n < N; n++)
                 y[o * N + n] = b[o];
         }
         beta = 1.0f;
     }
-    eg_sgemm(false, false, s->out, N, s->in, 1.0f, W, s->in, x[0], N, beta, y, N);
+    eg_sgemm(false, false, s->out, N, s->in, 1.0f, W, s->in, x, N, beta, y, N);
 }
 
-// dW (out, in) += dY (out, N) X^T;  db (out) += sum_n dY[:, n];  dX (in, N) += W^T dY.
+// dW (out, in) += dY (out, N) X^T unless dW is NULL;  db (out) += sum_n dY[:, n] unless NULL;
+// dX (in, N) += W^T dY unless NULL.
+static void linear_apply_back(const struct linear_state *s, size_t N, const float *x,
+                              const float *W, const float *dy, float *dX, float *dW, float *db)
+{
+    if (dW != NULL) eg_sgemm(false, true, s->out, s->in, N, 1.0f, dy, N, x, N, 1.0f, dW, s->in);
+    if (db != NULL) {
+        for (size_t o = 0; o < s->out; o++) {
+            double acc = 0.0; // a batch-long sum: double keeps it order-independent enough
+            for (size_t n = 0; n < N; n++)
+                acc += (double)dy[o * N + n];
+            db[o] += (float)acc;
+        }
+    }
+    if (dX != NULL) eg_sgemm(true, false, s->in, N, s->out, 1.0f, W, s->in, dy, N, 1.0f, dX, N);
+}
+
+static const float *linear_bias_of(const struct linear_state *s, const float *p)
+{
+    return s->bias ? p + s->out * s->in : NULL;
+}
+
+static float *linear_dbias_of(const struct linear_state *s, float *g)
+{
+    return s->bias && g != NULL ? g + s->out * s->in : NULL;
+}
+
+static void linear_forward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                           float *y)
+{
+    const struct linear_state *s = l->state;
+    linear_apply(s, ctx->n, x[0], ctx->params, linear_bias_of(s, ctx->params), false, y);
+}
+
 static void linear_backward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
                             const float *y, const float *dy, float *const *dx)
 {
     (void)y;
     const struct linear_state *s = l->state;
-    size_t N = ctx->n;
-    const float *W = ctx->params;
-    if (ctx->grads != NULL) {
-        float *dW = ctx->grads;
-        eg_sgemm(false, true, s->out, s->in, N, 1.0f, dy, N, x[0], N, 1.0f, dW, s->in);
-        if (s->bias) {
-            float *db = dW + s->out * s->in;
-            for (size_t o = 0; o < s->out; o++) {
-                double acc = 0.0; // a batch-long sum: double keeps it order-independent enough
-                for (size_t n = 0; n < N; n++)
-                    acc += (double)dy[o * N + n];
-                db[o] += (float)acc;
-            }
-        }
-    }
-    if (dx[0] != NULL) {
-        eg_sgemm(true, false, s->in, N, s->out, 1.0f, W, s->in, dy, N, 1.0f, dx[0], N);
-    }
+    linear_apply_back(s, ctx->n, x[0], ctx->params, dy, dx[0], ctx->grads,
+                      linear_dbias_of(s, ctx->grads));
+}
+
+// Bilinear in (x, W), affine in b:  ty = tW x + tb + W tx.
+static void linear_tforward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                            const float *const *tx, const float *y, float *ty)
+{
+    (void)y;
+    const struct linear_state *s = l->state;
+    linear_apply(s, ctx->n, x[0], ctx->tparams, linear_bias_of(s, ctx->tparams), false, ty);
+    if (tx[0] != NULL) linear_apply(s, ctx->n, tx[0], ctx->params, NULL, true, ty);
+}
+
+// tdX = W^T tdy + tW^T dy;  tdW = tdy x^T + dy tx^T;  tdb = sum_n tdy.
+static void linear_tbackward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                             const float *const *tx, const float *y, const float *dy,
+                             const float *tdy, float *const *tdx)
+{
+    (void)y;
+    const struct linear_state *s = l->state;
+    linear_apply_back(s, ctx->n, x[0], ctx->params, tdy, tdx[0], ctx->tgrads,
+                      linear_dbias_of(s, ctx->tgrads));
+    linear_apply_back(s, ctx->n, tx[0], ctx->tparams, dy, tdx[0],
+                      tx[0] != NULL ? ctx->tgrads : NULL, NULL);
 }
 
 // nn.Linear.reset_parameters (or the kaiming variants): weight from fan_in = in, fan_out = out.
@@ -86,6 +123,8 @@ static const struct layer_ops linear_ops = {
     .name = "linear",
     .forward = linear_forward,
     .backward = linear_backward,
+    .tforward = linear_tforward,
+    .tbackward = linear_tbackward,
     .init = linear_init,
     .flops = linear_flops,
     .can_run_in_place = false,
@@ -164,6 +203,8 @@ static const struct layer_ops flatten_ops = {
     .name = "flatten",
     .forward = flatten_forward,
     .backward = flatten_backward,
+    .tforward = layer_linear_tforward,
+    .tbackward = layer_linear_tbackward,
     .can_run_in_place = false,
     .backward_reads_y = false,
 };

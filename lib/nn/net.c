@@ -37,10 +37,32 @@ static void free_buffers(struct net *net)
     net->cap = 0;
 }
 
+static void free_tangent_buffers(struct net *net)
+{
+    if (net->tbufs != NULL) {
+        for (size_t b = 0; b < net->nbufs; b++) {
+            free(net->tbufs[b]);
+            net->tbufs[b] = NULL;
+        }
+    }
+    for (size_t i = 0; i < net->ntgpool; i++) free(net->tgpool[i]);
+    free(net->ttmp);
+    free(net->tout);
+    net->ttmp = NULL;
+    net->tout = NULL;
+    net->ntgpool = 0;
+    net->tgpool_total = 0;
+    net->tcap = 0;
+}
+
 void net_free(struct net *net)
 {
     if (net == NULL) return;
     if (net->bufs != NULL) free_buffers(net);
+    free_tangent_buffers(net);
+    free(net->tbufs);
+    free(net->tgpool);
+    free(net->tgbuf);
     for (size_t i = 0; i < net->nlayers; i++) {
         struct layer *l = &net->layers[i];
         if (l->ops->destroy != NULL) {
@@ -246,6 +268,9 @@ void net_finalize(struct net *net, struct rng *rng)
     net->bufs = eg_xcalloc(net->nbufs, sizeof *net->bufs);
     net->gbuf = eg_xcalloc(nodes, sizeof *net->gbuf);
     net->gpool = eg_xcalloc(nodes, sizeof *net->gpool);
+    net->tbufs = eg_xcalloc(net->nbufs, sizeof *net->tbufs);
+    net->tgbuf = eg_xcalloc(nodes, sizeof *net->tgbuf);
+    net->tgpool = eg_xcalloc(nodes, sizeof *net->tgpool);
     net->prof_fwd = eg_xcalloc(net->nlayers, sizeof(double));
     net->prof_bwd = eg_xcalloc(net->nlayers, sizeof(double));
     net->finalized = true;
@@ -332,29 +357,119 @@ const float *net_forward(struct net *net, const float *x, size_t n, enum layer_m
     }
     net->last_n = n;
     net->last_mode = mode;
+    net->last_tangent = false;
     layout_cnhw_to_nchw(net->bufs[net->buf_of[net->nlayers]], net->out, n, net_out_shape(net));
     return net->out;
 }
 
-// A zeroed gradient buffer for a node of per-sample size numel.
-static float *grad_acquire(struct net *net, size_t numel)
+// Makes the tangent buffers large enough for a batch of n (the primal ones are ensure_capacity's).
+static void ensure_tangent_capacity(struct net *net, size_t n)
+{
+    if (n <= net->tcap) return;
+    free_tangent_buffers(net);
+    for (size_t b = 0; b < net->nbufs; b++) {
+        net->tbufs[b] = eg_xmalloc_floats(buffer_numel(net, b) * n);
+    }
+    net->ttmp = eg_xmalloc_floats(max_node_numel(net) * n);
+    net->tout = eg_xmalloc_floats(shape_numel(net_out_shape(net)) * n);
+    net->tcap = n;
+}
+
+// Every layer kind has its tangent passes (a layer added without them is a bug).
+static void check_tangent_ops(const struct layer *l)
+{
+    EG_ASSERT(l->ops->tforward != NULL && l->ops->tbackward != NULL);
+}
+
+const float *net_forward_tangent(struct net *net, const float *x, const float *tx, size_t n,
+                                 enum layer_mode mode, const float *tparams, const float **tout)
+{
+    EG_ASSERT(net->finalized);
+    EG_ASSERT(n >= 1 && tparams != NULL && tout != NULL);
+    ensure_capacity(net, n);
+    ensure_tangent_capacity(net, n);
+    layout_nchw_to_cnhw(x, net->bufs[0], n, net->in_shape);
+    if (tx != NULL) layout_nchw_to_cnhw(tx, net->tbufs[0], n, net->in_shape);
+    for (size_t i = 0; i < net->nlayers; i++) {
+        struct layer *l = &net->layers[i];
+        check_tangent_ops(l);
+        struct layer_ctx ctx = make_ctx(net, l, n, mode, false);
+        ctx.tparams = tparams + l->param_off;
+        ctx.tmp = net->ttmp;
+        const float *xs[2] = {net->bufs[net->buf_of[l->in[0]]], NULL};
+        const float *txs[2] = {net->tbufs[net->buf_of[l->in[0]]], NULL};
+        if (l->nin == 2) {
+            xs[1] = net->bufs[net->buf_of[l->in[1]]];
+            txs[1] = net->tbufs[net->buf_of[l->in[1]]];
+        }
+        for (size_t k = 0; k < l->nin; k++) {
+            if (l->in[k] == 0 && tx == NULL) txs[k] = NULL;
+        }
+        float *y = net->bufs[net->buf_of[i + 1]];
+        double t0 = net->profile ? eg_wall_seconds() : 0.0;
+        l->ops->forward(l, &ctx, xs, y);
+        l->ops->tforward(l, &ctx, xs, txs, y, net->tbufs[net->buf_of[i + 1]]);
+        if (net->profile) net->prof_fwd[i] += eg_wall_seconds() - t0;
+    }
+    net->last_n = n;
+    net->last_mode = mode;
+    net->last_tangent = true;
+    net->tparams = tparams;
+    net->tx_given = tx != NULL;
+    const struct shape out = net_out_shape(net);
+    layout_cnhw_to_nchw(net->bufs[net->buf_of[net->nlayers]], net->out, n, out);
+    layout_cnhw_to_nchw(net->tbufs[net->buf_of[net->nlayers]], net->tout, n, out);
+    *tout = net->tout;
+    return net->out;
+}
+
+// A pool of gradient buffers (the primal one, or the tangent one).
+struct gpool_ref {
+    float **pool, **buf; // free buffers; each node's buffer
+    size_t *n, *total;
+    size_t cap;          // batch capacity of a buffer
+};
+
+static struct gpool_ref primal_pool(struct net *net)
+{
+    return (struct gpool_ref){net->gpool, net->gbuf, &net->ngpool, &net->gpool_total, net->cap};
+}
+
+static struct gpool_ref tangent_pool(struct net *net)
+{
+    return (struct gpool_ref){net->tgpool, net->tgbuf, &net->ntgpool, &net->tgpool_total,
+                              net->tcap};
+}
+
+// A zeroed gradient buffer of r for a node of per-sample size numel.
+static float *pool_acquire(const struct net *net, struct gpool_ref r, size_t numel)
 {
     float *g;
-    if (net->ngpool > 0) {
-        g = net->gpool[--net->ngpool];
+    if (*r.n > 0) {
+        g = r.pool[--*r.n];
     } else {
-        g = eg_xmalloc_floats(max_node_numel(net) * net->cap);
-        net->gpool_total++;
+        g = eg_xmalloc_floats(max_node_numel(net) * r.cap);
+        ++*r.total;
     }
     eg_zero_floats(g, numel * net->last_n);
     return g;
 }
 
+static void pool_release(const struct net *net, struct gpool_ref r, size_t node)
+{
+    EG_ASSERT(*r.n <= net->nlayers);
+    r.pool[(*r.n)++] = r.buf[node];
+    r.buf[node] = NULL;
+}
+
+static float *grad_acquire(struct net *net, size_t numel)
+{
+    return pool_acquire(net, primal_pool(net), numel);
+}
+
 static void grad_release(struct net *net, size_t node)
 {
-    EG_ASSERT(net->ngpool <= net->nlayers);
-    net->gpool[net->ngpool++] = net->gbuf[node];
-    net->gbuf[node] = NULL;
+    pool_release(net, primal_pool(net), node);
 }
 
 void net_backward(struct net *net, const float *dout, float *dx)
@@ -397,6 +512,65 @@ void net_backward(struct net *net, const float *dout, float *dx)
     }
 }
 
+void net_backward_tangent(struct net *net, const float *dout, const float *tdout, float *tgrads,
+                          float *dx, float *tdx)
+{
+    EG_ASSERT(net->finalized);
+    EG_ASSERT(net->last_n >= 1 && net->last_tangent);
+    EG_ASSERT(dout != NULL && tdout != NULL);
+    EG_ASSERT((dx == NULL) == (tdx == NULL));
+    const size_t n = net->last_n, last = net->nlayers;
+    const struct gpool_ref gp = primal_pool(net), tp = tangent_pool(net);
+    net->gbuf[last] = pool_acquire(net, gp, 0);
+    net->tgbuf[last] = pool_acquire(net, tp, 0);
+    layout_nchw_to_cnhw(dout, net->gbuf[last], n, net_out_shape(net));
+    layout_nchw_to_cnhw(tdout, net->tgbuf[last], n, net_out_shape(net));
+
+    for (size_t i = net->nlayers; i-- > 0;) {
+        struct layer *l = &net->layers[i];
+        const size_t node = i + 1;
+        if (net->gbuf[node] == NULL) continue; // does not reach the output
+        float *dxs[2] = {NULL, NULL}, *tdxs[2] = {NULL, NULL};
+        const float *xs[2] = {NULL, NULL}, *txs[2] = {NULL, NULL};
+        for (size_t k = 0; k < l->nin; k++) {
+            const size_t src = l->in[k];
+            xs[k] = net->bufs[net->buf_of[src]];
+            txs[k] = net->tbufs[net->buf_of[src]];
+            if (src == 0 && !net->tx_given) txs[k] = NULL;
+            if (src == 0 && dx == NULL) continue;
+            if (net->gbuf[src] == NULL) {
+                const size_t numel = shape_numel(net->node_shape[src]);
+                net->gbuf[src] = pool_acquire(net, gp, numel);
+                net->tgbuf[src] = pool_acquire(net, tp, numel);
+            }
+            dxs[k] = net->gbuf[src];
+            tdxs[k] = net->tgbuf[src];
+        }
+        struct layer_ctx ctx = make_ctx(net, l, n, net->last_mode, true);
+        ctx.tparams = net->tparams + l->param_off;
+        ctx.tgrads = tgrads != NULL ? tgrads + l->param_off : NULL;
+        ctx.tmp = net->ttmp;
+        const float *y = net->bufs[net->buf_of[node]];
+        double t0 = net->profile ? eg_wall_seconds() : 0.0;
+        l->ops->tbackward(l, &ctx, xs, txs, y, net->gbuf[node], net->tgbuf[node], tdxs);
+        l->ops->backward(l, &ctx, xs, y, net->gbuf[node], dxs);
+        if (net->profile) net->prof_bwd[i] += eg_wall_seconds() - t0;
+        pool_release(net, gp, node);
+        pool_release(net, tp, node);
+    }
+    if (dx != NULL) {
+        if (net->gbuf[0] != NULL) {
+            layout_cnhw_to_nchw(net->gbuf[0], dx, n, net->in_shape);
+            layout_cnhw_to_nchw(net->tgbuf[0], tdx, n, net->in_shape);
+            pool_release(net, gp, 0);
+            pool_release(net, tp, 0);
+        } else {
+            memset(dx, 0, shape_numel(net->in_shape) * n * sizeof(float));
+            memset(tdx, 0, shape_numel(net->in_shape) * n * sizeof(float));
+        }
+    }
+}
+
 void net_zero_grad(struct net *net)
 {
     memset(net->grads, 0, net->nparams * sizeof(float));
@@ -431,6 +605,10 @@ size_t net_buffer_bytes(const struct net *net)
     if (net->cap == 0) return 0;
     for (size_t b = 0; b < net->nbufs; b++) floats += buffer_numel(net, b) * net->cap;
     floats += net->gpool_total * max_node_numel(net) * net->cap;
+    if (net->tcap > 0) {
+        for (size_t b = 0; b < net->nbufs; b++) floats += buffer_numel(net, b) * net->tcap;
+        floats += (net->tgpool_total + 1) * max_node_numel(net) * net->tcap; // + ttmp
+    }
     return floats * sizeof(float);
 }
 
@@ -484,6 +662,13 @@ double net_batch_bytes(const struct net *net, size_t n, enum net_pass pass)
     // per-sample floats of the activation buffers (ensure_capacity) and the output
     double floats = (double)shape_numel(net_out_shape(net));
     for (size_t b = 0; b < nbufs; b++) floats += (double)plan_buffer_numel(net, buf_of, b);
+    const bool tangent = pass == NET_PASS_TANGENT || pass == NET_PASS_TANGENT_DX;
+    if (tangent) {
+        // the tangents' buffers, the tangent output and ttmp
+        double t = (double)shape_numel(net_out_shape(net)) + (double)max_node_numel(net);
+        for (size_t b = 0; b < nbufs; b++) t += (double)plan_buffer_numel(net, buf_of, b);
+        floats += t;
+    }
     floats *= (double)n;
     size_t scratch = 0;
     for (size_t i = 0; i < net->nlayers; i++) {
@@ -494,8 +679,9 @@ double net_batch_bytes(const struct net *net, size_t n, enum net_pass pass)
     floats += (double)scratch;
     if (pass != NET_PASS_FORWARD) {
         bool *live = eg_xmalloc_array(nodes, sizeof *live);
-        const size_t g = plan_gradient_buffers(net, pass == NET_PASS_BACKWARD_DX, live);
-        floats += (double)g * (double)max_node_numel(net) * (double)n;
+        const bool with_dx = pass == NET_PASS_BACKWARD_DX || pass == NET_PASS_TANGENT_DX;
+        const size_t g = plan_gradient_buffers(net, with_dx, live);
+        floats += (tangent ? 2.0 : 1.0) * (double)g * (double)max_node_numel(net) * (double)n;
         free(live);
     }
     free(nconsumers);

@@ -57,6 +57,17 @@ struct net {
     float **gpool;        // free gradient buffers, each (max node numel * cap)
     size_t ngpool, gpool_total;
     float **gbuf;         // (nlayers + 1) gradient buffer of each node during backward
+    // tangent passes (allocated on first use, for batches up to tcap)
+    size_t tcap;
+    float **tbufs;        // (nbufs) tangents of the activations, same plan as bufs
+    float *ttmp;          // (max node numel * tcap) layer work space of tangent passes
+    float *tout;          // (tcap, output numel) NCHW tangent of the output
+    const float *tparams; // the direction of the last net_forward_tangent (not owned)
+    bool last_tangent;    // the last forward was net_forward_tangent
+    bool tx_given;        // ... with an input tangent
+    float **tgpool;       // free tangent-gradient buffers, as gpool
+    size_t ntgpool, tgpool_total;
+    float **tgbuf;        // (nlayers + 1)
 };
 
 // An empty network for per-sample input shape in. Caller frees with net_free.
@@ -98,6 +109,27 @@ void net_backward(struct net *net, const float *dout, float *dx);
 // grads = 0.
 void net_zero_grad(struct net *net);
 
+// Exact second-order products by forward-over-reverse differentiation. net_forward_tangent is
+// net_forward plus the directional derivative of every activation along tparams (nparams, the
+// parameters' direction; not copied, must stay valid until net_backward_tangent) and tx ((n,
+// in_shape) NCHW, the input's direction, or NULL for none). *tout receives the output's tangent,
+// (n, out_shape) NCHW, owned by the net like the output.
+//
+// net_backward_tangent then runs net_backward (dout, dx as there: adds dL/dparams into
+// net->grads) together with its tangent: given tdout, the directional derivative of dout (the
+// loss's Hessian applied to *tout, plus any explicit dependence), it adds the directional
+// derivative of dL/dparams into tgrads (nparams, unless NULL) and writes that of dL/dx into tdx
+// (unless NULL). With L a loss of the output, tgrads is then (d^2 L / dparams^2) tparams (+ the
+// mixed term along tx), the Hessian-vector product, exact up to float rounding; hyperparameters
+// inside the net (the FT layer's, net.h) get the mixed product in their slice.
+//
+// Memory: tangent passes keep a second set of activation and gradient buffers (and one more
+// node-sized work buffer), allocated on first use.
+const float *net_forward_tangent(struct net *net, const float *x, const float *tx, size_t n,
+                                 enum layer_mode mode, const float *tparams, const float **tout);
+void net_backward_tangent(struct net *net, const float *dout, const float *tdout, float *tgrads,
+                          float *dx, float *tdx);
+
 // Evaluating a network at other parameters theta (the meta-problems): net_swap_in saves the
 // net's own parameters into saved (nparams floats) and copies theta in; net_swap_out copies them
 // back. Both do nothing when theta is net->params itself.
@@ -125,7 +157,9 @@ void net_count(const struct net *net, size_t *params, size_t *hyper, size_t *sta
 
 // What a batch runs through: forward only, forward and backward without dL/dx (net_backward's
 // dx NULL), or with it.
-enum net_pass { NET_PASS_FORWARD, NET_PASS_BACKWARD, NET_PASS_BACKWARD_DX };
+enum net_pass { NET_PASS_FORWARD, NET_PASS_BACKWARD, NET_PASS_BACKWARD_DX,
+                NET_PASS_TANGENT,     // net_forward_tangent + net_backward_tangent, no dx
+                NET_PASS_TANGENT_DX}; // the same with dx and tdx
 
 // Bytes that net_forward and net_backward allocate for batches of n: the activation buffers of
 // the in-place plan, the output, the largest layer scratch and, with a backward pass, the pool

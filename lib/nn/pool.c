@@ -153,10 +153,39 @@ static void maxpool_backward(struct layer *l, const struct layer_ctx *ctx, const
     }
 }
 
+// ty (C, N, Ho, Wo) = tx at each window's argmax (recomputed from x, as backward does).
+static void maxpool_tforward(struct layer *l, const struct layer_ctx *ctx, const float *const *x,
+                             const float *const *tx, const float *y, float *ty)
+{
+    (void)y;
+    const struct pool_state *s = l->state;
+    size_t planes = l->in_shape[0].c * ctx->n;
+    if (tx[0] == NULL) {
+        memset(ty, 0, planes * s->Ho * s->Wo * sizeof(float));
+        return;
+    }
+    bool fast = is_2x2(s);
+#pragma omp parallel for schedule(static) if (planes * s->H * s->W >= EG_PAR_FLOATS)
+    for (size_t p = 0; p < planes; p++) {
+        const float *xp = x[0] + p * s->H * s->W, *txp = tx[0] + p * s->H * s->W;
+        float *typ = ty + p * s->Ho * s->Wo;
+        for (size_t oh = 0; oh < s->Ho; oh++) {
+            const float *r0 = xp + 2 * oh * s->W, *r1 = r0 + s->W;
+            for (size_t ow = 0; ow < s->Wo; ow++) {
+                size_t at = fast ? offset_2x2(oh, ow, argmax_2x2(r0, r1, 2 * ow), s->W)
+                                 : window_argmax(s, xp, oh, ow);
+                typ[oh * s->Wo + ow] = txp[at];
+            }
+        }
+    }
+}
+
 static const struct layer_ops maxpool_ops = {
     .name = "maxpool",
     .forward = maxpool_forward,
     .backward = maxpool_backward,
+    .tforward = maxpool_tforward,
+    .tbackward = layer_linear_tbackward, // linear in dy for the argmaxes of x
     .can_run_in_place = false, // backward reads x
     .backward_reads_y = false,
 };
@@ -226,6 +255,8 @@ static const struct layer_ops avgpool_ops = {
     .name = "avgpool",
     .forward = avgpool_forward,
     .backward = avgpool_backward,
+    .tforward = layer_linear_tforward,
+    .tbackward = layer_linear_tbackward,
     .can_run_in_place = false, // an output can overwrite inputs of a later window
     .backward_reads_y = false,
 };
@@ -311,6 +342,8 @@ static const struct layer_ops gap_ops = {
     .name = "global_avgpool",
     .forward = gap_forward,
     .backward = gap_backward,
+    .tforward = layer_linear_tforward,
+    .tbackward = layer_linear_tbackward,
     .can_run_in_place = true,
     .backward_reads_y = false,
 };
