@@ -18,6 +18,7 @@
 
 #include "core/alloc.h"
 #include "core/rng.h"
+#include "meta/problem.h"
 #include "nn/layers.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -416,6 +417,114 @@ void gradcheck_layer(const char *what, struct layer *l, const struct gradcheck_o
     free(y);
     free(g);
     free(scratch);
+}
+
+// ---------------------------------------------------------------------------------------------
+// meta-problem tangents
+
+// hvp and mixed along a random direction u against central differences of train_loss's dtheta
+// and dlambda at theta +- h u (|u| = 1, so h is the step's length), in double from float
+// gradients. The nets are piecewise smooth (ReLU, max pool): a step that crosses a kink changes
+// the gradient by a jump, and the difference is then meaningless. Such a direction is detected
+// as in test_net.c, by the two one-sided differences (at theta, theta + h u and theta - h u)
+// disagreeing by more than tol of the largest component (beyond the rounding floor of float
+// gradients differenced over h), and another direction is drawn; at
+// most half of the 8 directions may straddle kinks. Fails when a component of a smooth
+// direction differs by more than tol times the section's largest magnitude.
+// The worst |fd - exact| / max|fd| of hvp (P) and mixed (H), or -1 when the direction
+// straddles a kink.
+static double tangent_worst(const float *gp, const float *g0, const float *gm, const float *ex,
+                            size_t n, double h, double tol, double *scale_out, double *floor_out)
+{
+    double scale = 0.0, worst = 0.0, skew = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        scale = fmax(scale, fabs(((double)gp[i] - (double)gm[i]) / (2.0 * h)));
+    }
+    for (size_t i = 0; i < n; i++) {
+        const double fwd = ((double)gp[i] - (double)g0[i]) / h;
+        const double bwd = ((double)g0[i] - (double)gm[i]) / h;
+        skew = fmax(skew, fabs(fwd - bwd));
+        worst = fmax(worst, fabs(0.5 * (fwd + bwd) - (double)ex[i]));
+    }
+    *scale_out = scale;
+    // float gradients carry rounding of a few units of 2^-24 of their size, which a difference
+    // over h amplifies: that floor is allowed on top of tol
+    double gmax = 0.0;
+    for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs((double)g0[i]));
+    const double floor = 4.0 * ldexp(gmax, -24) / h;
+    *floor_out = floor / scale;
+    if (skew > tol * scale + 2.0 * floor) {
+        cr_log_info("skew %.3g tol*scale %.3g floor %.3g worst %.3g", skew, tol * scale, floor, worst);
+        return -1.0;
+    }
+    return worst / scale;
+}
+
+void check_problem_tangent(const char *what, struct meta_problem *p, const float *theta,
+                                  const float *lambda, double h, double tol, unsigned long seed)
+{
+    const size_t P = p->P, H = p->H;
+    struct rng rng;
+    rng_seed(&rng, seed);
+    float *u = eg_xmalloc_floats(P), *tp = eg_xmalloc_floats(P), *tm = eg_xmalloc_floats(P);
+    float *gp = eg_xmalloc_floats(P), *gm = eg_xmalloc_floats(P), *g0 = eg_xmalloc_floats(P);
+    float *hvp = eg_xmalloc_floats(P);
+    float *lp = eg_xmalloc_floats(H), *lm = eg_xmalloc_floats(H), *l0 = eg_xmalloc_floats(H);
+    float *mixed = eg_xmalloc_floats(H);
+    size_t kinks = 0, smooth = 0;
+    struct rng noise;
+    if (p->rng != NULL) noise = *p->rng;
+    for (int d = 0; d < 8; d++) {
+        rng_fill_uniform(&rng, u, P, -1.0f, 1.0f);
+        double un = 0.0;
+        for (size_t i = 0; i < P; i++) un += (double)u[i] * (double)u[i];
+        un = sqrt(un);
+        for (size_t i = 0; i < P; i++) {
+            const double ui = (double)u[i] / un;
+            tp[i] = (float)((double)theta[i] + h * ui);
+            tm[i] = (float)((double)theta[i] - h * ui);
+            u[i] = (float)(((double)tp[i] - (double)tm[i]) / (2.0 * h)); // the step float took
+        }
+        // one draw of the task's noise for every evaluation
+        if (p->rng != NULL) *p->rng = noise;
+        p->ops->train_loss(p, tp, lambda, gp, lp);
+        if (p->rng != NULL) *p->rng = noise;
+        p->ops->train_loss(p, tm, lambda, gm, lm);
+        if (p->rng != NULL) *p->rng = noise;
+        double L = p->ops->train_loss_tangent(p, theta, lambda, u, g0, l0, hvp, mixed);
+        if (p->rng != NULL) *p->rng = noise;
+        double L1 = p->ops->train_loss(p, theta, lambda, g0, l0);
+        cr_assert(epsilon_eq(dbl, L, L1, 1e-6), "%s: tangent pass loss %.9g, train_loss %.9g",
+                  what, L, L1);
+        double sh, sm, fh, fm;
+        const double wh = tangent_worst(gp, g0, gm, hvp, P, h, tol, &sh, &fh);
+        const double wm = tangent_worst(lp, l0, lm, mixed, H, h, tol, &sm, &fm);
+        if (wh < 0.0 || wm < 0.0) {
+            kinks++;
+            continue;
+        }
+        smooth++;
+        cr_log_info("%s: direction %d: hvp max %.3g worst %.3g (rounding floor %.3g); mixed max "
+                    "%.3g worst %.3g (floor %.3g)",
+                    what, d, sh, wh, fh, sm, wm, fm);
+        cr_assert(wh <= tol + fh && wm <= tol + fm,
+                  "%s: direction %d: hvp worst |fd - exact| %.3g, mixed %.3g of the largest "
+                  "component (tol %.3g)",
+                  what, d, wh, wm, tol);
+    }
+    cr_log_info("%s: %zu smooth directions, %zu at kinks", what, smooth, kinks);
+    cr_assert(kinks <= 4, "%s: %zu of 8 directions straddle a kink", what, kinks);
+    free(u);
+    free(tp);
+    free(tm);
+    free(gp);
+    free(gm);
+    free(g0);
+    free(hvp);
+    free(lp);
+    free(lm);
+    free(l0);
+    free(mixed);
 }
 
 // ---------------------------------------------------------------------------------------------

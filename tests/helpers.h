@@ -52,6 +52,18 @@ struct gradcheck_opts {
 };
 void gradcheck_layer(const char *what, struct layer *l, const struct gradcheck_opts *o);
 
+struct meta_problem;
+// A meta-problem's train_loss_tangent (problem.h) along random directions u (|u| = 1) against
+// central differences of train_loss's dtheta and dlambda at theta +- h u, in double from the
+// float gradients, for 8 directions of seed's generator: hvp and mixed must agree to tol of the
+// largest finite difference, plus the rounding floor of float gradients differenced over h (4
+// units of 2^-24 of the gradient's size, / h). A direction along which the two one-sided
+// differences disagree straddles a ReLU or max-pool kink and is skipped; more than 4 such
+// directions fail. Also checks that the tangent pass returns train_loss's loss. A task's noise
+// (p->rng) is replayed from its state at the call for every evaluation (one draw).
+void check_problem_tangent(const char *what, struct meta_problem *p, const float *theta,
+                           const float *lambda, double h, double tol, unsigned long seed);
+
 // Runs ops->forward with fresh buffers: a convenience for tests. y: (out_shape, n) written.
 void layer_run_forward(struct layer *l, size_t n, enum layer_mode mode, const float *params,
                        float *stats, const float *const *x, float *y);

@@ -546,7 +546,7 @@ static const struct bad_case bad_cases[] = {
     {"toy1d: {lambda_min: 2}\n", 0,
      "1:21: toy1d.lambda_min: ", "2 must be smaller than toy1d.lambda_max = 2 (the default)"},
     {"method: {name: maml}\n", 0,
-     "1:16: method.name: ", "expected one of none, evograd, unrolled, got 'maml'"},
+     "1:16: method.name: ", "expected one of none, evograd, unrolled, unrolled_fd, got 'maml'"},
     {"train: {schedule: {milestones: [40, 30]}}\n", 0, "1:37: train.schedule.milestones[1]: ",
      "expected an integer > 40 (the list must be strictly ascending), got '30'"},
     {"train: {schedule: {milestones: [40, 40]}}\n", 0,

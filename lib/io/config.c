@@ -139,7 +139,8 @@ static const char *const dataset_choices[] = {"mnist",       "fashion_mnist", "c
                                               "imagefolder", "synthetic",     NULL};
 static const char *const backbone_choices[] = {"mlp",      "lenet",    "conv4",    "resnet32",
                                                "resnet10", "resnet18", "resnet34", NULL};
-static const char *const method_choices[] = {"none", "evograd", "unrolled", NULL};
+static const char *const method_choices[] = {"none", "evograd", "unrolled", "unrolled_fd",
+                                             NULL};
 static const char *const noise_choices[] = {"rademacher", "gaussian", NULL};
 static const char *const optimizer_choices[] = {"sgd", "adam", NULL};
 static const char *const conv_backend_choices[] = {"dnnl", "dnnl_direct", "im2col", NULL};
@@ -229,7 +230,11 @@ static const struct cfg_section backbone_section = SECTION("backbone", backbone_
 
 static const struct cfg_key method_keys[] = {
     KEY_ENUM("name", method.name, method_choices, "none",
-             "hypergradient method; none = the hyperparameters stay fixed (plain training)"),
+             "hypergradient method; none = the hyperparameters stay fixed (plain training); "
+             "unrolled = the exact one-step look-ahead (second order, forward-over-reverse); "
+             "unrolled_fd = the same with a finite-difference mixed derivative (DARTS; what "
+             "unrolled computed before exact second order existed, so results of unrolled "
+             "changed)"),
     KEY_SIZE("candidates", method.candidates, 1, 100000, 2,
              "evograd: K, the number of perturbed candidates"),
     KEY_NUM("sigma", method.sigma, 0.0, true, HUGE_VAL, false, 0.001,
@@ -239,7 +244,7 @@ static const struct cfg_key method_keys[] = {
     KEY_ENUM("noise", method.noise, noise_choices, "rademacher",
              "evograd: perturbations +-sigma (rademacher) or sigma * N(0, 1) (gaussian)"),
     KEY_NUM("lookahead_lr", method.lookahead_lr, 0.0, false, HUGE_VAL, false, 0.0,
-            "unrolled: step of the one-step look-ahead; 0 = the base learning rate"),
+            "unrolled, unrolled_fd: step of the one-step look-ahead; 0 = the base learning rate"),
 };
 static const struct cfg_section method_section = SECTION("method", method_keys);
 

@@ -1,6 +1,7 @@
-/* hyper.c - the hypergradient methods of hyper.h: evograd, unrolled, none.
+/* hyper.c - the hypergradient methods of hyper.h: evograd, unrolled, unrolled_fd, none.
  *
- * All three only call the problem's two ops (problem.h); none differentiates through a gradient.
+ * evograd and unrolled_fd call the problem's first-order ops only; unrolled also its
+ * train_loss_tangent, the exact mixed product.
  * Sums that decide the result (softmax, s_k, the combination of the d_k, |v|, the unrolled
  * central difference) are accumulated in double; buffers handed to the problem are float.
  * struct hyper owns every work buffer, sized once in hyper_new for the method it was made for. */
@@ -29,14 +30,26 @@ struct hyper {
     float *grad; // (P) g_V (evograd) or dl_T/dtheta at theta (unrolled)
     // unrolled
     float *v;                  // (P) grad l_V(theta')
-    float *dlam_pos, *dlam_neg; // (H) grad_lambda l_T(theta +- e v)
+    float *dlam_pos, *dlam_neg; // (H) the exact mixed product (unrolled, in dlam_pos), or
+                                // grad_lambda l_T(theta +- e v) (unrolled_fd)
 };
 
 static const char *const method_names[HYPER__COUNT] = {
     [HYPER_NONE] = "none",
     [HYPER_EVOGRAD] = "evograd",
     [HYPER_UNROLLED] = "unrolled",
+    [HYPER_UNROLLED_FD] = "unrolled_fd",
 };
+
+bool hyper_method_is_unrolled(enum hyper_method m)
+{
+    return m == HYPER_UNROLLED || m == HYPER_UNROLLED_FD;
+}
+
+bool hyper_method_supports(enum hyper_method m, const struct meta_problem *p)
+{
+    return m != HYPER_UNROLLED || p->ops->train_loss_tangent != NULL;
+}
 
 const char *hyper_method_name(enum hyper_method m)
 {
@@ -78,13 +91,13 @@ struct hyper *hyper_new(const struct hyper_params *hp, size_t P, size_t H)
         h->acc = eg_xmalloc_array(H, sizeof(double));
         h->point = eg_xmalloc_floats(P);
         h->grad = eg_xmalloc_floats(P);
-    } else if (hp->method == HYPER_UNROLLED) {
+    } else if (hyper_method_is_unrolled(hp->method)) {
         EG_ASSERT(hp->lookahead_lr > 0.0);
         h->point = eg_xmalloc_floats(P);
         h->grad = eg_xmalloc_floats(P);
         h->v = eg_xmalloc_floats(P);
         h->dlam_pos = eg_xmalloc_floats(H);
-        h->dlam_neg = eg_xmalloc_floats(H);
+        if (hp->method == HYPER_UNROLLED_FD) h->dlam_neg = eg_xmalloc_floats(H);
     }
     return h;
 }
@@ -142,6 +155,7 @@ static void check_problem(const struct hyper *h, const struct meta_problem *p)
     EG_ASSERT(p != NULL && p->ops != NULL);
     EG_ASSERT(p->ops->train_loss != NULL && p->ops->val_loss != NULL);
     EG_ASSERT(p->P == h->P && p->H == h->H);
+    EG_ASSERT(hyper_method_supports(h->hp.method, p));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -208,6 +222,7 @@ static void unrolled_step(struct hyper *h, struct meta_problem *p, const float *
 {
     const size_t P = h->P, H = h->H;
     const double alpha = h->hp.lookahead_lr;
+    const bool exact = h->hp.method == HYPER_UNROLLED;
 
     // theta' = theta - alpha g,  g = dl_T/dtheta at (theta, lambda); v = grad l_V(theta').
     // The task generator is copied first: the mixed derivative below must be taken under the
@@ -223,6 +238,14 @@ static void unrolled_step(struct hyper *h, struct meta_problem *p, const float *
         info->val_loss = val;
         info->train_loss_mean = train;
         info->weight_max = NAN;
+    }
+
+    if (exact) {
+        // (d^2 l_T / dlambda dtheta) v in one forward-over-reverse pass at theta.
+        if (p->rng != NULL) *p->rng = saved;
+        p->ops->train_loss_tangent(p, theta, lambda, h->v, NULL, NULL, NULL, h->dlam_pos);
+        for (size_t j = 0; j < H; j++) hg[j] = (float)(-alpha * (double)h->dlam_pos[j]);
+        return;
     }
 
     double vv = 0.0;
@@ -283,6 +306,7 @@ void hyper_grad(struct hyper *h, struct meta_problem *p, const float *theta, con
         break;
     }
     case HYPER_UNROLLED:
+    case HYPER_UNROLLED_FD:
         unrolled_step(h, p, theta, lambda, hg, info);
         break;
     case HYPER_NONE:

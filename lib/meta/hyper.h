@@ -7,11 +7,14 @@
  *               h = -(1/tau) sum_k w_k s_k d_k,  d_k = dl_T(theta_k, lambda)/dlambda,
  *               s_k = g_V . (eps_k - sum_j w_j eps_j)   (in double, from the eps directly)
  *             Memory: the K perturbations (K x P floats) and K x H for the d_k.
- *   unrolled  one-step look-ahead: theta' = theta - alpha grad_theta l_T(theta, lambda),
- *             v = grad l_V(theta'), h = -alpha (d^2 l_T / dlambda dtheta) v, the mixed derivative
- *             as a central difference of grad_lambda l_T at theta +- e v, e = UNROLLED_FD_SCALE /
- *             |v| (DARTS's choice), both sides under the task noise g was computed with (one
- *             draw of the noise, differentiated twice, as the second-order reference does).
+ *   unrolled  the exact one-step look-ahead hypergradient (the second-order baseline of the
+ *             paper, PyTorch's create_graph=True): theta' = theta - alpha grad_theta l_T(theta,
+ *             lambda), v = grad l_V(theta'), h = -alpha (d^2 l_T / dlambda dtheta) v, the mixed
+ *             product exact by the problem's train_loss_tangent (forward-over-reverse), under
+ *             the task noise g was computed with (one draw, differentiated twice).
+ *   unrolled_fd  the same with the mixed product as a central difference of grad_lambda l_T at
+ *             theta +- e v, e = UNROLLED_FD_SCALE / |v| (DARTS's approximation; first-order
+ *             gradients only, so for any problem), both sides under the same noise.
  *   none      h = 0 (lambda stays fixed).
  * Every method returns l_V at the point it evaluated it (theta* or theta'). */
 #ifndef EG_HYPER_H
@@ -24,10 +27,10 @@
 
 struct rng;
 
-enum hyper_method { HYPER_NONE, HYPER_EVOGRAD, HYPER_UNROLLED, HYPER__COUNT };
+enum hyper_method { HYPER_NONE, HYPER_EVOGRAD, HYPER_UNROLLED, HYPER_UNROLLED_FD, HYPER__COUNT };
 enum hyper_noise { HYPER_NOISE_RADEMACHER, HYPER_NOISE_GAUSSIAN };
 
-// Finite-difference scale of the unrolled method's mixed derivative: e = scale / |v|.
+// Finite-difference scale of unrolled_fd's mixed derivative: e = scale / |v|.
 #define UNROLLED_FD_SCALE 0.01
 
 struct hyper_params {
@@ -36,12 +39,16 @@ struct hyper_params {
     double sigma;         // > 0 (evograd)
     double temperature;   // tau > 0 (evograd)
     enum hyper_noise noise;
-    double lookahead_lr;  // alpha > 0 (unrolled)
+    double lookahead_lr;  // alpha > 0 (unrolled, unrolled_fd)
 };
 
-// "none", "evograd", "unrolled"; and back.
+// "none", "evograd", "unrolled", "unrolled_fd"; and back.
 const char *hyper_method_name(enum hyper_method m);
 bool hyper_method_find(const char *name, enum hyper_method *m);
+// The look-ahead methods (unrolled, unrolled_fd).
+bool hyper_method_is_unrolled(enum hyper_method m);
+// Whether method m can run on a problem (unrolled needs train_loss_tangent).
+bool hyper_method_supports(enum hyper_method m, const struct meta_problem *p);
 
 // Work space for problems of sizes P, H. Caller frees with hyper_free.
 struct hyper;
@@ -51,15 +58,15 @@ void hyper_free(struct hyper *h);
 // The method h was made for.
 enum hyper_method hyper_method_of(const struct hyper *h);
 
-// Sets the unrolled method's look-ahead step alpha (> 0) for later steps: a task whose base
+// Sets the unrolled methods' look-ahead step alpha (> 0) for later steps: a task whose base
 // learning rate follows a schedule keeps alpha equal to it (paper-spec 2.1). No effect on the
 // other methods.
 void hyper_set_lookahead_lr(struct hyper *h, double alpha);
 
 // What a step saw, for logging and tests.
 struct hyper_info {
-    double val_loss;         // l_V at theta* (evograd), theta' (unrolled), theta (none)
-    double train_loss_mean;  // mean of the l_k (evograd) or l_T(theta) (unrolled)
+    double val_loss;         // l_V at theta* (evograd), theta' (unrolled*), theta (none)
+    double train_loss_mean;  // mean of the l_k (evograd) or l_T(theta) (unrolled*)
     double weight_max;       // largest softmax weight (evograd)
 };
 // Fields a method does not measure are NAN: weight_max for unrolled and none, train_loss_mean

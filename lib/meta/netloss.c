@@ -25,6 +25,8 @@ void net_batches_deinit(struct net_batches *b)
     free(b->losses);
     free(b->dlosses);
     free(b->dlogits);
+    free(b->tlosses);
+    free(b->tdlogits);
     *b = (struct net_batches){0};
 }
 
@@ -49,6 +51,16 @@ bool net_batches_set(struct net_batches *b, const float *x, const int32_t *y, si
     b->dlogits = eg_xmalloc_array(need, b->classes * sizeof(float));
     b->cap = need;
     return true;
+}
+
+void net_batches_tangent_buffers(struct net_batches *b)
+{
+    if (b->tcap >= b->cap) return;
+    free(b->tlosses);
+    free(b->tdlogits);
+    b->tlosses = eg_xmalloc_floats(b->cap);
+    b->tdlogits = eg_xmalloc_array(b->cap, b->classes * sizeof(float));
+    b->tcap = b->cap;
 }
 
 void net_copy_grads(const struct net *net, float *dtheta)

@@ -27,6 +27,8 @@ struct net_batches {
     float *losses, *dlosses;  // (cap) per-sample cross-entropies and their weights
     float *dlogits;           // (cap, classes)
     size_t cap;               // samples the buffers hold (grown by net_batches_set)
+    float *tlosses, *tdlogits; // (tcap), (tcap, classes): tangents, for train_loss_tangent
+    size_t tcap;
 };
 
 // For a finalized net whose output is (classes, 1, 1) logits (EG_ASSERT). Allocates saved;
@@ -40,6 +42,9 @@ void net_batches_deinit(struct net_batches *b);
 // can grow its own per-sample buffers along.
 bool net_batches_set(struct net_batches *b, const float *x, const int32_t *y, size_t n,
                      const float *xv, const int32_t *yv, size_t m);
+
+// Grows tlosses and tdlogits to b->cap samples (a problem's train_loss_tangent calls it first).
+void net_batches_tangent_buffers(struct net_batches *b);
 
 // dtheta: (net->nparams) written with net->grads, unless it is net->grads itself.
 void net_copy_grads(const struct net *net, float *dtheta);

@@ -9,7 +9,11 @@
  * task's own generator; a method that needs two evaluations under the same noise (the unrolled
  * method's finite difference) saves and restores that generator around them.
  *
- * Gradients are first-order only: no method differentiates through a gradient. */
+ * Second order. train_loss_tangent, where a task has it, differentiates both gradients of l_T once
+ * more along a direction u of theta, exactly (forward-over-reverse through every layer, net.h):
+ * the Hessian-vector product (d^2 l_T / dtheta^2) u and the mixed product (d^2 l_T / dlambda
+ * dtheta) u. The exact unrolled method needs it; evograd and unrolled_fd use first-order
+ * gradients only. */
 #ifndef EG_PROBLEM_H
 #define EG_PROBLEM_H
 
@@ -25,6 +29,13 @@ struct meta_problem_ops {
                          float *dtheta, float *dlambda);
     // l_V(theta) on the current validation batch. dtheta: (P) written unless NULL.
     double (*val_loss)(struct meta_problem *p, const float *theta, float *dtheta);
+    // train_loss (returned, and dtheta, dlambda as there) together with, along u (P), hvp (P)
+    // written with (d^2 l_T / dtheta^2) u and mixed (H) with (d^2 l_T / dlambda dtheta) u,
+    // each unless NULL. Under the same task noise as the train_loss call it replaces (the
+    // caller restores p->rng). NULL when the task has no exact second-order products.
+    double (*train_loss_tangent)(struct meta_problem *p, const float *theta, const float *lambda,
+                                 const float *u, float *dtheta, float *dlambda, float *hvp,
+                                 float *mixed);
 };
 
 struct meta_problem {

@@ -4,6 +4,7 @@
 #include "weighted.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/alloc.h"
 #include "core/status.h"
@@ -42,6 +43,46 @@ static double weighted_train_loss(struct meta_problem *p, const float *theta,
     return L;
 }
 
+// The same loss with its tangent along u: the net's tangent pass gives the logits' tangent tz,
+// xent_tangent the tangents of the per-sample losses (tc_i: mixed_i = tc_i / n) and of dlogits,
+// and the tangent backward (d^2 l_T / dtheta^2) u.
+static double weighted_train_loss_tangent(struct meta_problem *p, const float *theta,
+                                          const float *lambda, const float *u, float *dtheta,
+                                          float *dlambda, float *hvp, float *mixed)
+{
+    struct weighted_problem *wp = p->ctx;
+    struct net_batches *b = &wp->b;
+    struct net *net = b->net;
+    const size_t n = b->n, C = b->classes;
+    EG_ASSERT(b->x != NULL && u != NULL);
+    net_batches_tangent_buffers(b);
+
+    net_swap_in(net, b->saved, theta);
+    const float *tz;
+    const float *logits = net_forward_tangent(net, b->x, NULL, n, wp->train_mode, u, &tz);
+    xent_forward(logits, b->y, n, C, b->losses);
+    double L = 0.0;
+    for (size_t i = 0; i < n; i++) L += (double)lambda[i] * (double)b->losses[i];
+    L /= (double)n;
+    if (dlambda != NULL) {
+        for (size_t i = 0; i < n; i++) dlambda[i] = (float)((double)b->losses[i] / (double)n);
+    }
+    for (size_t i = 0; i < n; i++) b->dlosses[i] = (float)((double)lambda[i] / (double)n);
+    xent_tangent(logits, b->y, b->dlosses, tz, NULL, n, C, b->tdlogits, b->tlosses);
+    if (mixed != NULL) {
+        for (size_t i = 0; i < n; i++) mixed[i] = (float)((double)b->tlosses[i] / (double)n);
+    }
+    if (dtheta != NULL || hvp != NULL) {
+        xent_backward(logits, b->y, b->dlosses, n, C, b->dlogits);
+        net_zero_grad(net);
+        if (hvp != NULL) memset(hvp, 0, net->nparams * sizeof(float));
+        net_backward_tangent(net, b->dlogits, b->tdlogits, hvp, NULL, NULL);
+        if (dtheta != NULL) net_copy_grads(net, dtheta);
+    }
+    net_swap_out(net, b->saved, theta);
+    return L;
+}
+
 static double weighted_val_loss(struct meta_problem *p, const float *theta, float *dtheta)
 {
     struct weighted_problem *wp = p->ctx;
@@ -51,6 +92,7 @@ static double weighted_val_loss(struct meta_problem *p, const float *theta, floa
 static const struct meta_problem_ops weighted_ops = {
     .train_loss = weighted_train_loss,
     .val_loss = weighted_val_loss,
+    .train_loss_tangent = weighted_train_loss_tangent,
 };
 
 static bool mode_allowed(enum layer_mode mode)

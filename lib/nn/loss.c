@@ -71,6 +71,28 @@ void xent_backward(const float *logits, const int32_t *labels, const float *dlos
     }
 }
 
+void xent_tangent(const float *logits, const int32_t *labels, const float *dlosses,
+                  const float *tlogits, const float *tdlosses, size_t N, size_t C,
+                  float *tdlogits, float *tlosses)
+{
+    EG_ASSERT(C >= 1);
+    for (size_t n = 0; n < N; n++) {
+        const float *z = logits + n * C, *tz = tlogits + n * C;
+        float *tdz = tdlogits + n * C;
+        const size_t y = checked_label(labels[n], C);
+        const double d = dlosses != NULL ? (double)dlosses[n] : 1.0 / (double)N;
+        const double td = tdlosses != NULL ? (double)tdlosses[n] : 0.0;
+        const double lse = row_logsumexp(z, C);
+        double ptz = 0.0; // p . tz
+        for (size_t j = 0; j < C; j++) ptz += exp((double)z[j] - lse) * (double)tz[j];
+        for (size_t j = 0; j < C; j++) {
+            const double p = exp((double)z[j] - lse);
+            tdz[j] = (float)(td * (p - (j == y ? 1.0 : 0.0)) + d * p * ((double)tz[j] - ptz));
+        }
+        if (tlosses != NULL) tlosses[n] = (float)(ptz - (double)tz[y]);
+    }
+}
+
 // Counts n with argmax_j z[n, j] == y_n (ties to the lowest index). Labels in [0, C).
 size_t xent_correct(const float *logits, const int32_t *labels, size_t N, size_t C)
 {

@@ -18,6 +18,15 @@ double xent_forward(const float *logits, const int32_t *labels, size_t N, size_t
 void xent_backward(const float *logits, const int32_t *labels, const float *dlosses, size_t N,
                    size_t C, float *dlogits);
 
+// The tangent of xent_forward and xent_backward along tlogits (N, C) and, unless NULL, tdlosses
+// (N), the direction of dlosses. With p = softmax(z[n]), e = onehot(y_n), tz = tlogits[n]:
+//   tdlogits[n] = tdlosses[n] (p - e) + dlosses[n] (p * tz - p (p . tz))   (N, C) written,
+//   tlosses[n]  = (p - e) . tz                                            (N) written unless NULL.
+// dlosses NULL means 1/N each, as in xent_backward. Sums in double.
+void xent_tangent(const float *logits, const int32_t *labels, const float *dlosses,
+                  const float *tlogits, const float *tdlosses, size_t N, size_t C,
+                  float *tdlogits, float *tlosses);
+
 // Number of samples whose largest logit is at their label (ties go to the lowest index).
 size_t xent_correct(const float *logits, const int32_t *labels, size_t N, size_t C);
 

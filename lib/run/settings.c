@@ -139,6 +139,8 @@ double run_hyper_bytes(const struct hyper_params *hp, size_t P, size_t H, double
         per_k = (double)hp->candidates * (((double)P + (double)H) * f + 2.0 * d);
         rest = ((double)P + (double)H) * d + 2.0 * (double)P * f;
     } else if (hp->method == HYPER_UNROLLED) {
+        rest = (3.0 * (double)P + (double)H) * f; // point, grad, v (P); the mixed product (H)
+    } else if (hp->method == HYPER_UNROLLED_FD) {
         rest = (3.0 * (double)P + 2.0 * (double)H) * f; // point, grad, v (P); dlam_pos/neg (H)
     }
     if (candidates != NULL) *candidates = per_k;

@@ -743,6 +743,7 @@ const struct task_ops task_lft = {
     .name = "lft",
     .about = "cross-domain few-shot learning with learned feature-wise transformations",
     .learns = true,
+    .exact_second_order = true,
     .check = lft_check,
     .describe = task_describe_default,
     .init = lft_init,

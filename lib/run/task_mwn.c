@@ -315,6 +315,7 @@ const struct task_ops task_mwn = {
     .name = "mwn",
     .about = "label noise with Meta-Weight-Net: a network that weights each sample's loss",
     .learns = true,
+    .exact_second_order = true,
     .check = mwn_check,
     .describe = task_describe_default,
     .init = mwn_init,

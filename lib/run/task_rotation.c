@@ -210,6 +210,7 @@ const struct task_ops task_rotation = {
     .name = "rotation",
     .about = "a learned rotation of the training images (the paper's rotation experiment)",
     .learns = true,
+    .exact_second_order = true,
     .check = rotation_check,
     .describe = task_describe_default,
     .init = rotation_init,

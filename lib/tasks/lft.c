@@ -172,6 +172,52 @@ static double lft_train_loss(struct meta_problem *p, const float *theta, const f
     return problem_loss(pr, pr->xs, LAYER_MODE_TRAIN_FROZEN, theta, lambda, dtheta, dlambda);
 }
 
+// train_loss with its tangent along u = [encoder weights' direction | relation module's]
+// (problem.h): the encoder's tangent pass (FT's direction 0: lambda is not moved) gives the
+// features' tangent, the relation module's tangent pass the episode loss's, and the encoder's
+// tangent backward the Hessian-vector product of its weights and, in its FT slice, the mixed
+// product. Under the FT noise of the train_loss call it replaces (the forward draws it, the
+// tangent uses the same draw).
+static double lft_train_loss_tangent(struct meta_problem *p, const float *theta,
+                                     const float *lambda, const float *u, float *dtheta,
+                                     float *dlambda, float *hvp, float *mixed)
+{
+    struct lft_problem *pr = p->ctx;
+    struct lft_model *m = pr->m;
+    EG_ASSERT(pr->xs != NULL && u != NULL);
+    m->enc->rng = p->rng;
+    const size_t E = m->enc->nparams, R = m->P_rel, fn = shape_numel(m->feat);
+    const size_t ns = pr->n_way * pr->shot, nq = pr->n_way * pr->queries;
+    if (pr->tenc == NULL) {
+        pr->tenc = eg_xcalloc_floats(E); // the FT slice stays 0
+        pr->tgrad_enc = eg_xmalloc_floats(E);
+        pr->tgrad_rel = eg_xmalloc_floats(R);
+    }
+    eg_grow_floats(&pr->tdfeat, &pr->tdfeat_cap, (ns + nq) * fn);
+    memcpy(pr->tenc, u, m->P_enc * sizeof(float));
+    swap_in(pr, theta, lambda);
+    net_zero_grad(m->enc);
+    net_zero_grad(m->rel->net);
+    memset(pr->tgrad_enc, 0, E * sizeof(float));
+    memset(pr->tgrad_rel, 0, R * sizeof(float));
+
+    const float *tf;
+    const float *f = net_forward_tangent(m->enc, pr->xs, NULL, ns + nq, LAYER_MODE_TRAIN_FROZEN,
+                                         pr->tenc, &tf);
+    double loss = relation_episode_loss_tangent(
+        m->rel, f, f + ns * fn, tf, tf + ns * fn, u + m->P_enc, pr->n_way, pr->shot, pr->queries,
+        pr->dfeat, pr->dfeat + ns * fn, pr->tdfeat, pr->tdfeat + ns * fn, pr->tgrad_rel);
+    net_backward_tangent(m->enc, pr->dfeat, pr->tdfeat, pr->tgrad_enc, NULL, NULL);
+    copy_grads(pr, dtheta, dlambda);
+    if (hvp != NULL) {
+        memcpy(hvp, pr->tgrad_enc, m->P_enc * sizeof(float));
+        memcpy(hvp + m->P_enc, pr->tgrad_rel, R * sizeof(float));
+    }
+    if (mixed != NULL && m->H > 0) memcpy(mixed, pr->tgrad_enc + m->P_enc, m->H * sizeof(float));
+    swap_out(pr);
+    return loss;
+}
+
 static double lft_val_loss(struct meta_problem *p, const float *theta, float *dtheta)
 {
     struct lft_problem *pr = p->ctx;
@@ -181,6 +227,7 @@ static double lft_val_loss(struct meta_problem *p, const float *theta, float *dt
 static const struct meta_problem_ops lft_ops = {
     .train_loss = lft_train_loss,
     .val_loss = lft_val_loss,
+    .train_loss_tangent = lft_train_loss_tangent,
 };
 
 struct lft_problem *lft_problem_new(struct lft_model *m, struct rng *rng)
@@ -205,6 +252,10 @@ void lft_problem_free(struct lft_problem *pr)
     free(pr->hg);
     free(pr->saved);
     free(pr->dfeat);
+    free(pr->tdfeat);
+    free(pr->tenc);
+    free(pr->tgrad_enc);
+    free(pr->tgrad_rel);
     free(pr->aux_work);
     free(pr);
 }

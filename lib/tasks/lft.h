@@ -99,6 +99,11 @@ struct lft_problem {
     float *saved;               // (enc->nparams + P_rel) the nets' own parameters during a call
     float *dfeat;               // episode feature gradients (dfeat_cap floats, grown on demand)
     size_t dfeat_cap;
+    // train_loss_tangent's (allocated on its first call): the encoder's parameter direction
+    // (enc->nparams, FT slice 0), the tangents of the encoder's and the module's gradients, and
+    // of the feature gradients (tdfeat_cap floats)
+    float *tenc, *tgrad_enc, *tgrad_rel, *tdfeat;
+    size_t tdfeat_cap;
     float *aux_work;            // the auxiliary loss's buffers (aux_cap floats, grown on demand)
     size_t aux_cap;
 };

@@ -164,6 +164,62 @@ static double mwn_train_loss(struct meta_problem *p, const float *theta, const f
     return L;
 }
 
+// train_loss with its tangent along u (problem.h). V's inputs are constants of the tangent as of
+// the gradient (detached; the anchor when armed), so the weights v do not move with theta: with
+// tc_i the tangents of the cross-entropies, dl/dc_i = v_i / S stays fixed (tdlogits is the
+// cross-entropy's own tangent) and dl/dv_i = (c_i - l) / S moves by (tc_i - tl) / S, tl =
+// sum_i tc_i v_i / S (tc_i without the normalisation when S = 0); V's backward is linear in
+// dl/dv, so mixed = V's backward applied to that tangent.
+static double mwn_train_loss_tangent(struct meta_problem *p, const float *theta,
+                                     const float *lambda, const float *u, float *dtheta,
+                                     float *dlambda, float *hvp, float *mixed)
+{
+    struct mwn_problem *pr = p->ctx;
+    struct net_batches *b = &pr->b;
+    struct net *net = b->net;
+    const size_t n = b->n, C = b->classes;
+    EG_ASSERT(b->x != NULL && lambda != NULL && u != NULL);
+    net_batches_tangent_buffers(b);
+    net_swap_in(net, b->saved, theta);
+    const float *tz;
+    const float *logits = net_forward_tangent(net, b->x, NULL, n, pr->mode, u, &tz);
+    xent_forward(logits, b->y, n, C, b->losses);
+    const float *inputs = b->losses;
+    if (pr->anchored) {
+        inputs = pr->anchor;
+    } else if (pr->anchor_armed) {
+        memcpy(pr->anchor, b->losses, n * sizeof(float));
+        pr->anchor_armed = false;
+        pr->anchored = true;
+    }
+    mwn_vnet_forward(lambda, pr->hidden, inputs, n, pr->v);
+    const double L = mwn_weighted_loss(b->losses, pr->v, n, pr->dc, pr->dv);
+    if (dlambda != NULL) mwn_vnet_backward(lambda, pr->hidden, inputs, pr->dv, n, dlambda);
+    for (size_t i = 0; i < n; i++) b->dlosses[i] = (float)pr->dc[i];
+    xent_tangent(logits, b->y, b->dlosses, tz, NULL, n, C, b->tdlogits, b->tlosses);
+    if (mixed != NULL) {
+        double S = 0.0, tnum = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            S += pr->v[i];
+            tnum += (double)b->tlosses[i] * pr->v[i];
+        }
+        const bool norm = S != 0.0; // mwn_weighted_loss's guard
+        for (size_t i = 0; i < n; i++) {
+            pr->tdv[i] = norm ? ((double)b->tlosses[i] - tnum / S) / S : (double)b->tlosses[i];
+        }
+        mwn_vnet_backward(lambda, pr->hidden, inputs, pr->tdv, n, mixed);
+    }
+    if (dtheta != NULL || hvp != NULL) {
+        xent_backward(logits, b->y, b->dlosses, n, C, b->dlogits);
+        net_zero_grad(net);
+        if (hvp != NULL) memset(hvp, 0, net->nparams * sizeof(float));
+        net_backward_tangent(net, b->dlogits, b->tdlogits, hvp, NULL, NULL);
+        if (dtheta != NULL) net_copy_grads(net, dtheta);
+    }
+    net_swap_out(net, b->saved, theta);
+    return L;
+}
+
 static double mwn_val_loss(struct meta_problem *p, const float *theta, float *dtheta)
 {
     struct mwn_problem *pr = p->ctx;
@@ -173,6 +229,7 @@ static double mwn_val_loss(struct meta_problem *p, const float *theta, float *dt
 static const struct meta_problem_ops mwn_ops = {
     .train_loss = mwn_train_loss,
     .val_loss = mwn_val_loss,
+    .train_loss_tangent = mwn_train_loss_tangent,
 };
 
 struct mwn_problem *mwn_problem_new(struct net *net, size_t hidden)
@@ -197,6 +254,7 @@ static void free_buffers(struct mwn_problem *pr)
     free(pr->v);
     free(pr->dv);
     free(pr->dc);
+    free(pr->tdv);
 }
 
 void mwn_problem_free(struct mwn_problem *pr)
@@ -221,6 +279,7 @@ void mwn_problem_set_batches(struct mwn_problem *pr, const float *x, const int32
     pr->v = eg_xmalloc_array(cap, sizeof *pr->v);
     pr->dv = eg_xmalloc_array(cap, sizeof *pr->dv);
     pr->dc = eg_xmalloc_array(cap, sizeof *pr->dc);
+    pr->tdv = eg_xmalloc_array(cap, sizeof *pr->tdv);
 }
 
 void mwn_problem_anchor_next(struct mwn_problem *pr)
@@ -241,7 +300,7 @@ double mwn_step(struct mwn_problem *pr, struct optim *opt, float lr, const struc
     // (1) the meta-step at the current theta
     if (h != NULL) {
         EG_ASSERT(pr->b.xv != NULL && meta->opt != NULL && meta->opt->P == H);
-        if (hyper_method_of(h) == HYPER_UNROLLED) mwn_problem_anchor_next(pr);
+        if (hyper_method_is_unrolled(hyper_method_of(h))) mwn_problem_anchor_next(pr);
         hyper_grad(h, &pr->mp, net->params, lambda, meta->rng, pr->hg, &hi);
         pr->anchor_armed = false;
         pr->anchored = false;

@@ -81,7 +81,7 @@ struct mwn_problem {
     bool anchor_armed, anchored;
     // Owned work space: (b.cap) each, and hg (H) the meta-step's hypergradient.
     float *anchor, *hg;
-    double *v, *dv, *dc;
+    double *v, *dv, *dc, *tdv; // tdv: the tangent of dv (train_loss_tangent)
 };
 
 // A problem on a finalized net whose output is (classes, 1, 1), with a weighting network of

@@ -64,6 +64,12 @@ struct relation_head *relation_head_new(struct shape feat, size_t hidden, struct
 
 static void free_buffers(struct relation_head *r)
 {
+    free(r->tproto);
+    free(r->tpairs);
+    free(r->tdpairs);
+    free(r->tdscores);
+    r->tproto = r->tpairs = r->tdpairs = r->tdscores = NULL;
+    r->tcap = 0;
     free(r->proto);
     free(r->pairs);
     free(r->dpairs);
@@ -96,20 +102,17 @@ static void grow(struct relation_head *r, size_t pairs)
     r->cap = pairs;
 }
 
-double relation_episode_loss(struct relation_head *r, const float *fs, const float *fq,
-                             size_t n_way, size_t k_shot, size_t q_query, float *dfs, float *dfq,
-                             size_t *correct)
+// The module's pair batch (row i * n_way + j: channels [proto_j ; query_i]) of support maps fs
+// and queries fq into pairs, with the prototypes in proto (n_way maps). Linear in (fs, fq), so
+// it also builds the tangents' pairs from their tangents.
+static void make_pairs(const struct relation_head *r, const float *fs, const float *fq,
+                       size_t n_way, size_t k_shot, size_t q_query, float *proto, float *pairs)
 {
-    EG_ASSERT(n_way >= 1 && k_shot >= 1 && q_query >= 1);
-    EG_ASSERT((dfs == NULL) == (dfq == NULL));
-    const size_t numel = shape_numel(r->feat);
-    const size_t Q = n_way * q_query, P = Q * n_way;
-    grow(r, P);
-
+    const size_t numel = shape_numel(r->feat), Q = n_way * q_query;
     // proto_j = mean of class j's k_shot support maps (class-major rows).
     const float inv_k = 1.0f / (float)k_shot;
     for (size_t j = 0; j < n_way; j++) {
-        float *p = r->proto + j * numel;
+        float *p = proto + j * numel;
         memcpy(p, fs + j * k_shot * numel, numel * sizeof(float));
         for (size_t s = 1; s < k_shot; s++) {
             const float *f = fs + (j * k_shot + s) * numel;
@@ -119,16 +122,65 @@ double relation_episode_loss(struct relation_head *r, const float *fs, const flo
         for (size_t e = 0; e < numel; e++)
             p[e] *= inv_k;
     }
-    // Pair (i, j), row i * n_way + j: channels [proto_j ; query_i]. A channel concatenation of
-    // two NCHW maps is the concatenation of their flat (C, h, w) blocks.
+    // A channel concatenation of two NCHW maps is the concatenation of their flat (C, h, w)
+    // blocks.
     for (size_t i = 0; i < Q; i++) {
         for (size_t j = 0; j < n_way; j++) {
-            float *row = r->pairs + (i * n_way + j) * 2 * numel;
-            memcpy(row, r->proto + j * numel, numel * sizeof(float));
+            float *row = pairs + (i * n_way + j) * 2 * numel;
+            memcpy(row, proto + j * numel, numel * sizeof(float));
             memcpy(row + numel, fq + i * numel, numel * sizeof(float));
         }
-        r->labels[i] = (int32_t)(i / q_query);
     }
+}
+
+// The adjoint of make_pairs: dfq, dfs overwritten from the pairs' gradient dpairs; work holds
+// n_way maps. dL/dquery_i = sum_j dpair(i, j)[query half]; dL/dproto_j = sum_i dpair(i,
+// j)[proto half], and each support map enters proto_j with weight 1/k.
+static void reduce_pairs(const struct relation_head *r, const float *dpairs, size_t n_way,
+                         size_t k_shot, size_t q_query, float *work, float *dfs, float *dfq)
+{
+    const size_t numel = shape_numel(r->feat), Q = n_way * q_query;
+    const float inv_k = 1.0f / (float)k_shot;
+    for (size_t i = 0; i < Q; i++) {
+        float *dq = dfq + i * numel;
+        memcpy(dq, dpairs + i * n_way * 2 * numel + numel, numel * sizeof(float));
+        for (size_t j = 1; j < n_way; j++) {
+            const float *d = dpairs + (i * n_way + j) * 2 * numel + numel;
+            for (size_t e = 0; e < numel; e++)
+                dq[e] += d[e];
+        }
+    }
+    for (size_t j = 0; j < n_way; j++) {
+        float *dp = work + j * numel;
+        memcpy(dp, dpairs + j * 2 * numel, numel * sizeof(float));
+        for (size_t i = 1; i < Q; i++) {
+            const float *d = dpairs + (i * n_way + j) * 2 * numel;
+            for (size_t e = 0; e < numel; e++)
+                dp[e] += d[e];
+        }
+        for (size_t s = 0; s < k_shot; s++) {
+            float *ds = dfs + (j * k_shot + s) * numel;
+            for (size_t e = 0; e < numel; e++)
+                ds[e] = dp[e] * inv_k;
+        }
+    }
+}
+
+static void set_labels(struct relation_head *r, size_t n_way, size_t q_query)
+{
+    for (size_t i = 0; i < n_way * q_query; i++) r->labels[i] = (int32_t)(i / q_query);
+}
+
+double relation_episode_loss(struct relation_head *r, const float *fs, const float *fq,
+                             size_t n_way, size_t k_shot, size_t q_query, float *dfs, float *dfq,
+                             size_t *correct)
+{
+    EG_ASSERT(n_way >= 1 && k_shot >= 1 && q_query >= 1);
+    EG_ASSERT((dfs == NULL) == (dfq == NULL));
+    const size_t Q = n_way * q_query, P = Q * n_way;
+    grow(r, P);
+    make_pairs(r, fs, fq, n_way, k_shot, q_query, r->proto, r->pairs);
+    set_labels(r, n_way, q_query);
 
     // Batch statistics in every mode; the batch norms keep no running statistics to update.
     const float *scores = net_forward(r->net, r->pairs, P, LAYER_MODE_TRAIN); // (Q, n_way)
@@ -138,31 +190,50 @@ double relation_episode_loss(struct relation_head *r, const float *fs, const flo
 
     xent_backward(scores, r->labels, NULL, Q, n_way, r->dscores);
     net_backward(r->net, r->dscores, r->dpairs);
-    // dL/dquery_i = sum_j dpair(i, j)[query half]; dL/dproto_j = sum_i dpair(i, j)[proto half].
-    for (size_t i = 0; i < Q; i++) {
-        float *dq = dfq + i * numel;
-        memcpy(dq, r->dpairs + i * n_way * 2 * numel + numel, numel * sizeof(float));
-        for (size_t j = 1; j < n_way; j++) {
-            const float *d = r->dpairs + (i * n_way + j) * 2 * numel + numel;
-            for (size_t e = 0; e < numel; e++)
-                dq[e] += d[e];
-        }
-    }
-    for (size_t j = 0; j < n_way; j++) {
-        float *dp = r->proto + j * numel; // the prototypes are no longer needed
-        memcpy(dp, r->dpairs + j * 2 * numel, numel * sizeof(float));
-        for (size_t i = 1; i < Q; i++) {
-            const float *d = r->dpairs + (i * n_way + j) * 2 * numel;
-            for (size_t e = 0; e < numel; e++)
-                dp[e] += d[e];
-        }
-        // Each support map enters proto_j with weight 1/k.
-        for (size_t s = 0; s < k_shot; s++) {
-            float *ds = dfs + (j * k_shot + s) * numel;
-            for (size_t e = 0; e < numel; e++)
-                ds[e] = dp[e] * inv_k;
-        }
-    }
+    reduce_pairs(r, r->dpairs, n_way, k_shot, q_query, r->proto, dfs, dfq);
+    return L;
+}
+
+// The tangent buffers for `pairs` pairs (allocated on the first tangent call).
+static void grow_tangent(struct relation_head *r, size_t pairs)
+{
+    if (pairs <= r->tcap) return;
+    const size_t numel = shape_numel(r->feat);
+    free(r->tproto);
+    free(r->tpairs);
+    free(r->tdpairs);
+    free(r->tdscores);
+    r->tproto = eg_xmalloc_array(pairs, numel * sizeof(float));
+    r->tpairs = eg_xmalloc_array(pairs, 2 * numel * sizeof(float));
+    r->tdpairs = eg_xmalloc_array(pairs, 2 * numel * sizeof(float));
+    r->tdscores = eg_xmalloc_floats(pairs);
+    r->tcap = pairs;
+}
+
+double relation_episode_loss_tangent(struct relation_head *r, const float *fs, const float *fq,
+                                     const float *tfs, const float *tfq, const float *tparams,
+                                     size_t n_way, size_t k_shot, size_t q_query, float *dfs,
+                                     float *dfq, float *tdfs, float *tdfq, float *tgrads)
+{
+    EG_ASSERT(n_way >= 1 && k_shot >= 1 && q_query >= 1);
+    EG_ASSERT(tfs != NULL && tfq != NULL && tparams != NULL);
+    EG_ASSERT(dfs != NULL && dfq != NULL && tdfs != NULL && tdfq != NULL);
+    const size_t Q = n_way * q_query, P = Q * n_way;
+    grow(r, P);
+    grow_tangent(r, P);
+    make_pairs(r, fs, fq, n_way, k_shot, q_query, r->proto, r->pairs);
+    make_pairs(r, tfs, tfq, n_way, k_shot, q_query, r->tproto, r->tpairs);
+    set_labels(r, n_way, q_query);
+
+    const float *tscores;
+    const float *scores =
+        net_forward_tangent(r->net, r->pairs, r->tpairs, P, LAYER_MODE_TRAIN, tparams, &tscores);
+    double L = xent_forward(scores, r->labels, Q, n_way, r->losses) / (double)Q;
+    xent_backward(scores, r->labels, NULL, Q, n_way, r->dscores);
+    xent_tangent(scores, r->labels, NULL, tscores, NULL, Q, n_way, r->tdscores, NULL);
+    net_backward_tangent(r->net, r->dscores, r->tdscores, tgrads, r->dpairs, r->tdpairs);
+    reduce_pairs(r, r->dpairs, n_way, k_shot, q_query, r->proto, dfs, dfq);
+    reduce_pairs(r, r->tdpairs, n_way, k_shot, q_query, r->tproto, tdfs, tdfq);
     return L;
 }
 

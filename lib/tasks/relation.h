@@ -45,6 +45,8 @@ struct relation_head {
     size_t cap; // pairs the buffers hold
     float *proto, *pairs, *dpairs, *dscores, *losses;
     int32_t *labels;
+    size_t tcap; // pairs the tangent buffers hold
+    float *tproto, *tpairs, *tdpairs, *tdscores;
 };
 
 // Builds the module for feature maps of shape feat, initialised from rng. A shape that leaves no
@@ -66,6 +68,16 @@ struct net *relation_module_build(struct shape feat, size_t hidden);
 double relation_episode_loss(struct relation_head *r, const float *fs, const float *fq,
                              size_t n_way, size_t k_shot, size_t q_query, float *dfs, float *dfq,
                              size_t *correct);
+
+// The episode loss with its tangent (forward-over-reverse, nn/net.h): along the features'
+// tangents tfs, tfq and the module's parameter direction tparams (r->net->nparams), writes dfs,
+// dfq as relation_episode_loss does (its backward), tdfs and tdfq with their tangents, adds
+// dL/dparams into r->net->grads and their tangent into tgrads (r->net->nparams, unless NULL).
+// Returns the loss. All pointers but tgrads required.
+double relation_episode_loss_tangent(struct relation_head *r, const float *fs, const float *fq,
+                                     const float *tfs, const float *tfq, const float *tparams,
+                                     size_t n_way, size_t k_shot, size_t q_query, float *dfs,
+                                     float *dfq, float *tdfs, float *tdfq, float *tgrads);
 
 // The few-shot test protocol (paper-spec 3.3 "Test"): feats are the feature maps of a labelled
 // image set, (n, C, h, w) NCHW, grouped by ci (over the same n images). Draws `episodes`

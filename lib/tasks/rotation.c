@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/alloc.h"
 #include "core/status.h"
@@ -39,6 +40,45 @@ static double rotation_train_loss(struct meta_problem *p, const float *theta, co
     return L;
 }
 
+// train_loss with its tangent along u (problem.h). The rotated batch does not depend on theta
+// (no input tangent). dl_T/da = rotate_backward(dl_T/dxr), linear in the input gradient dxr, so
+// the mixed product is rotate_backward applied to the input gradient's tangent.
+static double rotation_train_loss_tangent(struct meta_problem *p, const float *theta,
+                                          const float *lambda, const float *u, float *dtheta,
+                                          float *dlambda, float *hvp, float *mixed)
+{
+    struct rotation_problem *rp = p->ctx;
+    struct net_batches *b = &rp->b;
+    struct net *net = b->net;
+    const struct shape s = net->in_shape;
+    const size_t n = b->n, C = b->classes;
+    const double a = (double)lambda[0];
+    EG_ASSERT(b->x != NULL && u != NULL);
+    net_batches_tangent_buffers(b);
+
+    net_swap_in(net, b->saved, theta);
+    rotate_forward(b->x, rp->xr, n, s.c, s.h, s.w, a);
+    const float *tz;
+    const float *logits = net_forward_tangent(net, rp->xr, NULL, n, rp->mode, u, &tz);
+    double L = xent_forward(logits, b->y, n, C, b->losses) / (double)n;
+    xent_backward(logits, b->y, NULL, n, C, b->dlogits);
+    xent_tangent(logits, b->y, NULL, tz, NULL, n, C, b->tdlogits, NULL);
+    net_zero_grad(net);
+    if (hvp != NULL) memset(hvp, 0, net->nparams * sizeof(float));
+    const bool dx = dlambda != NULL || mixed != NULL;
+    net_backward_tangent(net, b->dlogits, b->tdlogits, hvp, dx ? rp->dxr : NULL,
+                         dx ? rp->tdxr : NULL);
+    if (dtheta != NULL) net_copy_grads(net, dtheta);
+    if (dlambda != NULL) {
+        dlambda[0] = (float)rotate_backward(b->x, rp->dxr, NULL, n, s.c, s.h, s.w, a);
+    }
+    if (mixed != NULL) {
+        mixed[0] = (float)rotate_backward(b->x, rp->tdxr, NULL, n, s.c, s.h, s.w, a);
+    }
+    net_swap_out(net, b->saved, theta);
+    return L;
+}
+
 static double rotation_val_loss(struct meta_problem *p, const float *theta, float *dtheta)
 {
     struct rotation_problem *rp = p->ctx;
@@ -48,6 +88,7 @@ static double rotation_val_loss(struct meta_problem *p, const float *theta, floa
 static const struct meta_problem_ops rotation_ops = {
     .train_loss = rotation_train_loss,
     .val_loss = rotation_val_loss,
+    .train_loss_tangent = rotation_train_loss_tangent,
 };
 
 struct rotation_problem *rotation_problem_new(struct net *net)
@@ -67,6 +108,7 @@ void rotation_problem_free(struct rotation_problem *rp)
     net_batches_deinit(&rp->b);
     free(rp->xr);
     free(rp->dxr);
+    free(rp->tdxr);
     free(rp);
 }
 
@@ -77,8 +119,10 @@ void rotation_problem_set_batches(struct rotation_problem *rp, const float *x, c
     if (!net_batches_set(&rp->b, x, y, n, xv, yv, m)) return;
     free(rp->xr);
     free(rp->dxr);
+    free(rp->tdxr);
     rp->xr = eg_xmalloc_array(rp->b.cap, rp->numel * sizeof(float));
     rp->dxr = eg_xmalloc_array(rp->b.cap, rp->numel * sizeof(float));
+    rp->tdxr = eg_xmalloc_array(rp->b.cap, rp->numel * sizeof(float));
 }
 
 double rotation_step(struct rotation_problem *rp, struct optim *opt, float lr,

@@ -28,7 +28,8 @@ struct rotation_problem {
     struct net_batches b;   // the net, the current batches, the cross-entropy work space
     size_t numel;           // per-image floats (C*H*W of the net's input)
     enum layer_mode mode;   // mode of the forward passes (TRAIN for the base step's network)
-    float *xr, *dxr;        // (b.cap, numel) owned: the rotated batch and its gradient
+    float *xr, *dxr, *tdxr; // (b.cap, numel) owned: the rotated batch, its gradient and the
+                            // gradient's tangent (train_loss_tangent)
 };
 
 // A problem on a finalized net whose output is (classes, 1, 1). Caller frees.

@@ -44,7 +44,19 @@ static double val_loss(struct meta_problem *p, const float *theta, float *dtheta
     return toy1d_val_loss(x);
 }
 
-static const struct meta_problem_ops toy1d_ops = {.train_loss = train_loss, .val_loss = val_loss};
+// d^2 l_T / dx^2 = 2 + 2 lambda,  d^2 l_T / dlambda dx = 2x.
+static double train_loss_tangent(struct meta_problem *p, const float *theta, const float *lambda,
+                                 const float *u, float *dtheta, float *dlambda, float *hvp,
+                                 float *mixed)
+{
+    double x = theta[0], lam = lambda[0];
+    if (hvp != NULL) hvp[0] = (float)((2.0 + 2.0 * lam) * (double)u[0]);
+    if (mixed != NULL) mixed[0] = (float)(2.0 * x * (double)u[0]);
+    return train_loss(p, theta, lambda, dtheta, dlambda);
+}
+
+static const struct meta_problem_ops toy1d_ops = {
+    .train_loss = train_loss, .val_loss = val_loss, .train_loss_tangent = train_loss_tangent};
 
 void toy1d_problem_init(struct meta_problem *p)
 {
