@@ -163,3 +163,46 @@ Test(loss, correct_rejects_label_out_of_range, .signal = SIGABRT)
     const int32_t y[1] = {7};
     xent_correct(z, y, 1, 3);
 }
+
+// xent_tangent against central differences of xent_backward and xent_forward along a random
+// direction of the logits and of the per-sample weights, in double from float outputs.
+Test(xent, tangent_matches_central_differences)
+{
+    enum { N = 5, C = 4 };
+    struct rng r;
+    rng_seed(&r, 3);
+    float z[N * C], tz[N * C], w[N], tw[N];
+    int32_t y[N] = {0, 3, 1, 2, 3};
+    rng_fill_uniform(&r, z, N * C, -2.0f, 2.0f);
+    rng_fill_uniform(&r, tz, N * C, -1.0f, 1.0f);
+    rng_fill_uniform(&r, w, N, 0.1f, 1.0f);
+    rng_fill_uniform(&r, tw, N, -1.0f, 1.0f);
+    float tdz[N * C], tl[N];
+    xent_tangent(z, y, w, tz, tw, N, C, tdz, tl);
+    const double h = 1e-3;
+    float zp[N * C], zm[N * C], wp[N], wm[N], dzp[N * C], dzm[N * C], lp[N], lm[N];
+    double fd[N * C], fdl[N];
+    for (size_t i = 0; i < N * C; i++) {
+        zp[i] = (float)((double)z[i] + h * (double)tz[i]);
+        zm[i] = (float)((double)z[i] - h * (double)tz[i]);
+    }
+    for (size_t i = 0; i < N; i++) {
+        wp[i] = (float)((double)w[i] + h * (double)tw[i]);
+        wm[i] = (float)((double)w[i] - h * (double)tw[i]);
+    }
+    xent_backward(zp, y, wp, N, C, dzp);
+    xent_backward(zm, y, wm, N, C, dzm);
+    xent_forward(zp, y, N, C, lp);
+    xent_forward(zm, y, N, C, lm);
+    for (size_t i = 0; i < N * C; i++) fd[i] = ((double)dzp[i] - (double)dzm[i]) / (2.0 * h);
+    for (size_t i = 0; i < N; i++) fdl[i] = ((double)lp[i] - (double)lm[i]) / (2.0 * h);
+    // float outputs differenced over 2e-3: ~1e-4 absolute
+    assert_close("tangent of dlogits", tdz, fd, N * C, 3e-4, 1e-3);
+    assert_close("tangent of the losses", tl, fdl, N, 3e-4, 1e-3);
+    // dlosses NULL means 1/N each, with no weight tangent
+    float tdz2[N * C];
+    xent_tangent(z, y, NULL, tz, NULL, N, C, tdz2, NULL);
+    for (size_t i = 0; i < N; i++) w[i] = 1.0f / N;
+    xent_tangent(z, y, w, tz, NULL, N, C, tdz, NULL);
+    assert_close_f("mean weights", tdz2, tdz, N * C, 1e-7, 1e-6);
+}

@@ -32,7 +32,8 @@ struct meta_problem_ops {
     // train_loss (returned, and dtheta, dlambda as there) together with, along u (P), hvp (P)
     // written with (d^2 l_T / dtheta^2) u and mixed (H) with (d^2 l_T / dlambda dtheta) u,
     // each unless NULL. Under the same task noise as the train_loss call it replaces (the
-    // caller restores p->rng). NULL when the task has no exact second-order products.
+    // caller restores p->rng). Every task's problem has it; NULL means no exact products
+    // (method unrolled then refuses the problem: hyper_method_supports).
     double (*train_loss_tangent)(struct meta_problem *p, const float *theta, const float *lambda,
                                  const float *u, float *dtheta, float *dlambda, float *hvp,
                                  float *mixed);

@@ -183,6 +183,16 @@ void classifier_estimate(const struct run_config *cfg, struct classifier_memory 
     }
     memory_add(e, key, "for activations and their gradients", net_batch_bytes(net, nb, m->pass),
                "%zu", bval);
+    if (m->tangent) {
+        // the tangent buffers are sized for the meta-step's own batch (net.h: tcap)
+        const size_t nt = m->val_batch > m->train_batch ? m->val_batch : m->train_batch;
+        const bool dx = m->pass == NET_PASS_BACKWARD_DX;
+        const double t = net_batch_bytes(net, nt, dx ? NET_PASS_TANGENT_DX : NET_PASS_TANGENT) -
+                         net_batch_bytes(net, nt, m->pass);
+        memory_add(e, m->val_batch > m->train_batch ? "meta.batch_size" : "train.batch_size",
+                   "for the tangents of activations and gradients (exact unrolled)", t, "%zu",
+                   m->val_batch > m->train_batch ? cfg->meta.batch_size : cfg->train.batch_size);
+    }
     net_free(net);
 
     // classifier_init's batch buffers x, y, dlogits, losses for the larger of the training and

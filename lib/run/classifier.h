@@ -102,6 +102,8 @@ struct classifier_memory {
     enum classifier_val val;
     size_t H;                // hyperparameters (with a validation set)
     enum net_pass pass;      // the training steps' backward (NET_PASS_BACKWARD_DX: with dL/dx)
+    bool tangent;            // the meta-step also runs the tangent passes (exact unrolled), at
+                             // the larger of the training and validation batches
     // written by classifier_estimate
     size_t P;                // the backbone's parameters
     size_t numel;            // floats per image

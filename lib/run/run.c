@@ -88,13 +88,6 @@ enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
                          "with method none",
                          cfg->method.name, names, cfg->task);
     }
-    if (!ops->exact_second_order && strcmp(cfg->method.name, "unrolled") == 0) {
-        return eg_errorf(err, EG_ERR_CONFIG,
-                         "method.name: unrolled (the exact second-order look-ahead) is not "
-                         "available for task %s yet; unrolled_fd runs the same look-ahead with a "
-                         "finite-difference mixed derivative",
-                         cfg->task);
-    }
     return ops->check(cfg, err);
 }
 

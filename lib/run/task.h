@@ -102,7 +102,6 @@ struct task_ops {
     const char *name;  // the config's `task` value
     const char *about; // one line: what is learned
     bool learns;       // has hyperparameters: the methods other than none apply
-    bool exact_second_order; // its meta-problem has train_loss_tangent: method unrolled applies
 
     // The config's checks that need no data: the task's own section and its cross-key rules,
     // the model against the data's image shape. EG_ERR_CONFIG naming the keys. Required.

@@ -275,6 +275,13 @@ void task_lft_memory(const struct run_config *cfg, struct memory_estimate *e)
         memory_add(e, "method.candidates", "for EvoGrad's candidate perturbations", per_k, "%zu",
                    cfg->method.candidates);
     }
+    // the exact unrolled method: the problem's tangent work space (lft_train_loss_tangent: the
+    // encoder's direction and the tangents of both nets' gradients)
+    const bool exact = hp.method == HYPER_UNROLLED;
+    if (exact) {
+        memory_add(e, "method.name", "for the tangents of the gradients",
+                   (2.0 * (double)P_all + (double)P_rel) * f, "%s", cfg->method.name);
+    }
 
     // The encoder keeps buffers for its largest batch: an episode, the aux batch (both with a
     // backward) or a chunk of the test's feature extraction (forward only, after the training).
@@ -284,7 +291,12 @@ void task_lft_memory(const struct run_config *cfg, struct memory_estimate *e)
                               : 0;
     const size_t chunk = builtin ? smaller(LFT_CHUNK, FMNIST_NOVEL_IMAGES) : LFT_CHUNK;
     const size_t nb = larger(ne, na);
+    // an episode's tangent pass (exact unrolled) keeps a second set of the encoder's buffers
     double enc = net_batch_bytes(nets.enc, nb, NET_PASS_BACKWARD);
+    if (exact) {
+        const double t = net_batch_bytes(nets.enc, ne, NET_PASS_TANGENT);
+        if (t > enc) enc = t;
+    }
     if (chunk > nb) {
         const double fwd = net_batch_bytes(nets.enc, chunk, NET_PASS_FORWARD);
         if (fwd > enc) enc = fwd;
@@ -295,7 +307,8 @@ void task_lft_memory(const struct run_config *cfg, struct memory_estimate *e)
     // with the episode buffers xs, xu and the episode's feature gradients (dfeat)
     memory_add(e, aux_larger ? "lft.aux_batch" : ekey, "for the encoder's activations", enc,
                "%zu", aux_larger ? cfg->lft.aux_batch : ev);
-    memory_add(e, ekey, "for the episodes", (double)ne * (2.0 * in + fn) * f, "%zu", ev);
+    memory_add(e, ekey, "for the episodes", (double)ne * (2.0 * in + (exact ? 2.0 : 1.0) * fn) * f,
+               "%zu", ev); // xs, xu, dfeat (and tdfeat)
 
     // The aux classifier's buffers, the aux batch and the aux loss's work space.
     if (nets.aux != NULL) {
@@ -311,13 +324,14 @@ void task_lft_memory(const struct run_config *cfg, struct memory_estimate *e)
     // (relation.c: grow) hold the larger, and a test episode's support and query features.
     const size_t nw = cfg->lft.n_way, pt = nw * nw * cfg->lft.queries;
     const size_t pe = times(nw * nw, cfg->lft.test_queries), pm = larger(pt, pe);
-    double rel = net_batch_bytes(nets.rel, pt, NET_PASS_BACKWARD_DX);
+    double rel = net_batch_bytes(nets.rel, pt, exact ? NET_PASS_TANGENT_DX : NET_PASS_BACKWARD_DX);
     if (pe > pt) {
         const double fwd = net_batch_bytes(nets.rel, pe, NET_PASS_FORWARD);
         if (fwd > rel) rel = fwd;
     }
     rel += (double)pm * (5.0 * fn + 3.0) * f +
            (double)nw * ((double)cfg->lft.shot + (double)cfg->lft.test_queries) * fn * f;
+    if (exact) rel += (double)pt * (5.0 * fn + 1.0) * f; // tproto, tpairs, tdpairs, tdscores
     const bool test_larger = pe > pt;
     const size_t q = test_larger ? cfg->lft.test_queries : cfg->lft.queries;
     const char *pkey = nw >= q ? "lft.n_way" : test_larger ? "lft.test_queries" : "lft.queries";
@@ -743,7 +757,6 @@ const struct task_ops task_lft = {
     .name = "lft",
     .about = "cross-domain few-shot learning with learned feature-wise transformations",
     .learns = true,
-    .exact_second_order = true,
     .check = lft_check,
     .describe = task_describe_default,
     .init = lft_init,

@@ -71,8 +71,11 @@ static enum eg_status check_keys(const struct run_config *cfg, size_t classes,
 void task_mwn_memory(const struct run_config *cfg, struct memory_estimate *e)
 {
     const size_t H = mwn_vnet_size(cfg->mwn.hidden);
+    // the exact unrolled method's meta-step runs the net's tangent passes (a second set of
+    // activation and gradient buffers)
+    const bool exact = strcmp(cfg->method.name, "unrolled") == 0;
     struct classifier_memory m = {
-        .val = CLASSIFIER_VAL_AUGMENTED, .H = H, .pass = NET_PASS_BACKWARD};
+        .val = CLASSIFIER_VAL_AUGMENTED, .H = H, .pass = NET_PASS_BACKWARD, .tangent = exact};
     size_t ntr, nte;
     classifier_memory_data(cfg, &m, &ntr, &nte);
     // load_data: the training file cut to data.train_size, split into the meta set and the rest
@@ -98,6 +101,12 @@ void task_mwn_memory(const struct run_config *cfg, struct memory_estimate *e)
     memory_add(e, val_larger ? "meta.batch_size" : "train.batch_size", "for the per-sample weights",
                (double)cap * (f + 3.0 * d + (2.0 + (double)classes) * f), "%zu",
                val_larger ? cfg->meta.batch_size : cfg->train.batch_size);
+    if (exact) { // tdv, tlosses and tdlogits (train_loss_tangent)
+        memory_add(e, val_larger ? "meta.batch_size" : "train.batch_size",
+                   "for the tangents of the per-sample losses",
+                   (double)cap * (d + (1.0 + (double)classes) * f), "%zu",
+                   val_larger ? cfg->meta.batch_size : cfg->train.batch_size);
+    }
 }
 
 static enum eg_status mwn_check(const struct run_config *cfg, struct eg_error *err)
@@ -315,7 +324,6 @@ const struct task_ops task_mwn = {
     .name = "mwn",
     .about = "label noise with Meta-Weight-Net: a network that weights each sample's loss",
     .learns = true,
-    .exact_second_order = true,
     .check = mwn_check,
     .describe = task_describe_default,
     .init = mwn_init,

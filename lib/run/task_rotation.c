@@ -40,10 +40,13 @@ static size_t smaller(size_t a, size_t b)
 void task_rotation_memory(const struct run_config *cfg, struct memory_estimate *e)
 {
     const bool meta = strcmp(cfg->method.name, "none") != 0;
-    // the angle's gradient comes through dL/dx (rotation_train_loss with a meta-step)
+    const bool exact = strcmp(cfg->method.name, "unrolled") == 0;
+    // the angle's gradient comes through dL/dx (rotation_train_loss with a meta-step); the exact
+    // unrolled method's mixed product through its tangent (the net's tangent passes)
     struct classifier_memory m = {.val = CLASSIFIER_VAL_PLAIN,
                                   .H = 1,
-                                  .pass = meta ? NET_PASS_BACKWARD_DX : NET_PASS_BACKWARD};
+                                  .pass = meta ? NET_PASS_BACKWARD_DX : NET_PASS_BACKWARD,
+                                  .tangent = exact};
     size_t ntr, nte;
     classifier_memory_data(cfg, &m, &ntr, &nte);
     if (ntr > 0) { // data_rotation_split's ranges of the training file, then classifier_cut
@@ -59,12 +62,16 @@ void task_rotation_memory(const struct run_config *cfg, struct memory_estimate *
     char v[MEMORY_VALUE_MAX];
     const char *key = run_backbone_key(cfg, v, sizeof v);
     memory_add(e, key, "for the meta-problem's copy of the parameters", (double)m.P * f, "%s", v);
-    // the problem's rotated batch and its gradient, and the cross-entropy buffers, for the
-    // larger of the two batches (net_batches_set)
+    // the problem's rotated batch, its gradient and the gradient's tangent, and the cross-entropy
+    // buffers (with their tangents for the exact method), for the larger of the two batches
+    // (net_batches_set)
     const bool val_larger = m.val_batch > m.train_batch;
     const size_t cap = val_larger ? m.val_batch : m.train_batch;
     memory_add(e, val_larger ? "meta.batch_size" : "train.batch_size", "for the rotated batches",
-               (double)cap * (2.0 * numel + 2.0 + (double)classes) * f, "%zu",
+               (double)cap *
+                   (3.0 * numel + 2.0 + (double)classes + (exact ? 1.0 + (double)classes : 0.0)) *
+                   f,
+               "%zu",
                val_larger ? cfg->meta.batch_size : cfg->train.batch_size);
     memory_add(e, "eval.batch_size", "for the test batch rotated back",
                (double)cfg->eval.batch_size * numel * f, "%zu", cfg->eval.batch_size);
@@ -210,7 +217,6 @@ const struct task_ops task_rotation = {
     .name = "rotation",
     .about = "a learned rotation of the training images (the paper's rotation experiment)",
     .learns = true,
-    .exact_second_order = true,
     .check = rotation_check,
     .describe = task_describe_default,
     .init = rotation_init,

@@ -64,7 +64,6 @@ const struct task_ops task_toy1d = {
     .name = "toy1d",
     .about = "the 1-D illustration: a scalar L2 regulariser, its hypergradient against the exact",
     .learns = true,
-    .exact_second_order = true,
     .check = toy1d_check,
     .describe = toy1d_describe,
     .run_whole = toy1d_whole,
