@@ -543,7 +543,7 @@ static void on_progress(void *ctx, const struct run_progress *p, bool epoch_end)
 static const char *const summary_columns[] = {
     "name", "task", "dataset", "backbone", "method", "candidates", "sigma", "temperature", "seed",
     "epochs", "batch_size", "lr", "final_test_acc", "test_acc_ci95", "best_test_acc", "angle_deg",
-    "test_acc_back",
+    "test_acc_back", "diag_cosine_mean",
     "final_train_loss", "sec_per_step", "sec_per_epoch", "wall_s", "peak_rss_mb", "dir",
 };
 #define NSUMMARY (sizeof summary_columns / sizeof summary_columns[0])
@@ -567,7 +567,7 @@ static bool write_results(const char *dir, const char *runs, const struct run_co
     for (; i < sizeof text / sizeof text[0]; i++) row[i] = text[i];
     const double nums[] = {t->lr,           t->test_acc,         t->test_ci95,
                            t->best_acc,     t->angle_deg,        t->acc_back,
-                           r->final_train_loss, r->sec_per_step, r->sec_per_epoch,
+                           t->diag_cosine,  r->final_train_loss, r->sec_per_step, r->sec_per_epoch,
                            r->wall_s,       r->peak_rss_mb};
     for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++, i++) {
         row[i] = csv_fmt(cells[i], nums[k]);

@@ -410,7 +410,7 @@ static const struct bad_case bad_cases[] = {
     {"trian: 3\n", 0, "1:1: trian: ",
      "unknown key; did you mean 'train'? (known keys: name, "
      "seed, threads, conv_backend, task, data, backbone, method, train, meta, eval, "
-     "checkpoint, toy1d, rotation, mwn, lft)"},
+     "checkpoint, diagnostics, toy1d, rotation, mwn, lft)"},
     {"name: x\ntrain:\n  optimzer: {lr: 1}\n", 0, "3:3: train.optimzer: ",
      "unknown key; did you mean 'train.optimizer'? (known keys in train: epochs, batch_size, "
      "diverge_factor, optimizer, schedule)"},
@@ -716,12 +716,12 @@ static const struct bad_override bad_overrides[] = {
      {"trian.epochs=3"},
      "override 'trian.epochs=3': trian: unknown key; did you mean 'train'? (known keys: name, "
      "seed, threads, conv_backend, task, data, backbone, method, train, meta, eval, checkpoint, "
-     "toy1d, rotation, mwn, lft)"},
+     "diagnostics, toy1d, rotation, mwn, lft)"},
     {"name: x\n",
      {"lr=0.1"},
      "override 'lr=0.1': lr: unknown key; did you mean 'train.optimizer.lr'? (known keys: name, "
      "seed, threads, conv_backend, task, data, backbone, method, train, meta, eval, checkpoint, "
-     "toy1d, rotation, mwn, lft)"},
+     "diagnostics, toy1d, rotation, mwn, lft)"},
     {"name: x\n", {"train.epochs"}, "override 'train.epochs': expected key.path=value"},
     {"name: x\n", {"=3"}, "override '=3': expected key.path=value"},
     {"name: x\n",
@@ -1069,6 +1069,8 @@ static const char *const every_key[] = {
     "eval.every_epochs=2",
     "eval.batch_size=100",
     "checkpoint.every_epochs=5",
+    "diagnostics.every_steps=10",
+    "diagnostics.draws=3",
     "toy1d.trials=10",
     "toy1d.grid_points=7",
     "toy1d.lambda_min=0.2",

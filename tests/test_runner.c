@@ -316,10 +316,10 @@ Test(runner, default_folders_of_runs_started_together_never_collide)
     char *runs = e2e_read_bytes("results/tiny/runs.csv", NULL);
     cr_assert(eq(sz, csv_text_records(runs), N + 1), "%s", runs);
     for (size_t r = 1; r <= N; r++) {
-        char *dir = csv_text_cell(runs, r, 22);
+        char *dir = csv_text_cell(runs, r, 23);
         cr_assert(dir != NULL && strncmp(dir, "results/tiny/none-seed3", 23) == 0, "%s", runs);
         for (size_t q = 1; q < r; q++) {
-            char *other = csv_text_cell(runs, q, 22);
+            char *other = csv_text_cell(runs, q, 23);
             cr_assert(strcmp(dir, other) != 0, "two rows name %s", dir);
             free(other);
         }
@@ -463,7 +463,7 @@ Test(runner, a_folder_path_with_a_comma_or_quote_is_quoted_and_a_newline_refused
     cr_assert(eq(int, e2e_run(a, NULL), 0), "%s", e2e_read("stderr.txt"));
     char *runs = e2e_read_bytes("runs.csv", NULL);
     cr_assert(eq(sz, csv_text_records(runs), 2), "%s", runs);
-    char *dir = csv_text_cell(runs, 1, 22);
+    char *dir = csv_text_cell(runs, 1, 23);
     cr_assert(strcmp(dir, "lr=0.1,\"wd\"") == 0, "%s", runs);
     free(dir);
     free(runs);

@@ -288,6 +288,17 @@ static const struct cfg_key checkpoint_keys[] = {
 };
 static const struct cfg_section checkpoint_section = SECTION("checkpoint", checkpoint_keys);
 
+static const struct cfg_key diagnostics_keys[] = {
+    KEY_SIZE("every_steps", diagnostics.every_steps, 0, SIZE_MAX, 0,
+             "every N steps also compute the exact one-step hypergradient on the step's state and "
+             "batches and compare the method's with it (hypergrad_diag.csv; the run's own "
+             "numbers are unchanged); 0 = off"),
+    KEY_SIZE("draws", diagnostics.draws, 0, 100000, 0,
+             "evograd with diagnostics: also the cosine of the mean of this many fresh EvoGrad "
+             "draws against the exact hypergradient; 0 = none"),
+};
+static const struct cfg_section diagnostics_section = SECTION("diagnostics", diagnostics_keys);
+
 static const struct cfg_key toy1d_keys[] = {
     KEY_SIZE("trials", toy1d.trials, 1, 100000000, 100,
              "hypergradient estimates (random x ~ N(0, 1)) per lambda"),
@@ -375,6 +386,7 @@ static const struct cfg_key root_keys[] = {
     KEY_SECTION("meta", meta_section),
     KEY_SECTION("eval", eval_section),
     KEY_SECTION("checkpoint", checkpoint_section),
+    KEY_SECTION("diagnostics", diagnostics_section),
     KEY_SECTION("toy1d", toy1d_section),
     KEY_SECTION("rotation", rotation_section),
     KEY_SECTION("mwn", mwn_section),

@@ -115,6 +115,10 @@ struct run_config {
     struct {
         size_t every_epochs;        // 0 = only on SIGINT/SIGTERM
     } checkpoint;
+    struct {
+        size_t every_steps;         // 0 = off; else the exact hypergradient every N steps
+        size_t draws;               // evograd: also the mean of this many fresh draws (0 = none)
+    } diagnostics;
     struct {                        // the 1-D illustration (task toy1d, lib/tasks/toy1d.h)
         size_t trials;              // hypergradient estimates per lambda
         size_t grid_points;         // lambdas on linspace(lambda_min, lambda_max), >= 2

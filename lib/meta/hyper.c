@@ -14,6 +14,7 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "core/status.h"
+#include "core/timer.h"
 
 struct hyper {
     struct hyper_params hp;
@@ -32,6 +33,13 @@ struct hyper {
     float *v;                  // (P) grad l_V(theta')
     float *dlam_pos, *dlam_neg; // (H) the exact mixed product (unrolled, in dlam_pos), or
                                 // grad_lambda l_T(theta +- e v) (unrolled_fd)
+    // diagnostics (hp.diagnostics): work vectors of the exact look-ahead, the two
+    // hypergradients, the mean of the draws, and the pending comparison
+    float *dg_point, *dg_grad, *dg_v;  // (P)
+    float *dg_method, *dg_exact, *dg_mixed, *dg_draw; // (H)
+    double *dg_mean;                   // (H)
+    bool dg_requested, dg_ready;
+    struct hyper_diag dg;
 };
 
 static const char *const method_names[HYPER__COUNT] = {
@@ -99,6 +107,20 @@ struct hyper *hyper_new(const struct hyper_params *hp, size_t P, size_t H)
         h->dlam_pos = eg_xmalloc_floats(H);
         if (hp->method == HYPER_UNROLLED_FD) h->dlam_neg = eg_xmalloc_floats(H);
     }
+    if (hp->diagnostics) {
+        EG_ASSERT(hp->lookahead_lr > 0.0);
+        EG_ASSERT(hp->diag_draws == 0 || hp->method == HYPER_EVOGRAD);
+        h->dg_point = eg_xmalloc_floats(P);
+        h->dg_grad = eg_xmalloc_floats(P);
+        h->dg_v = eg_xmalloc_floats(P);
+        h->dg_method = eg_xmalloc_floats(H);
+        h->dg_exact = eg_xmalloc_floats(H);
+        h->dg_mixed = eg_xmalloc_floats(H);
+        if (hp->diag_draws > 0) {
+            h->dg_draw = eg_xmalloc_floats(H);
+            h->dg_mean = eg_xmalloc_array(H, sizeof(double));
+        }
+    }
     return h;
 }
 
@@ -116,6 +138,14 @@ void hyper_free(struct hyper *h)
     free(h->v);
     free(h->dlam_pos);
     free(h->dlam_neg);
+    free(h->dg_point);
+    free(h->dg_grad);
+    free(h->dg_v);
+    free(h->dg_method);
+    free(h->dg_exact);
+    free(h->dg_mixed);
+    free(h->dg_draw);
+    free(h->dg_mean);
     free(h);
 }
 
@@ -217,14 +247,44 @@ static void evograd_step(struct hyper *h, struct meta_problem *p, const float *t
 // ---------------------------------------------------------------------------------------------
 // One-step unrolled look-ahead with a DARTS-style finite-difference mixed derivative.
 
+// The exact one-step look-ahead hypergradient hg (H) = -alpha (d^2 l_T / dlambda dtheta) v, v =
+// grad l_V(theta - alpha g), with work vectors point, grad, v (P) and mixed (H); *train and *val
+// receive l_T(theta) and l_V(theta'). Each training evaluation starts from the generator state
+// *noise (when the problem has one): one draw of the noise, differentiated twice.
+static void exact_lookahead(struct meta_problem *p, const float *theta, const float *lambda,
+                            double alpha, const struct rng *noise, float *point, float *grad,
+                            float *v, float *mixed, float *hg, double *train, double *val)
+{
+    const size_t P = p->P, H = p->H;
+    if (p->rng != NULL) *p->rng = *noise;
+    *train = p->ops->train_loss(p, theta, lambda, grad, NULL);
+    for (size_t i = 0; i < P; i++) point[i] = (float)((double)theta[i] - alpha * (double)grad[i]);
+    *val = p->ops->val_loss(p, point, v);
+    if (p->rng != NULL) *p->rng = *noise;
+    p->ops->train_loss_tangent(p, theta, lambda, v, NULL, NULL, NULL, mixed);
+    for (size_t j = 0; j < H; j++) hg[j] = (float)(-alpha * (double)mixed[j]);
+}
+
 static void unrolled_step(struct hyper *h, struct meta_problem *p, const float *theta,
                           const float *lambda, float *hg, struct hyper_info *info)
 {
     const size_t P = h->P, H = h->H;
     const double alpha = h->hp.lookahead_lr;
-    const bool exact = h->hp.method == HYPER_UNROLLED;
+    if (h->hp.method == HYPER_UNROLLED) {
+        struct rng saved;
+        if (p->rng != NULL) saved = *p->rng;
+        double train, val;
+        exact_lookahead(p, theta, lambda, alpha, &saved, h->point, h->grad, h->v, h->dlam_pos, hg,
+                        &train, &val);
+        if (info != NULL) {
+            info->val_loss = val;
+            info->train_loss_mean = train;
+            info->weight_max = NAN;
+        }
+        return;
+    }
 
-    // theta' = theta - alpha g,  g = dl_T/dtheta at (theta, lambda); v = grad l_V(theta').
+    // unrolled_fd: theta' = theta - alpha g,  g = dl_T/dtheta at (theta, lambda); v = grad l_V(theta').
     // The task generator is copied first: the mixed derivative below must be taken under the
     // same noise as g (one draw, differentiated twice, as the second-order reference does).
     struct rng saved;
@@ -238,14 +298,6 @@ static void unrolled_step(struct hyper *h, struct meta_problem *p, const float *
         info->val_loss = val;
         info->train_loss_mean = train;
         info->weight_max = NAN;
-    }
-
-    if (exact) {
-        // (d^2 l_T / dlambda dtheta) v in one forward-over-reverse pass at theta.
-        if (p->rng != NULL) *p->rng = saved;
-        p->ops->train_loss_tangent(p, theta, lambda, h->v, NULL, NULL, NULL, h->dlam_pos);
-        for (size_t j = 0; j < H; j++) hg[j] = (float)(-alpha * (double)h->dlam_pos[j]);
-        return;
     }
 
     double vv = 0.0;
@@ -284,27 +336,29 @@ void hyper_grad_eps(struct hyper *h, struct meta_problem *p, const float *theta,
     evograd_step(h, p, theta, lambda, eps, hg, info);
 }
 
-void hyper_grad(struct hyper *h, struct meta_problem *p, const float *theta, const float *lambda,
-                struct rng *rng, float *hg, struct hyper_info *info)
+// EvoGrad's K perturbations from rng into h->eps.
+static void draw_eps(struct hyper *h, struct rng *rng)
 {
-    EG_ASSERT(h != NULL);
-    EG_ASSERT(theta != NULL && lambda != NULL && hg != NULL);
-    check_problem(h, p);
-    switch (h->hp.method) {
-    case HYPER_EVOGRAD: {
-        EG_ASSERT(rng != NULL);
-        const size_t K = h->hp.candidates, P = h->P;
-        const float sigma = (float)h->hp.sigma;
-        for (size_t k = 0; k < K; k++) {
-            if (h->hp.noise == HYPER_NOISE_RADEMACHER) {
-                rng_fill_rademacher(rng, h->eps + k * P, P, sigma);
-            } else {
-                rng_fill_gaussian(rng, h->eps + k * P, P, 0.0f, sigma);
-            }
+    const size_t K = h->hp.candidates, P = h->P;
+    const float sigma = (float)h->hp.sigma;
+    for (size_t k = 0; k < K; k++) {
+        if (h->hp.noise == HYPER_NOISE_RADEMACHER) {
+            rng_fill_rademacher(rng, h->eps + k * P, P, sigma);
+        } else {
+            rng_fill_gaussian(rng, h->eps + k * P, P, 0.0f, sigma);
         }
+    }
+}
+
+static void method_grad(struct hyper *h, struct meta_problem *p, const float *theta,
+                        const float *lambda, struct rng *rng, float *hg, struct hyper_info *info)
+{
+    switch (h->hp.method) {
+    case HYPER_EVOGRAD:
+        EG_ASSERT(rng != NULL);
+        draw_eps(h, rng);
         evograd_step(h, p, theta, lambda, h->eps, hg, info);
         break;
-    }
     case HYPER_UNROLLED:
     case HYPER_UNROLLED_FD:
         unrolled_step(h, p, theta, lambda, hg, info);
@@ -319,4 +373,107 @@ void hyper_grad(struct hyper *h, struct meta_problem *p, const float *theta, con
         }
         break;
     }
+}
+
+// The stream of the diagnostics' EvoGrad draws (seeded from a copy of the method's rng).
+#define DIAG_STREAM 0x64696167u // "diag"
+
+static double dot_h(const float *a, const float *b, size_t H)
+{
+    double s = 0.0;
+    for (size_t j = 0; j < H; j++) s += (double)a[j] * (double)b[j];
+    return s;
+}
+
+static double cosine_of(double ab, double aa, double bb)
+{
+    return aa > 0.0 && bb > 0.0 ? ab / (sqrt(aa) * sqrt(bb)) : (double)NAN;
+}
+
+// The diagnostics of a step just taken (hg, the method's result) at (theta, lambda): noise is
+// the task generator's state at the call, method_rng the method's generator after the call.
+static void diag_run(struct hyper *h, struct meta_problem *p, const float *theta,
+                     const float *lambda, const struct rng *noise, const struct rng *method_rng,
+                     const float *hg)
+{
+    const double t0 = eg_wall_seconds();
+    const size_t H = h->H;
+    struct rng after;
+    if (p->rng != NULL) after = *p->rng;
+    double train, val;
+    exact_lookahead(p, theta, lambda, h->hp.lookahead_lr, noise, h->dg_point, h->dg_grad,
+                    h->dg_v, h->dg_mixed, h->dg_exact, &train, &val);
+    memcpy(h->dg_method, hg, H * sizeof(float));
+    const double mm = dot_h(hg, hg, H), ee = dot_h(h->dg_exact, h->dg_exact, H);
+    size_t agree = 0;
+    for (size_t j = 0; j < H; j++) {
+        const float a = hg[j], b = h->dg_exact[j];
+        agree += (a > 0.0f) == (b > 0.0f) && (a < 0.0f) == (b < 0.0f);
+    }
+    h->dg = (struct hyper_diag){
+        .method_norm = sqrt(mm),
+        .exact_norm = sqrt(ee),
+        .cosine = cosine_of(dot_h(hg, h->dg_exact, H), mm, ee),
+        .norm_ratio = ee > 0.0 ? sqrt(mm) / sqrt(ee) : (double)NAN,
+        .sign_agree = (double)agree / (double)H,
+        .draws_cosine = NAN,
+        .H = H,
+        .method = h->dg_method,
+        .exact = h->dg_exact,
+    };
+    const size_t R = h->hp.diag_draws;
+    if (R > 0) {
+        struct rng copy = *method_rng, dr;
+        rng_seed_stream(&dr, rng_u64(&copy), DIAG_STREAM);
+        for (size_t j = 0; j < H; j++) h->dg_mean[j] = 0.0;
+        for (size_t r = 0; r < R; r++) {
+            draw_eps(h, &dr);
+            if (p->rng != NULL) *p->rng = *noise;
+            evograd_step(h, p, theta, lambda, h->eps, h->dg_draw, NULL);
+            for (size_t j = 0; j < H; j++) h->dg_mean[j] += (double)h->dg_draw[j];
+        }
+        double me = 0.0, mq = 0.0;
+        for (size_t j = 0; j < H; j++) {
+            const double m = h->dg_mean[j] / (double)R;
+            me += m * (double)h->dg_exact[j];
+            mq += m * m;
+        }
+        h->dg.draws_cosine = cosine_of(me, mq, ee);
+    }
+    if (p->rng != NULL) *p->rng = after;
+    h->dg.seconds = eg_wall_seconds() - t0;
+    h->dg_ready = true;
+}
+
+void hyper_grad(struct hyper *h, struct meta_problem *p, const float *theta, const float *lambda,
+                struct rng *rng, float *hg, struct hyper_info *info)
+{
+    EG_ASSERT(h != NULL);
+    EG_ASSERT(theta != NULL && lambda != NULL && hg != NULL);
+    check_problem(h, p);
+    const bool diag = h->dg_requested;
+    struct rng noise;
+    if (diag && p->rng != NULL) noise = *p->rng;
+    method_grad(h, p, theta, lambda, rng, hg, info);
+    if (diag) {
+        EG_ASSERT(p->ops->train_loss_tangent != NULL);
+        h->dg_requested = false;
+        struct rng none = {0};
+        diag_run(h, p, theta, lambda, &noise, rng != NULL ? rng : &none, hg);
+    }
+}
+
+void hyper_diag_request(struct hyper *h)
+{
+    EG_ASSERT(h != NULL && h->hp.diagnostics);
+    h->dg_requested = true;
+}
+
+bool hyper_diag_take(struct hyper *h, struct hyper_diag *d)
+{
+    EG_ASSERT(h != NULL && d != NULL);
+    if (!h->dg_ready) return false;
+    *d = h->dg;
+    h->dg_ready = false;
+    return true;
 }

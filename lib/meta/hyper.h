@@ -39,7 +39,9 @@ struct hyper_params {
     double sigma;         // > 0 (evograd)
     double temperature;   // tau > 0 (evograd)
     enum hyper_noise noise;
-    double lookahead_lr;  // alpha > 0 (unrolled, unrolled_fd)
+    double lookahead_lr;  // alpha > 0 (unrolled, unrolled_fd; and the diagnostics' exact)
+    bool diagnostics;     // make room for hyper_diag_request (below)
+    size_t diag_draws;    // evograd with diagnostics: fresh draws averaged (0 = none)
 };
 
 // "none", "evograd", "unrolled", "unrolled_fd"; and back.
@@ -95,6 +97,28 @@ struct meta_step {
     float lr;
     struct rng *rng;
 };
+
+// Diagnostics: how close a method's hypergradient is to the exact one-step look-ahead one
+// (unrolled, with the same alpha) at the same point, on the same batches and under the same task
+// noise. After hyper_diag_request, the next hyper_grad also computes the exact hypergradient (and,
+// for evograd with diag_draws R > 0, the mean of R fresh EvoGrad draws, their perturbations
+// from a generator seeded from a copy of the method's rng, which is left as it was) and puts the
+// task's generator back where the method left it: the method's result, the problem's
+// parameters and the run's random streams are as without the request. The problem needs
+// train_loss_tangent. hyper_diag_take then returns the comparison once (false when none is
+// pending). h must have been made with diagnostics set.
+struct hyper_diag {
+    double method_norm, exact_norm; // |h| of the method and of the exact look-ahead
+    double cosine;                  // h . h_exact / (|h| |h_exact|); NaN when either is 0
+    double norm_ratio;              // |h| / |h_exact|; NaN when |h_exact| is 0
+    double sign_agree;              // fraction of components whose signs agree (0 == 0)
+    double draws_cosine;            // the cosine of the mean of the draws (NaN without draws)
+    double seconds;                 // the time the diagnostics added to the step
+    size_t H;
+    const float *method, *exact;    // (H) the two hypergradients, valid until the next call
+};
+void hyper_diag_request(struct hyper *h);
+bool hyper_diag_take(struct hyper *h, struct hyper_diag *d);
 
 // w: (K) written with softmax(-losses / tau), shifted by the smallest loss (finite for any
 // finite losses, sums to 1). Exposed for tests.

@@ -410,3 +410,8 @@ void classifier_task_summary(const void *state, struct task_summary *s)
     snprintf(s->result, sizeof s->result, "final test accuracy %.4f (best %.4f)", c->st.last_acc,
              c->st.best_acc);
 }
+
+struct hyper *classifier_task_hyper(void *state)
+{
+    return ((struct classifier *)state)->hyper;
+}

@@ -190,5 +190,7 @@ void classifier_task_row(const void *state, const struct task_clock *c, struct m
 void classifier_task_sections(void *state, struct ckpt_list *l);
 // test_acc, best_acc and the result "final test accuracy A (best B)".
 void classifier_task_summary(const void *state, struct task_summary *s);
+// task_ops.hyper of a task whose state starts with its struct classifier: c->hyper.
+struct hyper *classifier_task_hyper(void *state);
 
 #endif // EG_CLASSIFIER_H

@@ -24,6 +24,7 @@
 #include "core/timer.h"
 #include "io/checkpoint.h"
 #include "io/csv.h"
+#include "meta/hyper.h"
 #include "nn/layers.h"
 #include "nn/optim.h"
 #include "settings.h"
@@ -41,6 +42,9 @@ struct loop_state {
     double last_train_loss; // the last finished epoch's mean
     double ref_sum;       // the run's first step (the untrained model): its loss sum and count,
     uint64_t ref_count;   //   the reference of the blow-up rule (train.diverge_factor)
+    uint64_t diag_rows;   // hypergrad_diag.csv rows written (diagnostics.every_steps)
+    double diag_cos_sum;  // their cosines' sum and count (rows with a defined cosine)
+    uint64_t diag_cos_n;
 };
 
 struct loop {
@@ -50,6 +54,8 @@ struct loop {
     struct schedule sched;
     size_t steps_per_epoch;
     struct csv *metrics;
+    struct csv *diag;      // hypergrad_diag.csv, or NULL without diagnostics
+    struct hyper *hyper;   // the task's method, when diagnosed
     struct loop_state st;
     double session_start;
     uint64_t session_first_step; // global step at which this invocation started
@@ -70,6 +76,35 @@ static void apply_compute(const struct run_config *cfg)
     conv2d_set_threads((int)cfg->threads);
 }
 
+// diagnostics.* against the method and the task.
+static enum eg_status check_diagnostics(const struct task_ops *ops, const struct run_config *cfg,
+                                        struct eg_error *err)
+{
+    const size_t every = cfg->diagnostics.every_steps, draws = cfg->diagnostics.draws;
+    if (draws > 0 && every == 0) {
+        return eg_errorf(err, EG_ERR_CONFIG,
+                         "diagnostics.draws: %zu needs diagnostics.every_steps > 0 (it is 0: "
+                         "diagnostics off)",
+                         draws);
+    }
+    if (every == 0) return EG_OK;
+    if (ops->hyper == NULL) {
+        return eg_errorf(err, EG_ERR_CONFIG,
+                         "diagnostics.every_steps: task %s has no meta-steps to diagnose", cfg->task);
+    }
+    if (strcmp(cfg->method.name, "none") == 0) {
+        return eg_errorf(err, EG_ERR_CONFIG,
+                         "diagnostics.every_steps: compares a method's hypergradient with the exact "
+                         "one; method.name is none");
+    }
+    if (draws > 0 && strcmp(cfg->method.name, "evograd") != 0) {
+        return eg_errorf(err, EG_ERR_CONFIG,
+                         "diagnostics.draws: averages EvoGrad draws; method.name is %s",
+                         cfg->method.name);
+    }
+    return EG_OK;
+}
+
 enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
 {
     const struct task_ops *ops = task_find(cfg->task);
@@ -88,6 +123,8 @@ enum eg_status run_check(const struct run_config *cfg, struct eg_error *err)
                          "with method none",
                          cfg->method.name, names, cfg->task);
     }
+    enum eg_status st = check_diagnostics(ops, cfg, err);
+    if (st != EG_OK) return st;
     return ops->check(cfg, err);
 }
 
@@ -125,6 +162,9 @@ static bool state_valid(const void *data, const void *ctx, char *why, size_t cap
         snprintf(why, cap, "global step %llu at epoch %llu, step %llu (%llu steps an epoch)",
                  (unsigned long long)st.global_step, (unsigned long long)st.epoch,
                  (unsigned long long)st.step, (unsigned long long)spe);
+    } else if (st.diag_rows > st.global_step || st.diag_cos_n > st.diag_rows) {
+        snprintf(why, cap, "%llu diagnostics rows after %llu steps",
+                 (unsigned long long)st.diag_rows, (unsigned long long)st.global_step);
     } else if (st.rows > st.epoch) {
         snprintf(why, cap, "%llu metrics rows after %llu epochs", (unsigned long long)st.rows,
                  (unsigned long long)st.epoch);
@@ -220,6 +260,44 @@ static enum eg_status write_row(struct loop *lp, const struct task_clock *c, str
     return st;
 }
 
+// hypergrad_diag.csv's columns (run.h).
+static const char *const diag_columns[] = {
+    "step",       "epoch",      "method",     "candidates", "method_norm", "exact_norm",
+    "cosine",     "norm_ratio", "sign_agree", "draws",      "draws_cosine", "extra_s",
+};
+#define NDIAG (sizeof diag_columns / sizeof diag_columns[0])
+
+// The row of the step just taken, when its diagnostics were requested (the method computed
+// them in that step's hyper_grad; a step without a meta-step has none).
+static enum eg_status write_diag(struct loop *lp, struct eg_error *err)
+{
+    struct hyper_diag d;
+    if (!hyper_diag_take(lp->hyper, &d)) return EG_OK;
+    const struct run_config *cfg = lp->cfg;
+    char cells[NDIAG][40];
+    const char *row[NDIAG];
+    row[2] = cfg->method.name;
+    snprintf(cells[0], sizeof cells[0], "%llu", (unsigned long long)lp->st.global_step);
+    snprintf(cells[1], sizeof cells[1], "%llu", (unsigned long long)lp->st.epoch + 1);
+    snprintf(cells[3], sizeof cells[3], "%zu", cfg->method.candidates);
+    const double nums[] = {d.method_norm, d.exact_norm, d.cosine, d.norm_ratio, d.sign_agree};
+    for (size_t k = 0; k < 5; k++) csv_fmt(cells[4 + k], nums[k]);
+    snprintf(cells[9], sizeof cells[9], "%zu", cfg->diagnostics.draws);
+    csv_fmt(cells[10], d.draws_cosine);
+    csv_fmt(cells[11], d.seconds);
+    for (size_t k = 0; k < NDIAG; k++) {
+        if (k != 2) row[k] = cells[k];
+    }
+    enum eg_status st = csv_row(lp->diag, row, err);
+    if (st != EG_OK) return st;
+    lp->st.diag_rows = csv_rows(lp->diag);
+    if (isfinite(d.cosine)) {
+        lp->st.diag_cos_sum += d.cosine;
+        lp->st.diag_cos_n++;
+    }
+    return EG_OK;
+}
+
 static void report(struct loop *lp, const struct run_options *o, bool epoch_end)
 {
     if (o->progress == NULL) return;
@@ -306,6 +384,9 @@ static enum eg_status train_loop(struct loop *lp, const struct run_options *o,
             .stop = o->stop,
         };
         while (st->step < lp->steps_per_epoch) {
+            if (lp->diag != NULL && (st->global_step + 1) % cfg->diagnostics.every_steps == 0) {
+                hyper_diag_request(lp->hyper);
+            }
             double t0 = eg_wall_seconds();
             struct task_step s = lp->ops->step(lp->task, &c);
             st->step_s += eg_wall_seconds() - t0;
@@ -317,6 +398,10 @@ static enum eg_status train_loop(struct loop *lp, const struct run_options *o,
             st->global_step++;
             st->loss_sum += s.loss_sum;
             st->loss_count += s.count;
+            if (lp->diag != NULL) {
+                enum eg_status ds = write_diag(lp, err);
+                if (ds != EG_OK) return ds;
+            }
             if (s.diverged != NULL) {
                 return eg_errorf(err, EG_ERR_DIVERGED,
                                  "diverged: %s at epoch %llu, step %llu (global step %llu); "
@@ -362,16 +447,29 @@ static enum eg_status open_run(struct loop *lp, const struct run_options *opts,
     char path[PATH_MAX + 32];
     join(path, sizeof path, opts->dir, "metrics.csv");
     const char *const *cols = lp->ops->columns;
+    char dpath[PATH_MAX + 32];
+    join(dpath, sizeof dpath, opts->dir, "hypergrad_diag.csv");
+    const bool diag = lp->cfg->diagnostics.every_steps > 0;
+    if (diag) {
+        lp->hyper = lp->ops->hyper(lp->task);
+        EG_ASSERT(lp->hyper != NULL); // run_check: a method other than none
+    }
     if (opts->resume) {
         enum eg_status st = load_checkpoint(lp, opts->dir, err);
         if (st != EG_OK) return st;
-        return csv_reopen(path, cols, lp->ops->ncolumns, (size_t)lp->st.rows, &lp->metrics, err);
+        st = csv_reopen(path, cols, lp->ops->ncolumns, (size_t)lp->st.rows, &lp->metrics, err);
+        if (st == EG_OK && diag) {
+            st = csv_reopen(dpath, diag_columns, NDIAG, (size_t)lp->st.diag_rows, &lp->diag, err);
+        }
+        return st;
     }
     if (lp->ops->start != NULL) {
         enum eg_status st = lp->ops->start(lp->task, opts->dir, err);
         if (st != EG_OK) return st;
     }
-    return csv_create(path, cols, lp->ops->ncolumns, &lp->metrics, err);
+    enum eg_status st = csv_create(path, cols, lp->ops->ncolumns, &lp->metrics, err);
+    if (st == EG_OK && diag) st = csv_create(dpath, diag_columns, NDIAG, &lp->diag, err);
+    return st;
 }
 
 static enum eg_status run_whole(const struct task_ops *ops, const struct run_config *cfg,
@@ -430,8 +528,13 @@ enum eg_status run_task(const struct task_ops *ops, const struct run_config *cfg
     struct eg_error ignored;
     if (st == EG_OK) {
         st = csv_close(lp.metrics, err);
+        if (lp.diag != NULL) {
+            enum eg_status ds = csv_close(lp.diag, st == EG_OK ? err : &ignored);
+            if (st == EG_OK) st = ds;
+        }
     } else {
         csv_close(lp.metrics, &ignored); // every row written so far is kept
+        if (lp.diag != NULL) csv_close(lp.diag, &ignored);
     }
     if (st == EG_OK && !res->stopped && ops->finish != NULL) {
         st = ops->finish(lp.task, opts->dir, err);
@@ -445,6 +548,7 @@ enum eg_status run_task(const struct task_ops *ops, const struct run_config *cfg
     res->sec_per_epoch = res->sec_per_step * (double)lp.steps_per_epoch;
     res->peak_rss_mb = eg_peak_rss_mb();
     if (lp.task != NULL) ops->summary(lp.task, &res->task);
+    if (lp.st.diag_cos_n > 0) res->task.diag_cosine = lp.st.diag_cos_sum / (double)lp.st.diag_cos_n;
     ops->free(lp.task);
     free(lp.snap);
     return st;

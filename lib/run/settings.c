@@ -95,10 +95,18 @@ struct hyper_params run_hyper_params(const struct run_config *cfg, double base_l
         .noise = strcmp(cfg->method.noise, "gaussian") == 0 ? HYPER_NOISE_GAUSSIAN
                                                             : HYPER_NOISE_RADEMACHER,
         .lookahead_lr = cfg->method.lookahead_lr > 0.0 ? cfg->method.lookahead_lr : base_lr,
+        .diagnostics = cfg->diagnostics.every_steps > 0,
+        .diag_draws = cfg->diagnostics.every_steps > 0 ? cfg->diagnostics.draws : 0,
     };
     bool known = hyper_method_find(cfg->method.name, &hp.method);
     EG_ASSERT(known); // the config's enum lists the same names
     return hp;
+}
+
+bool run_uses_tangents(const struct run_config *cfg)
+{
+    if (strcmp(cfg->method.name, "none") == 0) return false;
+    return strcmp(cfg->method.name, "unrolled") == 0 || cfg->diagnostics.every_steps > 0;
 }
 
 struct data_spec run_data_spec(const struct run_config *cfg)
@@ -142,6 +150,11 @@ double run_hyper_bytes(const struct hyper_params *hp, size_t P, size_t H, double
         rest = (3.0 * (double)P + (double)H) * f; // point, grad, v (P); the mixed product (H)
     } else if (hp->method == HYPER_UNROLLED_FD) {
         rest = (3.0 * (double)P + 2.0 * (double)H) * f; // point, grad, v (P); dlam_pos/neg (H)
+    }
+    if (hp->diagnostics) {
+        // the exact look-ahead's point, grad, v (P) and the method's, exact, mixed and draw
+        // vectors (H) with the draws' mean (H doubles)
+        rest += (3.0 * (double)P + 4.0 * (double)H) * f + (double)H * d;
     }
     if (candidates != NULL) *candidates = per_k;
     return rest;

@@ -41,6 +41,9 @@ const char *run_backbone_key(const struct run_config *cfg, char *buf, size_t cap
 // method.*: the method, K, sigma, tau, the noise, and the look-ahead step alpha, which is
 // method.lookahead_lr, or base_lr when that is 0 (the task's base learning rate).
 struct hyper_params run_hyper_params(const struct run_config *cfg, double base_lr);
+// Whether a run's meta-steps run the nets' tangent passes: method unrolled (exact), or any
+// method with diagnostics (the exact look-ahead they compare with).
+bool run_uses_tangents(const struct run_config *cfg);
 
 // Bytes hyper_new(hp, P, H) allocates, without allocating them: returns the part that does not
 // scale with evograd's K, and *candidates (unless NULL) the part that does (0 for the other

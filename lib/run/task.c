@@ -22,6 +22,7 @@ void task_summary_init(struct task_summary *s, const struct run_config *cfg)
         .val_acc = NAN,
         .angle_deg = NAN,
         .acc_back = NAN,
+        .diag_cosine = NAN,
     };
 }
 

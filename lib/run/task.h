@@ -25,6 +25,7 @@
 #include "core/status.h"
 
 struct ckpt_list;
+struct hyper;
 struct run_config;
 
 // What one training iteration contributes to the epoch's training loss (metrics.csv's
@@ -66,6 +67,7 @@ struct task_summary {
     double test_ci95;               // half-width of the latest test accuracy's 95% interval
     double val_acc;                 // the latest validation accuracy (shown in the progress)
     double angle_deg, acc_back;     // rotation: the learned angle, the accuracy rotated back
+    double diag_cosine;             // the mean cosine of hypergrad_diag.csv (diagnostics)
     char result[192];               // the outcome in words for the run's last line
 };
 
@@ -155,6 +157,11 @@ struct task_ops {
 
     // The run's figures so far into s (task_summary_init has been applied).
     void (*summary)(const void *state, struct task_summary *s);
+
+    // The task's hypergradient method (NULL with method none), whose diagnostics the loop
+    // requests every diagnostics.every_steps steps (meta/hyper.h: hyper_diag_request). NULL
+    // member: the task has no meta-steps to diagnose (run_check refuses diagnostics).
+    struct hyper *(*hyper)(void *state);
 };
 
 // ---------------------------------------------------------------------------------------------

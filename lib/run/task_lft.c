@@ -277,7 +277,7 @@ void task_lft_memory(const struct run_config *cfg, struct memory_estimate *e)
     }
     // the exact unrolled method: the problem's tangent work space (lft_train_loss_tangent: the
     // encoder's direction and the tangents of both nets' gradients)
-    const bool exact = hp.method == HYPER_UNROLLED;
+    const bool exact = run_uses_tangents(cfg);
     if (exact) {
         memory_add(e, "method.name", "for the tangents of the gradients",
                    (2.0 * (double)P_all + (double)P_rel) * f, "%s", cfg->method.name);
@@ -738,6 +738,11 @@ static enum eg_status write_splits(void *state, const char *dir, struct eg_error
     return domains_write_splits(path, r->d, roles, r->nd, err);
 }
 
+static struct hyper *lft_hyper(void *state)
+{
+    return ((struct lft_task *)state)->hyper;
+}
+
 static void lft_summary(const void *state, struct task_summary *s)
 {
     const struct lft_task *r = state;
@@ -770,4 +775,5 @@ const struct task_ops task_lft = {
     .row = lft_row,
     .sections = lft_sections,
     .summary = lft_summary,
+    .hyper = lft_hyper,
 };

@@ -73,7 +73,7 @@ void task_mwn_memory(const struct run_config *cfg, struct memory_estimate *e)
     const size_t H = mwn_vnet_size(cfg->mwn.hidden);
     // the exact unrolled method's meta-step runs the net's tangent passes (a second set of
     // activation and gradient buffers)
-    const bool exact = strcmp(cfg->method.name, "unrolled") == 0;
+    const bool exact = run_uses_tangents(cfg);
     struct classifier_memory m = {
         .val = CLASSIFIER_VAL_AUGMENTED, .H = H, .pass = NET_PASS_BACKWARD, .tangent = exact};
     size_t ntr, nte;
@@ -338,4 +338,5 @@ const struct task_ops task_mwn = {
     .sections = mwn_sections,
     .finish = write_weight_curve,
     .summary = classifier_task_summary,
+    .hyper = classifier_task_hyper,
 };

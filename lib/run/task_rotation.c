@@ -40,7 +40,7 @@ static size_t smaller(size_t a, size_t b)
 void task_rotation_memory(const struct run_config *cfg, struct memory_estimate *e)
 {
     const bool meta = strcmp(cfg->method.name, "none") != 0;
-    const bool exact = strcmp(cfg->method.name, "unrolled") == 0;
+    const bool exact = run_uses_tangents(cfg);
     // the angle's gradient comes through dL/dx (rotation_train_loss with a meta-step); the exact
     // unrolled method's mixed product through its tangent (the net's tangent passes)
     struct classifier_memory m = {.val = CLASSIFIER_VAL_PLAIN,
@@ -229,4 +229,5 @@ const struct task_ops task_rotation = {
     .row = rotation_row,
     .sections = rotation_sections,
     .summary = rotation_summary,
+    .hyper = classifier_task_hyper,
 };
