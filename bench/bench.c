@@ -553,7 +553,6 @@ static double run_mwn_method(enum hyper_method m, const void *ctx, int threads, 
                              double *info)
 {
     (void)ctx;
-    (void)info;
     struct meta_bench mb;
     meta_bench_init(&mb, threads);
     const size_t P = mb.t.net->nparams, H = mwn_vnet_size(MWN_HIDDEN);
@@ -569,6 +568,8 @@ static double run_mwn_method(enum hyper_method m, const void *ctx, int threads, 
     if (m != HYPER_NONE) it.h = hyper_new(&hp, P, H);
 
     double med = median_iteration(mwn_iteration, &it, steps, NULL);
+    info[0] = (double)P;
+    info[1] = (double)net_buffer_bytes(mb.t.net) / (1024.0 * 1024.0);
     hyper_free(it.h);
     optim_free(it.meta_opt);
     free(it.lambda);
@@ -585,14 +586,22 @@ static double run_mwn_method(enum hyper_method m, const void *ctx, int threads, 
 typedef double (*method_fn)(enum hyper_method m, const void *ctx, int threads, size_t steps,
                             double *info);
 
-// none, evograd, unrolled: each in its own process (own peak RSS), one line each ("<ms> ms per
-// <per>"); the medians (seconds), peak RSS (MB) and info (unless NULL) come back through a pipe.
+// The methods every meta case runs, in this order (the arrays below are indexed by it).
+#define NMETH 4
+enum { M_NONE, M_EVOGRAD, M_EXACT, M_FD };
+static const enum hyper_method bench_methods[NMETH] = {HYPER_NONE, HYPER_EVOGRAD, HYPER_UNROLLED,
+                                                       HYPER_UNROLLED_FD};
+
+// none, evograd, unrolled (exact) and unrolled_fd: each in its own process (own peak RSS), one
+// line each ("<ms> ms per <per>"); the medians (seconds), peak RSS (MB) and info (unless NULL)
+// come back through a pipe.
 static void run_methods(method_fn method, const void *ctx, const char *per, int threads,
-                        size_t steps, double med[3], double rss[3], double info[3][METHOD_INFO])
+                        size_t steps, double med[NMETH], double rss[NMETH],
+                        double info[NMETH][METHOD_INFO])
 {
     fflush(stdout);
-    const enum hyper_method methods[3] = {HYPER_NONE, HYPER_EVOGRAD, HYPER_UNROLLED};
-    for (size_t i = 0; i < 3; i++) {
+    const enum hyper_method *methods = bench_methods;
+    for (size_t i = 0; i < NMETH; i++) {
         if (out.method != NULL && strcmp(out.method, hyper_method_name(methods[i])) != 0) {
             med[i] = rss[i] = NAN; // not run: the ratios print as nan
             if (info != NULL) memset(info[i], 0, METHOD_INFO * sizeof(double));
@@ -609,7 +618,7 @@ static void run_methods(method_fn method, const void *ctx, const char *per, int 
             v[1] = eg_peak_rss_mb();
             bool secs = v[0] >= 10.0;
             csv_row(hyper_method_name(methods[i]), v[0], v[1]);
-            printf("    %-9s %8.1f %s per %s  peak RSS %7.1f MB\n",
+            printf("    %-11s %8.1f %s per %s  peak RSS %7.1f MB\n",
                    hyper_method_name(methods[i]), secs ? v[0] : 1e3 * v[0], secs ? "s " : "ms",
                    per, v[1]);
             fflush(stdout); // the child leaves with _exit, which does not flush
@@ -634,11 +643,11 @@ static void run_meta_case(int threads, size_t steps)
     printf("meta: resnet32, batch 100, 3x32x32, per-sample loss weights as lambda (H = 100), "
            "evograd K = 2, %d BLAS threads\n",
            threads);
-    double med[3], rss[3];
+    double med[NMETH], rss[NMETH];
     run_methods(run_meta_method, NULL, "meta-step (hypergradient + base step)", threads, steps, med,
                 rss, NULL);
-    printf("    relative to none: evograd %.2fx, unrolled %.2fx\n", med[1] / med[0],
-           med[2] / med[0]);
+    printf("    relative to none: evograd %.2fx, unrolled %.2fx, unrolled_fd %.2fx\n",
+           med[M_EVOGRAD] / med[M_NONE], med[M_EXACT] / med[M_NONE], med[M_FD] / med[M_NONE]);
     fflush(stdout);
 }
 
@@ -647,24 +656,50 @@ static const char *target_verdict(double ratio, double target)
     return ratio <= target ? "met" : "NOT met";
 }
 
+// The efficiency table's rows (the efficiency case): one per problem measured.
+#define EFF_ROWS 4
+static struct {
+    char name[48];
+    double med[NMETH], rss[NMETH];
+    size_t P;          // theta's size
+    double act_mb;     // the activation buffers of none (MB)
+} eff[EFF_ROWS];
+static size_t neff;
+
+static void eff_add(const char *name, const double *med, const double *rss, size_t P,
+                    double act_mb)
+{
+    if (neff == EFF_ROWS) return;
+    snprintf(eff[neff].name, sizeof eff[neff].name, "%s", name);
+    memcpy(eff[neff].med, med, NMETH * sizeof *med);
+    memcpy(eff[neff].rss, rss, NMETH * sizeof *rss);
+    eff[neff].P = P;
+    eff[neff].act_mb = act_mb;
+    neff++;
+}
+
 static void run_mwn_case(int threads, size_t steps)
 {
     printf("mwn: resnet32, batch 100 + meta batch 100, 3x32x32, Meta-Weight-Net lambda (hidden "
            "%d, H = %zu), evograd K = 2, %d BLAS threads, median of %zu after 1 warm-up\n",
            MWN_HIDDEN, mwn_vnet_size(MWN_HIDDEN), threads, steps);
-    double med[3], rss[3];
+    double med[NMETH], rss[NMETH], info[NMETH][METHOD_INFO];
     run_methods(run_mwn_method, NULL, "training iteration (meta-step + base step)", threads, steps,
-                med, rss, NULL);
-    const double ev_none = med[1] / med[0], ev_unr = med[1] / med[2];
-    const double rss_ev = rss[1] / rss[0];
-    printf("    time: evograd/none %.2fx, unrolled/none %.2fx, evograd/unrolled %.2fx\n", ev_none,
-           med[2] / med[0], ev_unr);
-    printf("    peak RSS: evograd/none %.2fx, unrolled/none %.2fx\n", rss_ev, rss[2] / rss[0]);
+                med, rss, info);
+    const double ev_none = med[M_EVOGRAD] / med[M_NONE], ev_unr = med[M_EVOGRAD] / med[M_EXACT];
+    const double rss_ev = rss[M_EVOGRAD] / rss[M_NONE];
+    printf("    time: evograd/none %.2fx, unrolled/none %.2fx, unrolled_fd/none %.2fx, "
+           "evograd/unrolled %.2fx\n",
+           ev_none, med[M_EXACT] / med[M_NONE], med[M_FD] / med[M_NONE], ev_unr);
+    printf("    peak RSS: evograd/none %.2fx, unrolled/none %.2fx, unrolled_fd/none %.2fx\n",
+           rss_ev, rss[M_EXACT] / rss[M_NONE], rss[M_FD] / rss[M_NONE]);
     printf("    targets: evograd <= 2.7x none: %.2fx, %s; evograd <= 0.8x unrolled: %.2fx, %s; "
            "RSS evograd <= 1.3x none: %.2fx, %s\n",
            ev_none, target_verdict(ev_none, 2.7), ev_unr, target_verdict(ev_unr, 0.8), rss_ev,
            target_verdict(rss_ev, 1.3));
     fflush(stdout);
+    const double *in = info[M_NONE];
+    eff_add("MWN resnet32, batch 100 + 100", med, rss, (size_t)in[0], in[1]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -737,11 +772,13 @@ static void run_rotation_case(int threads, size_t steps)
     printf("rotation: lenet, batch %d + validation batch %d, 1x28x28, the learned angle (H = 1), "
            "Adam 1e-3 / 1e-2, evograd K = 2, %d threads, median of %zu after 1 warm-up\n",
            ROT_BATCH, ROT_BATCH, threads, steps);
-    double med[3], rss[3];
+    double med[NMETH], rss[NMETH];
     run_methods(run_rotation_method, NULL, "iteration (base step + meta-step)", threads, steps, med,
                 rss, NULL);
-    printf("    time: evograd/none %.2fx, unrolled/none %.2fx, evograd/unrolled %.2fx\n",
-           med[1] / med[0], med[2] / med[0], med[1] / med[2]);
+    printf("    time: evograd/none %.2fx, unrolled/none %.2fx, unrolled_fd/none %.2fx, "
+           "evograd/unrolled %.2fx\n",
+           med[M_EVOGRAD] / med[M_NONE], med[M_EXACT] / med[M_NONE], med[M_FD] / med[M_NONE],
+           med[M_EVOGRAD] / med[M_EXACT]);
     fflush(stdout);
 }
 
@@ -880,9 +917,9 @@ static const char *with_commas(size_t n, char buf[32])
 // ratios and the memory above none next to the work vectors the methods keep; then Markdown
 // tables. Returns false when a backbone's FT count is not the paper's (the case then fails).
 // The first of the three methods that ran (--method runs one; the others' times are NaN).
-static size_t ran_method(const double med[3])
+static size_t ran_method(const double med[NMETH])
 {
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < NMETH; i++) {
         if (!isnan(med[i])) return i;
     }
     return 0;
@@ -908,7 +945,7 @@ static bool run_lft_case(int threads, size_t steps, size_t size, const char *onl
            LFT_AUX_BATCH, LFT_AUX_CLASSES, only != NULL ? only : "resnet10/18/34", LFT_WAY,
            LFT_SHOT, LFT_QUERIES,
            LFT_WAY * (LFT_SHOT + LFT_QUERIES), size, size, threads, steps);
-    double med[3][3], rss[3][3], info[3][3][METHOD_INFO];
+    double med[3][NMETH], rss[3][NMETH], info[3][NMETH][METHOD_INFO];
     bool ok = true;
     char c1[32], c2[32], c3[32], c4[32], c5[32], c6[32];
     for (size_t b = 0; b < nk; b++) {
@@ -927,26 +964,38 @@ static bool run_lft_case(int threads, size_t steps, size_t size, const char *onl
                with_commas((size_t)in[LFT_INFO_TOTAL], c1), with_commas((size_t)in[LFT_INFO_ENC], c2),
                with_commas((size_t)in[LFT_INFO_REL], c3), with_commas((size_t)in[LFT_INFO_AUX], c4),
                with_commas(H, c5), with_commas(want, c6), H == want ? "ok" : "MISMATCH");
-        printf("    time: evograd/none %.2fx, unrolled/none %.2fx, evograd/unrolled %.2fx\n",
-               med[b][1] / med[b][0], med[b][2] / med[b][0], med[b][1] / med[b][2]);
-        const double c0 = info[b][0][LFT_INFO_CPU], c1s = info[b][1][LFT_INFO_CPU],
-                     c2s = info[b][2][LFT_INFO_CPU];
-        printf("    CPU time (all threads): none %.1f s, evograd %.1f s, unrolled %.1f s per "
-               "iteration; evograd/none %.2fx, unrolled/none %.2fx, evograd/unrolled %.2fx\n",
-               c0, c1s, c2s, c1s / c0, c2s / c0, c1s / c2s);
-        printf("    peak RSS: evograd/none %.2fx, unrolled/none %.2fx, evograd/unrolled %.2fx\n",
-               rss[b][1] / rss[b][0], rss[b][2] / rss[b][0], rss[b][1] / rss[b][2]);
+        const double *t = med[b], *r = rss[b];
+        printf("    time: evograd/none %.2fx, unrolled/none %.2fx, unrolled_fd/none %.2fx, "
+               "evograd/unrolled %.2fx\n",
+               t[M_EVOGRAD] / t[M_NONE], t[M_EXACT] / t[M_NONE], t[M_FD] / t[M_NONE],
+               t[M_EVOGRAD] / t[M_EXACT]);
+        double cpu[NMETH];
+        for (size_t i = 0; i < NMETH; i++) cpu[i] = info[b][i][LFT_INFO_CPU];
+        printf("    CPU time (all threads): none %.1f s, evograd %.1f s, unrolled %.1f s, "
+               "unrolled_fd %.1f s per iteration; evograd/none %.2fx, unrolled/none %.2fx, "
+               "evograd/unrolled %.2fx\n",
+               cpu[M_NONE], cpu[M_EVOGRAD], cpu[M_EXACT], cpu[M_FD], cpu[M_EVOGRAD] / cpu[M_NONE],
+               cpu[M_EXACT] / cpu[M_NONE], cpu[M_EVOGRAD] / cpu[M_EXACT]);
+        printf("    peak RSS: evograd/none %.2fx, unrolled/none %.2fx, unrolled_fd/none %.2fx, "
+               "evograd/unrolled %.2fx\n",
+               r[M_EVOGRAD] / r[M_NONE], r[M_EXACT] / r[M_NONE], r[M_FD] / r[M_NONE],
+               r[M_EVOGRAD] / r[M_EXACT]);
         // The P-vectors each method touches beyond none (theta = P = P_enc + P_rel floats):
         // evograd the K perturbations, their weighted mean (double), the candidate point, g_V,
-        // and the problem's theta and saved copy: K + 6 = 8 P; unrolled point, grad, v, theta,
-        // saved: 5 P. The activation buffers are the same for all three (one graph at a time).
+        // and the problem's theta and saved copy: K + 6 = 8 P; unrolled_fd point, grad, v,
+        // theta, saved: 5 P; the exact unrolled the same 5 P, the tangent's direction and the
+        // gradients' tangents (3 P), and a second set of the activation and gradient buffers.
         const double pmb = (double)P * sizeof(float) / (1024.0 * 1024.0);
-        printf("    peak RSS above none: evograd %+.0f MB, unrolled %+.0f MB; their work vectors "
-               "8P = %.0f MB, 5P = %.0f MB (P = %s); activation buffers %.0f MB\n",
-               rss[b][1] - rss[b][0], rss[b][2] - rss[b][0], 8.0 * pmb, 5.0 * pmb,
-               with_commas(P, c1), in[LFT_INFO_ACT_MB]);
+        printf("    peak RSS above none: evograd %+.0f MB, unrolled %+.0f MB, unrolled_fd %+.0f MB; "
+               "their work vectors 8P = %.0f MB, 8P + activations, 5P = %.0f MB (P = %s); "
+               "activation buffers %.0f MB\n",
+               r[M_EVOGRAD] - r[M_NONE], r[M_EXACT] - r[M_NONE], r[M_FD] - r[M_NONE], 8.0 * pmb,
+               5.0 * pmb, with_commas(P, c1), in[LFT_INFO_ACT_MB]);
         fflush(stdout);
         out.name = "lft";
+        char row[48];
+        snprintf(row, sizeof row, "LFT %s + FT, 3x%zux%zu", backbone_name(kinds[b]), size, size);
+        eff_add(row, t, r, P, info[b][M_NONE][LFT_INFO_ACT_MB]);
     }
 
     printf("\n  Markdown (lft, 3x%zux%zu, %d-way %d-shot %d queries + PU episode + %d aux images, "
@@ -962,28 +1011,72 @@ static bool run_lft_case(int threads, size_t steps, size_t size, const char *onl
                with_commas((size_t)in[LFT_INFO_H], c5), with_commas(lft_expected_H(kinds[b]), c6),
                (size_t)in[LFT_INFO_H] == lft_expected_H(kinds[b]) ? "" : " (MISMATCH)");
     }
-    printf("\n| backbone | none s/it | evograd s/it | unrolled s/it | evograd/none | "
-           "unrolled/none | evograd/unrolled | none RSS MB | evograd RSS MB | unrolled RSS MB | "
-           "RSS evograd/none | RSS unrolled/none | RSS evograd/unrolled |\n");
+    printf("\n| backbone | none s/it | evograd s/it | unrolled s/it | unrolled_fd s/it | "
+           "evograd/none | unrolled/none | evograd/unrolled | none RSS MB | evograd RSS MB | "
+           "unrolled RSS MB | unrolled_fd RSS MB | RSS evograd/unrolled |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (size_t b = 0; b < nk; b++) {
         const double *t = med[b], *r = rss[b];
-        printf("| %s | %.2f | %.2f | %.2f | %.2fx | %.2fx | %.2fx | %.0f | %.0f | %.0f | %.2fx | "
-               "%.2fx | %.2fx |\n",
-               backbone_name(kinds[b]), t[0], t[1], t[2], t[1] / t[0], t[2] / t[0], t[1] / t[2],
-               r[0], r[1], r[2], r[1] / r[0], r[2] / r[0], r[1] / r[2]);
+        printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2fx | %.2fx | %.2fx | %.0f | %.0f | %.0f | "
+               "%.0f | %.2fx |\n",
+               backbone_name(kinds[b]), t[M_NONE], t[M_EVOGRAD], t[M_EXACT], t[M_FD],
+               t[M_EVOGRAD] / t[M_NONE], t[M_EXACT] / t[M_NONE], t[M_EVOGRAD] / t[M_EXACT],
+               r[M_NONE], r[M_EVOGRAD], r[M_EXACT], r[M_FD], r[M_EVOGRAD] / r[M_EXACT]);
     }
-    printf("\n| backbone | none CPU s/it | evograd CPU s/it | unrolled CPU s/it | evograd/none | "
-           "unrolled/none | evograd/unrolled |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    printf("\n| backbone | none CPU s/it | evograd CPU s/it | unrolled CPU s/it | "
+           "unrolled_fd CPU s/it | evograd/none | unrolled/none | evograd/unrolled |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (size_t b = 0; b < nk; b++) {
-        const double c[3] = {info[b][0][LFT_INFO_CPU], info[b][1][LFT_INFO_CPU],
-                             info[b][2][LFT_INFO_CPU]};
-        printf("| %s | %.2f | %.2f | %.2f | %.2fx | %.2fx | %.2fx |\n", backbone_name(kinds[b]),
-               c[0], c[1], c[2], c[1] / c[0], c[2] / c[0], c[1] / c[2]);
+        double c[NMETH];
+        for (size_t i = 0; i < NMETH; i++) c[i] = info[b][i][LFT_INFO_CPU];
+        printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2fx | %.2fx | %.2fx |\n",
+               backbone_name(kinds[b]), c[M_NONE], c[M_EVOGRAD], c[M_EXACT], c[M_FD],
+               c[M_EVOGRAD] / c[M_NONE], c[M_EXACT] / c[M_NONE], c[M_EVOGRAD] / c[M_EXACT]);
     }
     printf("\n");
     if (!ok) printf("lft: FT parameter count differs from the paper's (MISMATCH above)\n");
+    fflush(stdout);
+    return ok;
+}
+
+// The efficiency case: the paper's central comparison (EvoGrad against the exact second-order
+// look-ahead, time and memory, up to ResNet-34) on the CPU: the mwn and lft cases with all four
+// methods, then one table of them and the memory model.
+static bool run_efficiency_case(int threads, size_t steps, size_t lft_size, const char *only)
+{
+    neff = 0;
+    run_mwn_case(threads, steps ? steps : 6);
+    bool ok = run_lft_case(threads, steps ? steps : 1, lft_size, only);
+    printf("\nefficiency: seconds and peak RSS per meta-iteration, each method in its own process, "
+           "%d threads\n\n",
+           threads);
+    printf("| problem | none s | evograd (K = 2) s | unrolled (exact) s | unrolled_fd s | "
+           "evograd / exact, time | none MB | evograd MB | exact MB | unrolled_fd MB | "
+           "evograd / exact, RSS | exact - none MB | activations MB |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < neff; i++) {
+        const double *t = eff[i].med, *r = eff[i].rss;
+        printf("| %s | %.3g | %.3g | %.3g | %.3g | %.2fx | %.0f | %.0f | %.0f | %.0f | %.2fx | "
+               "%+.0f | %.0f |\n",
+               eff[i].name, t[M_NONE], t[M_EVOGRAD], t[M_EXACT], t[M_FD],
+               t[M_EVOGRAD] / t[M_EXACT], r[M_NONE], r[M_EVOGRAD], r[M_EXACT], r[M_FD],
+               r[M_EVOGRAD] / r[M_EXACT], r[M_EXACT] - r[M_NONE], eff[i].act_mb);
+    }
+    printf("\nmemory model (P = theta's floats, A = one set of activation and gradient buffers of "
+           "the training batch): none keeps A and the optimiser's vectors; evograd adds K + 6 "
+           "P-vectors (the K perturbations, their weighted mean in double, the candidate point, "
+           "g_V, the problem's copies) and nothing activation-sized (its K candidates and theta* "
+           "run one after another through the same buffers); unrolled_fd adds 5 P-vectors; the "
+           "exact unrolled adds 8 P-vectors (unrolled_fd's and the tangent's direction and "
+           "gradient tangents) and a second A (the tangents of every activation and gradient, "
+           "alive through the one forward-over-reverse pass)\n");
+    for (size_t i = 0; i < neff; i++) {
+        const double pmb = (double)eff[i].P * sizeof(float) / (1024.0 * 1024.0);
+        printf("  %s: P = %zu (%.1f MB): evograd model +%.0f MB, measured %+.0f MB; exact model "
+               "+%.0f MB + A (%.0f MB), measured %+.0f MB\n",
+               eff[i].name, eff[i].P, pmb, 8.0 * pmb, eff[i].rss[M_EVOGRAD] - eff[i].rss[M_NONE],
+               8.0 * pmb, eff[i].act_mb, eff[i].rss[M_EXACT] - eff[i].rss[M_NONE]);
+    }
     fflush(stdout);
     return ok;
 }
@@ -1015,7 +1108,7 @@ int main(int argc, char **argv)
             out.method = argv[++i];
             enum hyper_method m;
             if (!hyper_method_find(out.method, &m)) {
-                fprintf(stderr, "evograd-bench: --method must be none, evograd or unrolled\n");
+                fprintf(stderr, "evograd-bench: --method must be none, evograd, unrolled or unrolled_fd\n");
                 return 2;
             }
         } else if (strcmp(argv[i], "--conv") == 0 && i + 1 < argc) {
@@ -1030,8 +1123,8 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr, "usage: evograd-bench [--threads N] [--steps N] [--lft-size S] "
                             "[--lft-backbone resnet10|resnet18|resnet34] "
-                            "[--method none|evograd|unrolled] [--conv dnnl|dnnl_direct|im2col] [--csv] "
-                            "[--case resnet32|lenet|data|meta|mwn|rotation|lft|all]\n");
+                            "[--method none|evograd|unrolled|unrolled_fd] [--conv dnnl|dnnl_direct|im2col] "
+                            "[--csv] [--case resnet32|lenet|data|meta|mwn|rotation|lft|efficiency|all]\n");
             return 2;
         }
     }
@@ -1055,6 +1148,7 @@ int main(int argc, char **argv)
         {"mwn", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 6, false},
         {"rotation", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 30, false},
         {"lft", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 2, false},
+        {"efficiency", BACKBONE__COUNT, {0, 0, 0}, 0, 0, 0, false},
     };
     bool known = strcmp(which, "all") == 0;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
@@ -1065,6 +1159,11 @@ int main(int argc, char **argv)
     }
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         if (strcmp(which, "all") != 0 && strcmp(which, cases[c].name) != 0) continue;
+        // all: the efficiency case runs the mwn and lft cases (with its table)
+        if (strcmp(which, "all") == 0 &&
+            (strcmp(cases[c].name, "mwn") == 0 || strcmp(cases[c].name, "lft") == 0)) {
+            continue;
+        }
         out.name = cases[c].name;
         fflush(stdout);
         pid_t pid = fork();
@@ -1079,6 +1178,8 @@ int main(int argc, char **argv)
                 run_mwn_case(threads, steps ? steps : cases[c].steps);
             } else if (strcmp(cases[c].name, "rotation") == 0) {
                 run_rotation_case(threads, steps ? steps : cases[c].steps);
+            } else if (strcmp(cases[c].name, "efficiency") == 0) {
+                _exit(run_efficiency_case(threads, steps, lft_size, lft_backbone) ? 0 : 1);
             } else if (strcmp(cases[c].name, "lft") == 0) {
                 _exit(run_lft_case(threads, steps ? steps : cases[c].steps, lft_size,
                                     lft_backbone) ? 0 : 1);
