@@ -147,6 +147,11 @@ plots: $(STAMP)
 	    bash plots/mwn_table.sh "$${d%/}" >/dev/null && echo "$${d}mwn_table.md"; \
 	done; \
 	for d in results/*/; do \
+	    ls "$$d"*/hypergrad_diag.csv >/dev/null 2>&1 || continue; \
+	    gnuplot -e "folder='$${d%/}'" plots/diagnostics.gp && n=$$((n + 1)) && \
+	    echo "$${d}diag_cosine.png"; \
+	done; \
+	for d in results/*/; do \
 	    grep -lqs '^task: lft$$' "$$d"*/config.yaml || continue; \
 	    gnuplot -e "folder='$${d%/}'" plots/lft.gp && n=$$((n + 3)) && \
 	    printf '%s\n' "$${d}lft_val.png" "$${d}lft_train.png" "$${d}lft_ft.png"; \

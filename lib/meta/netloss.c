@@ -63,6 +63,18 @@ void net_batches_tangent_buffers(struct net_batches *b)
     b->tcap = b->cap;
 }
 
+void net_batches_backward_tangent(struct net_batches *b, const float *logits,
+                                  const float *dlosses, float *dtheta, float *hvp, float *dx,
+                                  float *tdx)
+{
+    struct net *net = b->net;
+    xent_backward(logits, b->y, dlosses, b->n, b->classes, b->dlogits);
+    net_zero_grad(net);
+    if (hvp != NULL) memset(hvp, 0, net->nparams * sizeof(float));
+    net_backward_tangent(net, b->dlogits, b->tdlogits, hvp, dx, tdx);
+    if (dtheta != NULL) net_copy_grads(net, dtheta);
+}
+
 void net_copy_grads(const struct net *net, float *dtheta)
 {
     if (dtheta != net->grads) memcpy(dtheta, net->grads, net->nparams * sizeof(float));

@@ -46,6 +46,15 @@ bool net_batches_set(struct net_batches *b, const float *x, const int32_t *y, si
 // Grows tlosses and tdlogits to b->cap samples (a problem's train_loss_tangent calls it first).
 void net_batches_tangent_buffers(struct net_batches *b);
 
+// The backward of a tangent pass (nn/net.h) from the logits of the last net_forward_tangent on
+// b's training batch: dlogits from xent_backward with dlosses (NULL: the mean), then
+// net_backward_tangent with b->tdlogits (the caller has filled it, xent_tangent). dtheta (unless
+// NULL) written with the gradient, hvp (unless NULL) with the gradient's tangent; dx and tdx
+// (both or neither) with the input's gradient and its tangent.
+void net_batches_backward_tangent(struct net_batches *b, const float *logits,
+                                  const float *dlosses, float *dtheta, float *hvp, float *dx,
+                                  float *tdx);
+
 // dtheta: (net->nparams) written with net->grads, unless it is net->grads itself.
 void net_copy_grads(const struct net *net, float *dtheta);
 

@@ -73,11 +73,7 @@ static double weighted_train_loss_tangent(struct meta_problem *p, const float *t
         for (size_t i = 0; i < n; i++) mixed[i] = (float)((double)b->tlosses[i] / (double)n);
     }
     if (dtheta != NULL || hvp != NULL) {
-        xent_backward(logits, b->y, b->dlosses, n, C, b->dlogits);
-        net_zero_grad(net);
-        if (hvp != NULL) memset(hvp, 0, net->nparams * sizeof(float));
-        net_backward_tangent(net, b->dlogits, b->tdlogits, hvp, NULL, NULL);
-        if (dtheta != NULL) net_copy_grads(net, dtheta);
+        net_batches_backward_tangent(b, logits, b->dlosses, dtheta, hvp, NULL, NULL);
     }
     net_swap_out(net, b->saved, theta);
     return L;

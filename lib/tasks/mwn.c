@@ -112,6 +112,20 @@ double mwn_weighted_loss(const float *c, const double *v, size_t n, double *dc, 
 // ---------------------------------------------------------------------------------------------
 // the meta-problem
 
+// V's inputs for the training batch's losses just computed (b->losses): the anchor when one is
+// recorded, else those losses, recorded as the anchor when it is armed.
+static const float *vnet_inputs(struct mwn_problem *pr)
+{
+    struct net_batches *b = &pr->b;
+    if (pr->anchored) return pr->anchor;
+    if (pr->anchor_armed) {
+        memcpy(pr->anchor, b->losses, b->n * sizeof(float));
+        pr->anchor_armed = false;
+        pr->anchored = true;
+    }
+    return b->losses;
+}
+
 // The weighted loss of the training batch at the net's current parameters in `mode`, with V's
 // weights from lambda (or all 1 when lambda is NULL). Leaves pr->losses = c, pr->v = v. With
 // dtheta, adds nothing: net->grads is overwritten with dl/dtheta (V's input detached). With
@@ -124,14 +138,7 @@ static double weighted_pass(struct mwn_problem *pr, const float *lambda, enum la
     const size_t n = b->n, C = b->classes;
     const float *logits = net_forward(net, b->x, n, mode);
     xent_forward(logits, b->y, n, C, b->losses);
-    const float *inputs = b->losses;
-    if (pr->anchored) {
-        inputs = pr->anchor;
-    } else if (pr->anchor_armed) {
-        memcpy(pr->anchor, b->losses, n * sizeof(float));
-        pr->anchor_armed = false;
-        pr->anchored = true;
-    }
+    const float *inputs = vnet_inputs(pr);
     if (lambda != NULL) {
         mwn_vnet_forward(lambda, pr->hidden, inputs, n, pr->v);
     } else {
@@ -184,14 +191,7 @@ static double mwn_train_loss_tangent(struct meta_problem *p, const float *theta,
     const float *tz;
     const float *logits = net_forward_tangent(net, b->x, NULL, n, pr->mode, u, &tz);
     xent_forward(logits, b->y, n, C, b->losses);
-    const float *inputs = b->losses;
-    if (pr->anchored) {
-        inputs = pr->anchor;
-    } else if (pr->anchor_armed) {
-        memcpy(pr->anchor, b->losses, n * sizeof(float));
-        pr->anchor_armed = false;
-        pr->anchored = true;
-    }
+    const float *inputs = vnet_inputs(pr);
     mwn_vnet_forward(lambda, pr->hidden, inputs, n, pr->v);
     const double L = mwn_weighted_loss(b->losses, pr->v, n, pr->dc, pr->dv);
     if (dlambda != NULL) mwn_vnet_backward(lambda, pr->hidden, inputs, pr->dv, n, dlambda);
@@ -210,11 +210,7 @@ static double mwn_train_loss_tangent(struct meta_problem *p, const float *theta,
         mwn_vnet_backward(lambda, pr->hidden, inputs, pr->tdv, n, mixed);
     }
     if (dtheta != NULL || hvp != NULL) {
-        xent_backward(logits, b->y, b->dlosses, n, C, b->dlogits);
-        net_zero_grad(net);
-        if (hvp != NULL) memset(hvp, 0, net->nparams * sizeof(float));
-        net_backward_tangent(net, b->dlogits, b->tdlogits, hvp, NULL, NULL);
-        if (dtheta != NULL) net_copy_grads(net, dtheta);
+        net_batches_backward_tangent(b, logits, b->dlosses, dtheta, hvp, NULL, NULL);
     }
     net_swap_out(net, b->saved, theta);
     return L;

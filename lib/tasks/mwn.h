@@ -26,10 +26,12 @@
  * The anchor. The second-order reference (paper-spec 2.1) differentiates
  * G = grad_theta l_f(theta, lambda) with V's inputs fixed at c(theta) of the base point. With the
  * anchor armed, the next l_T evaluation records its per-sample losses, and every later evaluation
- * (at any theta, until the batches change) feeds those recorded losses to V. The unrolled method's
+ * (at any theta, until the batches change) feeds those recorded losses to V. unrolled_fd's
  * finite-difference mixed derivative then differentiates exactly the reference's look-ahead
  * objective; without the anchor it would also differentiate V's input, which the reference
- * detaches. mwn_step arms it for method unrolled and never for evograd.
+ * detaches. The exact method's tangent (train_loss_tangent) holds V's inputs fixed as its
+ * gradient does, with or without the anchor. mwn_step arms it for both unrolled methods and never
+ * for evograd.
  *
  * One iteration (mwn_step), in the reference code's order: (1) the meta-step: hypergradient at
  * the current theta on the training batch and a meta batch, meta optimiser step on lambda;

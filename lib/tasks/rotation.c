@@ -61,14 +61,10 @@ static double rotation_train_loss_tangent(struct meta_problem *p, const float *t
     const float *tz;
     const float *logits = net_forward_tangent(net, rp->xr, NULL, n, rp->mode, u, &tz);
     double L = xent_forward(logits, b->y, n, C, b->losses) / (double)n;
-    xent_backward(logits, b->y, NULL, n, C, b->dlogits);
     xent_tangent(logits, b->y, NULL, tz, NULL, n, C, b->tdlogits, NULL);
-    net_zero_grad(net);
-    if (hvp != NULL) memset(hvp, 0, net->nparams * sizeof(float));
     const bool dx = dlambda != NULL || mixed != NULL;
-    net_backward_tangent(net, b->dlogits, b->tdlogits, hvp, dx ? rp->dxr : NULL,
-                         dx ? rp->tdxr : NULL);
-    if (dtheta != NULL) net_copy_grads(net, dtheta);
+    net_batches_backward_tangent(b, logits, NULL, dtheta, hvp, dx ? rp->dxr : NULL,
+                                 dx ? rp->tdxr : NULL);
     if (dlambda != NULL) {
         dlambda[0] = (float)rotate_backward(b->x, rp->dxr, NULL, n, s.c, s.h, s.w, a);
     }

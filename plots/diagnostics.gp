@@ -1,0 +1,39 @@
+# diagnostics.gp - how close each method's hypergradient is to the exact one-step look-ahead:
+# the cosine of hypergrad_diag.csv (diagnostics.every_steps) over the steps, one line per run
+# under a folder (method, K and seed in the key), and, for evograd runs with diagnostics.draws,
+# the cosine of the mean of the draws as dashed lines.
+# usage: gnuplot -e "folder='results/NAME'" plots/diagnostics.gp
+#   reads  <folder>/*/hypergrad_diag.csv (step column 1, cosine column 7, draws column 10,
+#          draws_cosine column 11) and each run's config.yaml
+#   writes <folder>/diag_cosine.png
+if (!exists("folder")) {
+    print "usage: gnuplot -e \"folder='results/NAME'\" plots/diagnostics.gp"
+    exit status 2
+}
+runs = system("for d in '".folder."'/*/; do [ -s \"$d/hypergrad_diag.csv\" ] && " . \
+              "echo \"${d%/}\"; done")
+n = words(runs)
+if (n == 0) { print "diagnostics.gp: no hypergrad_diag.csv under ".folder; exit status 1 }
+cfgval(d, sec, key) = system("awk '/^".sec.":/ {m = 1; next} /^[^ ]/ {m = 0} " . \
+                             "m && /^  ".key.":/ {print $2; exit}' '".d."/config.yaml'")
+topval(d, key) = system("awk '/^".key.":/ {print $2; exit}' '".d."/config.yaml'")
+method(d) = cfgval(d, "method", "name")
+label(d) = method(d).(method(d) eq "evograd" ? " K ".cfgval(d, "method", "candidates") : "") . \
+           " seed ".topval(d, "seed")
+draws(d) = int(real(cfgval(d, "diagnostics", "draws")))
+
+set terminal pngcairo size 1000,600 enhanced font ",11"
+set output folder."/diag_cosine.png"
+set datafile separator ","
+set key outside right top
+set xlabel "step"
+set ylabel "cosine with the exact one-step hypergradient"
+set title "Hypergradient diagnostics: each method against the exact look-ahead"
+set grid
+set yrange [-1.05:1.05]
+plot for [i=1:n] word(runs, i)."/hypergrad_diag.csv" every ::1 using 1:7 with linespoints \
+         lc i title label(word(runs, i)), \
+     for [i=1:n] (draws(word(runs, i)) > 0 ? word(runs, i)."/hypergrad_diag.csv" : "/dev/null") \
+         every ::1 using 1:11 with lines dashtype 2 lc i \
+         title (draws(word(runs, i)) > 0 ? label(word(runs, i)).sprintf(", mean of %d draws", \
+                draws(word(runs, i))) : "")
