@@ -14,6 +14,12 @@ runs = system("for d in '".folder."'/*/; do [ -s \"$d/hypergrad_diag.csv\" ] && 
               "echo \"${d%/}\"; done")
 n = words(runs)
 if (n == 0) { print "diagnostics.gp: no hypergrad_diag.csv under ".folder; exit status 1 }
+# the runs with draws (diagnostics.draws > 0): their rows have a draws_cosine
+druns = system("for d in '".folder."'/*/; do [ -s \"$d/hypergrad_diag.csv\" ] || continue; " . \
+               "awk '/^diagnostics:/ {m = 1; next} /^[^ ]/ {m = 0} " . \
+               "m && /^  draws:/ && $2 > 0 {f = 1} END {exit !f}' \"$d/config.yaml\" && " . \
+               "echo \"${d%/}\"; done")
+nd = words(druns)
 cfgval(d, sec, key) = system("awk '/^".sec.":/ {m = 1; next} /^[^ ]/ {m = 0} " . \
                              "m && /^  ".key.":/ {print $2; exit}' '".d."/config.yaml'")
 topval(d, key) = system("awk '/^".key.":/ {print $2; exit}' '".d."/config.yaml'")
@@ -22,7 +28,7 @@ label(d) = method(d).(method(d) eq "evograd" ? " K ".cfgval(d, "method", "candid
            " seed ".topval(d, "seed")
 draws(d) = int(real(cfgval(d, "diagnostics", "draws")))
 
-set terminal pngcairo size 1000,600 enhanced font ",11"
+set terminal pngcairo size 1000,600 noenhanced font ",11"
 set output folder."/diag_cosine.png"
 set datafile separator ","
 set key outside right top
@@ -31,9 +37,14 @@ set ylabel "cosine with the exact one-step hypergradient"
 set title "Hypergradient diagnostics: each method against the exact look-ahead"
 set grid
 set yrange [-1.05:1.05]
-plot for [i=1:n] word(runs, i)."/hypergrad_diag.csv" every ::1 using 1:7 with linespoints \
-         lc i title label(word(runs, i)), \
-     for [i=1:n] (draws(word(runs, i)) > 0 ? word(runs, i)."/hypergrad_diag.csv" : "/dev/null") \
-         every ::1 using 1:11 with lines dashtype 2 lc i \
-         title (draws(word(runs, i)) > 0 ? label(word(runs, i)).sprintf(", mean of %d draws", \
-                draws(word(runs, i))) : "")
+index_of(d) = sum [i=1:n] (word(runs, i) eq d ? i : 0)
+if (nd > 0) {
+    plot for [i=1:n] word(runs, i)."/hypergrad_diag.csv" every ::1 using 1:7 with linespoints \
+             lc i title label(word(runs, i)), \
+         for [j=1:nd] word(druns, j)."/hypergrad_diag.csv" every ::1 using 1:11 with lines \
+             dashtype 2 lc index_of(word(druns, j)) \
+             title label(word(druns, j)).sprintf(", mean of %d draws", draws(word(druns, j)))
+} else {
+    plot for [i=1:n] word(runs, i)."/hypergrad_diag.csv" every ::1 using 1:7 with linespoints \
+             lc i title label(word(runs, i))
+}
