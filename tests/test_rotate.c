@@ -193,6 +193,85 @@ Test(grid_rotate, gradients_match_finite_differences)
                 worst_da, worst_dx, min_margin);
 }
 
+// The tangents (rotate_tangent, rotate_backward_tangent) along a random direction (tx, ta, tdy)
+// against central differences of rotate_forward and rotate_backward (dx, da) along it, at angles
+// whose samples keep 2e-2 pixel from every pixel row/column (no cell boundary within the step
+// h = 1e-4 of the angle, which moves a sample by at most ~W*h/2). Float outputs differenced over
+// 2h: ~1e-3 of rounding noise relative to O(1) values (measured below it), truncation ~h^2 W^3.
+Test(grid_rotate, tangents_match_finite_differences)
+{
+    const size_t shapes[][4] = {{2, 1, 5, 6}, {1, 2, 7, 7}, {1, 1, 8, 5}};
+    struct rng rg;
+    rng_seed(&rg, 12);
+    double worst_y = 0.0, worst_dx = 0.0, worst_da = 0.0;
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const size_t N = shapes[t][0], C = shapes[t][1], H = shapes[t][2], W = shapes[t][3];
+        const size_t n = N * C * H * W;
+        float *x = eg_xmalloc_floats(n), *tx = eg_xmalloc_floats(n), *g = eg_xmalloc_floats(n);
+        float *tg = eg_xmalloc_floats(n), *y = eg_xmalloc_floats(n), *ty = eg_xmalloc_floats(n);
+        float *xp = eg_xmalloc_floats(n), *xm = eg_xmalloc_floats(n);
+        float *gp = eg_xmalloc_floats(n), *gm = eg_xmalloc_floats(n);
+        float *yp = eg_xmalloc_floats(n), *ym = eg_xmalloc_floats(n);
+        float *dxp = eg_xcalloc_floats(n), *dxm = eg_xcalloc_floats(n), *tdx = eg_xcalloc_floats(n);
+        rng_fill_uniform(&rg, x, n, -1.0f, 1.0f);
+        rng_fill_uniform(&rg, tx, n, -1.0f, 1.0f);
+        rng_fill_uniform(&rg, g, n, -1.0f, 1.0f);
+        rng_fill_uniform(&rg, tg, n, -1.0f, 1.0f);
+        double a = 0.0;
+        int tries = 0;
+        do {
+            a = (rng_uniform(&rg) * 2.0 - 1.0) * PI;
+            cr_assert(lt(int, tries++, 1000));
+        } while (boundary_margin(H, W, a) < 2e-2);
+        const double ta = 0.7, h = 1e-4;
+        // the steps float takes on x and dy, and the directions they realise
+        for (size_t i = 0; i < n; i++) {
+            xp[i] = (float)((double)x[i] + h * (double)tx[i]);
+            xm[i] = (float)((double)x[i] - h * (double)tx[i]);
+            tx[i] = (float)(((double)xp[i] - (double)xm[i]) / (2.0 * h));
+            gp[i] = (float)((double)g[i] + h * (double)tg[i]);
+            gm[i] = (float)((double)g[i] - h * (double)tg[i]);
+            tg[i] = (float)(((double)gp[i] - (double)gm[i]) / (2.0 * h));
+        }
+        rotate_tangent(x, tx, ta, ty, N, C, H, W, a);
+        const double tda = rotate_backward_tangent(x, tx, ta, g, tg, tdx, N, C, H, W, a);
+        rotate_forward(xp, yp, N, C, H, W, a + h * ta);
+        rotate_forward(xm, ym, N, C, H, W, a - h * ta);
+        const double dap = rotate_backward(xp, gp, dxp, N, C, H, W, a + h * ta);
+        const double dam = rotate_backward(xm, gm, dxm, N, C, H, W, a - h * ta);
+        double wy = 0.0, wx = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            wy = fmax(wy, fabs(((double)yp[i] - (double)ym[i]) / (2.0 * h) - (double)ty[i]));
+            wx = fmax(wx, fabs(((double)dxp[i] - (double)dxm[i]) / (2.0 * h) - (double)tdx[i]));
+        }
+        const double fda = (dap - dam) / (2.0 * h);
+        const double wa = fabs(fda - tda) / fmax(1.0, fabs(tda));
+        worst_y = fmax(worst_y, wy);
+        worst_dx = fmax(worst_dx, wx);
+        worst_da = fmax(worst_da, wa);
+        cr_assert(wy <= 2e-3 && wx <= 2e-3 && wa <= 2e-3,
+                  "shape %zux%zux%zux%zu a=%.6f: output %.3g, dx %.3g, da %.3g (%.9g vs %.9g)", N,
+                  C, H, W, a, wy, wx, wa, tda, fda);
+        free(x);
+        free(tx);
+        free(g);
+        free(tg);
+        free(y);
+        free(ty);
+        free(xp);
+        free(xm);
+        free(gp);
+        free(gm);
+        free(yp);
+        free(ym);
+        free(dxp);
+        free(dxm);
+        free(tdx);
+    }
+    cr_log_info("tangents vs finite differences: output %.2e, dx %.2e, da %.2e (relative)",
+                worst_y, worst_dx, worst_da);
+}
+
 // ---------------------------------------------------------------------------------------------
 // geometry
 

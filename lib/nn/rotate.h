@@ -38,4 +38,19 @@ void rotate_forward(const float *x, float *y, size_t N, size_t C, size_t H, size
 double rotate_backward(const float *x, const float *dy, float *dx, size_t N, size_t C, size_t H,
                        size_t W, double a);
 
+// The tangent (directional derivative) of rotate_forward along the image's direction tx (NULL:
+// none) and the angle's ta: ty = R(tx, a) + ta dR(x, a)/da, (N, C, H, W) written. Same
+// requirements as rotate_forward; ty must not overlap x or tx.
+void rotate_tangent(const float *x, const float *tx, double ta, float *ty, size_t N, size_t C,
+                    size_t H, size_t W, double a);
+
+// The tangent of rotate_backward along tx (NULL: none), ta and tdy, the direction of dy: adds the
+// tangent of dL/dx into tdx (unless NULL; tdx = R^T(tdy) + ta (dR^T/da) dy) and returns that of
+// dL/da (sum over outputs of tdy dy_out/da + dy d(dy_out/da)/dx . tx + ta dy d^2 y_out/da^2),
+// the second derivatives taken within each sampling cell (the sampling is piecewise bilinear).
+// tdx must not overlap x, dy or tdy.
+double rotate_backward_tangent(const float *x, const float *tx, double ta, const float *dy,
+                               const float *tdy, float *tdx, size_t N, size_t C, size_t H,
+                               size_t W, double a);
+
 #endif // EG_ROTATE_H
