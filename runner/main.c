@@ -13,7 +13,7 @@
 #include "nn/net.h"
 #include "nn/optim.h"
 
-#define EVOGRAD_VERSION "0.3.0"
+#define EVOGRAD_VERSION "0.4.0"
 
 static void usage(FILE *f)
 {

@@ -243,12 +243,14 @@ Test(checkpoint, other_format_version_names_both_versions)
 {
     // version 1: the sections before the task interface (evograd 0.1.0)
     save_as_version(1);
-    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 1, this build reads 3");
+    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 1, this build reads 4");
     expect_load_fails(EG_ERR_FORMAT, "written by another version of evograd");
     save_as_version(2); // evograd 0.2.0: the loop's section was smaller
-    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 2, this build reads 3");
-    save_as_version(4);
-    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 4, this build reads 3");
+    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 2, this build reads 4");
+    save_as_version(3); // evograd 0.3.0: no diagnostics counters in the loop's section
+    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 3, this build reads 4");
+    save_as_version(5);
+    expect_load_fails(EG_ERR_FORMAT, "checkpoint format version 5, this build reads 4");
 }
 
 Test(checkpoint, other_config_hash_is_a_different_config)

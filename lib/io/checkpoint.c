@@ -24,9 +24,10 @@
 #define CKPT_MAGIC "EGCKPT01"
 #define CKPT_MAGIC_LEN 8
 // 2 (evograd 0.2.0): the sections of the task interface (lib/run/task.h). 3 (0.3.0): the loop's
-// section holds the reference loss of the blow-up rule. Another version's checkpoint is refused
-// with a message saying which version wrote it.
-#define CKPT_VERSION 3u
+// section holds the reference loss of the blow-up rule. 4 (0.4.0): and the diagnostics' counters
+// (hypergrad_diag.csv). Another version's checkpoint is refused with a message saying which
+// version wrote it.
+#define CKPT_VERSION 4u
 #define CKPT_NAME_LEN CKPT_NAME_MAX
 #define CKPT_HEADER_LEN (CKPT_MAGIC_LEN + 4 + 8 + 4)
 #define CKPT_SECTION_HEAD_LEN (CKPT_NAME_LEN + 8)

@@ -291,6 +291,7 @@ static enum eg_status write_diag(struct loop *lp, struct eg_error *err)
     enum eg_status st = csv_row(lp->diag, row, err);
     if (st != EG_OK) return st;
     lp->st.diag_rows = csv_rows(lp->diag);
+    lp->st.step_s -= d.seconds; // sec_per_step is the method's own
     if (isfinite(d.cosine)) {
         lp->st.diag_cos_sum += d.cosine;
         lp->st.diag_cos_n++;

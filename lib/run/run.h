@@ -6,9 +6,13 @@
  * and signals; this module owns everything inside the loop.
  *
  * Files written into opts->dir by an epoch-based task: metrics.csv (one row per evaluated epoch,
- * flushed), checkpoint.bin (every checkpoint.every_epochs epochs and on a stop request) and the
- * task's own files (task_<name>.h). A whole-run task (toy1d) writes only its own files. The
- * runner writes config.yaml before and summary.csv, runs.csv and DONE after. */
+ * flushed), checkpoint.bin (every checkpoint.every_epochs epochs and on a stop request), with
+ * diagnostics.every_steps N hypergrad_diag.csv (one row every N steps: the task's method against
+ * the exact one-step hypergradient of the same step, meta/hyper.h: hyper_diag_request; columns
+ * step, epoch, method, candidates, method_norm, exact_norm, cosine, norm_ratio, sign_agree, draws,
+ * draws_cosine, extra_s; the diagnostics' seconds are not counted in sec_per_step) and the task's
+ * own files (task_<name>.h). A whole-run task (toy1d) writes only its own files. The runner
+ * writes config.yaml before and summary.csv, runs.csv and DONE after. */
 #ifndef EG_RUN_H
 #define EG_RUN_H
 
