@@ -482,77 +482,67 @@ Test(memory_accuracy, supervised_lenet_on_fashion_mnist)
     cr_assert(r >= RATIO_LO && r <= RATIO_HI, "ratio %.3f", r);
 }
 
+// The three meta tasks' configs, with the method's name for %s.
+static const char rotation_cfg[] =
+    "task: rotation\nthreads: 1\nmethod: {name: %s}\n"
+    "data: {dataset: synthetic, image_c: 1, image_h: 28, image_w: 28,\n"
+    "       synthetic_train: 3000, synthetic_test: 1000}\n"
+    "rotation: {train_end: 2000, val_begin: 2000, val_end: 3000}\n";
+static const char mwn_cfg[] = "task: mwn\nthreads: 1\nmethod: {name: %s}\n"
+                              "backbone: {name: resnet32, channels: 4}\n"
+                              "data: {dataset: synthetic, synthetic_train: 2000,\n"
+                              "       synthetic_test: 500, meta_size: 200,\n"
+                              "       noise: {type: unif, rate: 0.4}}\n"
+                              "train: {batch_size: 100}\nmeta: {batch_size: 100}\n";
+static const char lft_cfg[] = "task: lft\nthreads: 1\ndata: {dataset: fashion_mnist}\n"
+                              "backbone: {name: resnet10, channels: 8}\nmethod: {name: %s}\n"
+                              "train: {epochs: 2, optimizer: {name: adam, lr: 0.001}}\n"
+                              "meta: {optimizer: {name: adam, lr: 0.001}}\n"
+                              "lft: {episodes: 10, val_episodes: 4, test_episodes: 20}\n";
+
+// measure() on cfg_fmt with the method's name filled in, asserting the ratio's bounds.
+static void measure_method(const char *what, const char *cfg_fmt, const char *method,
+                           estimate_fn estimate)
+{
+    char cfg[1024], label[128];
+    snprintf(cfg, sizeof cfg, cfg_fmt, method);
+    snprintf(label, sizeof label, "%s %s", what, method);
+    const double r = measure(label, cfg, estimate);
+    cr_assert(r >= RATIO_LO && r <= RATIO_HI, "%s: ratio %.3f", label, r);
+}
+
 Test(memory_accuracy, rotation_lenet_evograd)
 {
-    const double r = measure("rotation lenet evograd (synthetic)",
-                             "task: rotation\nthreads: 1\nmethod: {name: evograd}\n"
-                             "data: {dataset: synthetic, image_c: 1, image_h: 28, image_w: 28,\n"
-                             "       synthetic_train: 3000, synthetic_test: 1000}\n"
-                             "rotation: {train_end: 2000, val_begin: 2000, val_end: 3000}\n",
-                             task_rotation_memory);
-    cr_assert(r >= RATIO_LO && r <= RATIO_HI, "ratio %.3f", r);
+    measure_method("rotation lenet (synthetic)", rotation_cfg, "evograd", task_rotation_memory);
 }
 
 Test(memory_accuracy, mwn_resnet32_evograd)
 {
-    const double r = measure("mwn resnet32/4 evograd (synthetic 3x32x32)",
-                             "task: mwn\nthreads: 1\nmethod: {name: evograd}\n"
-                             "backbone: {name: resnet32, channels: 4}\n"
-                             "data: {dataset: synthetic, synthetic_train: 2000,\n"
-                             "       synthetic_test: 500, meta_size: 200,\n"
-                             "       noise: {type: unif, rate: 0.4}}\n"
-                             "train: {batch_size: 100}\nmeta: {batch_size: 100}\n",
-                             task_mwn_memory);
-    cr_assert(r >= RATIO_LO && r <= RATIO_HI, "ratio %.3f", r);
+    measure_method("mwn resnet32/4 (synthetic 3x32x32)", mwn_cfg, "evograd", task_mwn_memory);
 }
 
 Test(memory_accuracy, lft_resnet10_evograd_smoke)
 {
     need_fmnist();
-    const double r = measure("lft resnet10/8 evograd (the smoke config, fewer episodes)",
-                             "task: lft\nthreads: 1\ndata: {dataset: fashion_mnist}\n"
-                             "backbone: {name: resnet10, channels: 8}\nmethod: {name: evograd}\n"
-                             "train: {epochs: 2, optimizer: {name: adam, lr: 0.001}}\n"
-                             "meta: {optimizer: {name: adam, lr: 0.001}}\n"
-                             "lft: {episodes: 10, val_episodes: 4, test_episodes: 20}\n",
-                             task_lft_memory);
-    cr_assert(r >= RATIO_LO && r <= RATIO_HI, "ratio %.3f", r);
+    measure_method("lft resnet10/8 (the smoke config, fewer episodes)", lft_cfg, "evograd",
+                   task_lft_memory);
 }
 
 // The exact unrolled method's tangent passes: a second set of activation and gradient buffers.
 Test(memory_accuracy, rotation_lenet_exact_unrolled)
 {
-    const double r = measure("rotation lenet unrolled (synthetic)",
-                             "task: rotation\nthreads: 1\nmethod: {name: unrolled}\n"
-                             "data: {dataset: synthetic, image_c: 1, image_h: 28, image_w: 28,\n"
-                             "       synthetic_train: 3000, synthetic_test: 1000}\n"
-                             "rotation: {train_end: 2000, val_begin: 2000, val_end: 3000}\n",
-                             task_rotation_memory);
-    cr_assert(r >= RATIO_LO && r <= RATIO_HI, "ratio %.3f", r);
+    measure_method("rotation lenet (synthetic)", rotation_cfg, "unrolled", task_rotation_memory);
 }
 
 Test(memory_accuracy, mwn_resnet32_exact_unrolled)
 {
-    const double r = measure("mwn resnet32/4 unrolled (synthetic 3x32x32)",
-                             "task: mwn\nthreads: 1\nmethod: {name: unrolled}\n"
-                             "backbone: {name: resnet32, channels: 4}\n"
-                             "data: {dataset: synthetic, synthetic_train: 2000,\n"
-                             "       synthetic_test: 500, meta_size: 200,\n"
-                             "       noise: {type: unif, rate: 0.4}}\n"
-                             "train: {batch_size: 100}\nmeta: {batch_size: 100}\n",
-                             task_mwn_memory);
-    cr_assert(r >= RATIO_LO && r <= RATIO_HI, "ratio %.3f", r);
+    measure_method("mwn resnet32/4 (synthetic 3x32x32)", mwn_cfg, "unrolled", task_mwn_memory);
 }
 
 Test(memory_accuracy, lft_resnet10_exact_unrolled_smoke)
 {
     need_fmnist();
-    const double r = measure("lft resnet10/8 unrolled (the smoke config, fewer episodes)",
-                             "task: lft\nthreads: 1\ndata: {dataset: fashion_mnist}\n"
-                             "backbone: {name: resnet10, channels: 8}\nmethod: {name: unrolled}\n"
-                             "train: {epochs: 2, optimizer: {name: adam, lr: 0.001}}\n"
-                             "meta: {optimizer: {name: adam, lr: 0.001}}\n"
-                             "lft: {episodes: 10, val_episodes: 4, test_episodes: 20}\n",
-                             task_lft_memory);
-    cr_assert(r >= RATIO_LO && r <= RATIO_HI, "ratio %.3f", r);
+    measure_method("lft resnet10/8 (the smoke config, fewer episodes)", lft_cfg, "unrolled",
+                   task_lft_memory);
 }
+

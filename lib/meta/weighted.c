@@ -12,6 +12,22 @@
 #include "nn/loss.h"
 #include "nn/net.h"
 
+// l_T = sum_i lambda_i c_i / n (summed in double) from the training batch's logits, the c_i left
+// in b->losses; dlambda (unless NULL) written with dl_T/dlambda_i = c_i / n.
+static double weighted_loss(struct net_batches *b, const float *logits, const float *lambda,
+                            float *dlambda)
+{
+    const size_t n = b->n;
+    xent_forward(logits, b->y, n, b->classes, b->losses);
+    double L = 0.0;
+    for (size_t i = 0; i < n; i++) L += (double)lambda[i] * (double)b->losses[i];
+    L /= (double)n;
+    if (dlambda != NULL) {
+        for (size_t i = 0; i < n; i++) dlambda[i] = (float)((double)b->losses[i] / (double)n);
+    }
+    return L;
+}
+
 static double weighted_train_loss(struct meta_problem *p, const float *theta,
                                   const float *lambda, float *dtheta, float *dlambda)
 {
@@ -23,14 +39,7 @@ static double weighted_train_loss(struct meta_problem *p, const float *theta,
 
     net_swap_in(net, b->saved, theta);
     const float *logits = net_forward(net, b->x, n, wp->train_mode);
-    xent_forward(logits, b->y, n, C, b->losses);
-    // l_T = sum_i lambda_i c_i / n, summed in double
-    double L = 0.0;
-    for (size_t i = 0; i < n; i++) L += (double)lambda[i] * (double)b->losses[i];
-    L /= (double)n;
-    if (dlambda != NULL) {
-        for (size_t i = 0; i < n; i++) dlambda[i] = (float)((double)b->losses[i] / (double)n);
-    }
+    const double L = weighted_loss(b, logits, lambda, dlambda);
     if (dtheta != NULL) {
         // dl_T/dc_i = lambda_i / n
         for (size_t i = 0; i < n; i++) b->dlosses[i] = (float)((double)lambda[i] / (double)n);
@@ -60,13 +69,7 @@ static double weighted_train_loss_tangent(struct meta_problem *p, const float *t
     net_swap_in(net, b->saved, theta);
     const float *tz;
     const float *logits = net_forward_tangent(net, b->x, NULL, n, wp->train_mode, u, &tz);
-    xent_forward(logits, b->y, n, C, b->losses);
-    double L = 0.0;
-    for (size_t i = 0; i < n; i++) L += (double)lambda[i] * (double)b->losses[i];
-    L /= (double)n;
-    if (dlambda != NULL) {
-        for (size_t i = 0; i < n; i++) dlambda[i] = (float)((double)b->losses[i] / (double)n);
-    }
+    const double L = weighted_loss(b, logits, lambda, dlambda);
     for (size_t i = 0; i < n; i++) b->dlosses[i] = (float)((double)lambda[i] / (double)n);
     xent_tangent(logits, b->y, b->dlosses, tz, NULL, n, C, b->tdlogits, b->tlosses);
     if (mixed != NULL) {
