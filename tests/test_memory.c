@@ -23,6 +23,7 @@
 #include "core/rng.h"
 #include "helpers.h"
 #include "io/config.h"
+#include "meta/hyper.h"
 #include "nn/backbones.h"
 #include "nn/loss.h"
 #include "nn/layers.h"
@@ -427,11 +428,15 @@ static double measure(const char *what, const char *yaml, estimate_fn estimate)
     cr_assert(eq(int, t->init(&cfg, &state, &err), EG_OK), "%s", err.msg);
     struct task_clock clk = {
         .epoch = 0, .epochs = cfg.train.epochs, .lr = (float)cfg.train.optimizer.lr};
+    // with diagnostics, both steps compute them (as the loop asks every every_steps steps)
+    struct hyper *h = cfg.diagnostics.every_steps > 0 ? t->hyper(state) : NULL;
+    if (h != NULL) hyper_diag_request(h);
     t->step(state, &clk);
     clk.epoch = 1;
     clk.eval = clk.last = true;
     cr_assert(eq(int, t->epoch_end(state, &clk, &err), EG_OK), "%s", err.msg);
     clk.eval = clk.last = false;
+    if (h != NULL) hyper_diag_request(h);
     t->step(state, &clk);
     const double used = heap_bytes() - before;
     t->free(state);
@@ -526,6 +531,16 @@ Test(memory_accuracy, lft_resnet10_evograd_smoke)
     need_fmnist();
     measure_method("lft resnet10/8 (the smoke config, fewer episodes)", lft_cfg, "evograd",
                    task_lft_memory);
+}
+
+// Diagnostics: the exact look-ahead's vectors and the tangent passes, with any method.
+Test(memory_accuracy, mwn_resnet32_evograd_with_diagnostics)
+{
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, mwn_cfg, "evograd");
+    strcat(cfg, "diagnostics: {every_steps: 1, draws: 2}\n");
+    const double r = measure("mwn resnet32/4 evograd with diagnostics", cfg, task_mwn_memory);
+    cr_assert(r >= RATIO_LO && r <= RATIO_HI, "ratio %.3f", r);
 }
 
 // The exact unrolled method's tangent passes: a second set of activation and gradient buffers.
