@@ -9,5 +9,7 @@ enum { EXIT_USAGE = 2, EXIT_RUN_FAILED = 3 };
 int cmd_run(int argc, char **argv);
 // evograd check CONFIG [key=value ...]
 int cmd_check(int argc, char **argv);
+// evograd sweep CONFIG [key=AXIS ...] [-j N]; argv0 names this program (for the runs)
+int cmd_sweep(int argc, char **argv, const char *argv0);
 
 #endif // EG_COMMANDS_H

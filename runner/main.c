@@ -38,6 +38,14 @@ static void usage(FILE *f)
           "                                job's time limit\n"
           "  check CONFIG.yaml [key.path=value ...]\n"
           "                                validate and print the resolved config\n"
+          "  sweep CONFIG.yaml [key=a,b,c | key=lo:hi:n | key=log(lo,hi,n) | key=i..j\n"
+          "        | key=value ...] [-j N]\n"
+          "                                the grid of runs over the varied keys (last\n"
+          "                                fastest), each checked first: prints one evograd\n"
+          "                                run line per run (for xargs -P, parallel, a\n"
+          "                                scheduler), or runs them N at a time with -j N;\n"
+          "                                folders results/<name>/<method>-<key><value>...\n"
+          "                                -seed<seed>, rows in results/<name>/runs.csv\n"
           "  list config                   every config key: type, default, bounds, meaning\n"
           "  list [backbones|optimizers]   what this build provides (all of it by default);\n"
           "                                backbones with parameter counts at the input shape\n"
@@ -153,6 +161,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "list") == 0) return cmd_list(argc - 2, argv + 2);
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
+    if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 2, argv + 2, argv[0]);
     fprintf(stderr, "evograd: unknown command '%s' (try evograd --help)\n", cmd);
     return EXIT_USAGE;
 }

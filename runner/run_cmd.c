@@ -440,7 +440,9 @@ static bool open_dir(const struct run_args *a, const struct run_config *cfg, cha
 
 // The runs table a finished run appends its row to: --runs FILE; else, for a default run folder,
 // results/<name>/runs.csv beside it; else (--out without --runs) none, so that a run never
-// writes into a folder the user did not name. runs is "" for none. The file's folder must exist.
+// writes into a folder the user did not name. runs is "" for none. The file's folder must exist,
+// unless it holds the run's own folder (--out results/x/run --runs results/x/runs.csv, as
+// `evograd sweep` writes them): then it is made, as the run folder's parents are.
 static bool runs_path(const struct run_args *a, const struct run_config *cfg, char *runs,
                       size_t cap)
 {
@@ -462,6 +464,12 @@ static bool runs_path(const struct run_args *a, const struct run_config *cfg, ch
         snprintf(parent, sizeof parent, ".");
     } else {
         slash[slash == parent ? 1 : 0] = '\0';
+    }
+    const size_t plen = strlen(parent);
+    if (!is_dir(parent) && a->out != NULL && slash != NULL && strncmp(a->out, parent, plen) == 0 &&
+        a->out[plen] == '/' && !make_dirs(parent)) {
+        fprintf(stderr, "error: --runs %s: cannot make its folder: %s\n", runs, strerror(errno));
+        return false;
     }
     if (is_dir(runs) || !is_dir(parent) || access(parent, W_OK) != 0) {
         fprintf(stderr, "error: --runs %s: %s\n", runs,

@@ -1510,6 +1510,26 @@ static enum eg_status apply_override(struct loader *ld, const char *ov)
     return st;
 }
 
+enum config_key_kind config_key_kind(const char *path)
+{
+    EG_ASSERT(path != NULL);
+    const struct cfg_section *sec = &root_section;
+    for (const char *p = path;;) {
+        const char *dot = strchr(p, '.');
+        const size_t len = dot != NULL ? (size_t)(dot - p) : strlen(p);
+        const struct cfg_key *k = find_key(sec, p, len);
+        if (k == NULL) return CONFIG_KEY_NONE;
+        if (dot == NULL) {
+            if (k->type == CFG_SECTION) return CONFIG_KEY_NONE;
+            return k->type == CFG_LIST || k->type == CFG_STRLIST ? CONFIG_KEY_LIST
+                                                                 : CONFIG_KEY_VALUE;
+        }
+        if (k->type != CFG_SECTION) return CONFIG_KEY_NONE;
+        sec = k->section;
+        p = dot + 1;
+    }
+}
+
 // " (set at line 5)", " (set by override '...')" or " (the default)".
 static void origin_text(const struct loader *ld, const struct cfg_key *k, char *buf, size_t cap)
 {

@@ -163,6 +163,11 @@ struct run_config {
 enum eg_status config_load(const char *config_path, const char *const *overrides,
                            size_t noverrides, struct run_config *out, struct eg_error *err);
 
+// What a dotted key path ("method.sigma") names: a plain value, a list (whose overrides may give
+// its items separated by commas: lft.domains=a,b,c) or nothing (no such key, or a section).
+enum config_key_kind { CONFIG_KEY_NONE, CONFIG_KEY_VALUE, CONFIG_KEY_LIST };
+enum config_key_kind config_key_kind(const char *path);
+
 // Writes the resolved config as YAML: every key of every section, in table order, with a header
 // comment. Loading the output gives back *c exactly (floats as %.17g).
 void config_write(const struct run_config *c, FILE *f);
