@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/status.h"
 #include "io/config.h"
 #include "io/csv.h"
@@ -39,6 +40,7 @@ struct run_args {
     bool resume, quiet;
     unsigned long long stop_after; // --stop-after STEPS: checkpoint and stop (0: never)
     const char *runs;              // --runs FILE: the table the summary row is appended to
+    const char *sweep;             // --sweep ID: the sweep the run belongs to ("" for none)
 };
 
 // Parses CONFIG, overrides and options; prints a usage error and returns false on bad usage.
@@ -60,6 +62,12 @@ static bool parse_args(int argc, char **argv, bool run, struct run_args *a)
                 return false;
             }
             a->runs = argv[++i];
+        } else if (run && strcmp(s, "--sweep") == 0) {
+            if (i + 1 >= argc || argv[i + 1][0] == '\0' || strpbrk(argv[i + 1], ",\"\n\r") != NULL) {
+                fprintf(stderr, "evograd run: --sweep needs an id (no comma, quote or newline)\n");
+                return false;
+            }
+            a->sweep = argv[++i];
         } else if (run && strcmp(s, "--resume") == 0) {
             a->resume = true;
         } else if (run && strcmp(s, "--quiet") == 0) {
@@ -93,7 +101,8 @@ static bool parse_args(int argc, char **argv, bool run, struct run_args *a)
     }
     if (a->config == NULL) {
         fprintf(stderr, "usage: evograd %s CONFIG.yaml [key.path=value ...]%s\n", cmd,
-                run ? " [--out DIR] [--runs FILE] [--resume] [--quiet] [--stop-after STEPS]"
+                run ? " [--out DIR] [--runs FILE] [--resume] [--quiet] [--stop-after STEPS] "
+                      "[--sweep ID]"
                     : "");
         return false;
     }
@@ -548,6 +557,7 @@ static void on_progress(void *ctx, const struct run_progress *p, bool epoch_end)
 // ---------------------------------------------------------------------------------------------
 // results
 
+// The figures of a run; after them, its sweep id and every config key (results/README.md).
 static const char *const summary_columns[] = {
     "name", "task", "dataset", "backbone", "method", "candidates", "sigma", "temperature", "seed",
     "epochs", "batch_size", "lr", "final_test_acc", "test_acc_ci95", "best_test_acc", "angle_deg",
@@ -556,9 +566,85 @@ static const char *const summary_columns[] = {
 };
 #define NSUMMARY (sizeof summary_columns / sizeof summary_columns[0])
 
+// The whole row: the figures' columns and cells, "sweep", then each config key by its dotted
+// name and value (name, task and seed are figures' columns already).
+#define SUMMARY_MAX (NSUMMARY + 1 + 256)
+struct summary_row {
+    const char *columns[SUMMARY_MAX];
+    const char *cells[SUMMARY_MAX];
+    char *owned[2 * 256]; // the config keys' names and values
+    size_t n, nowned;
+};
+
+static void add_config_cell(void *ctx, const char *path, const char *value)
+{
+    struct summary_row *r = ctx;
+    if (strcmp(path, "name") == 0 || strcmp(path, "task") == 0 || strcmp(path, "seed") == 0) {
+        return;
+    }
+    EG_ASSERT(r->n < SUMMARY_MAX && r->nowned + 2 <= sizeof r->owned / sizeof r->owned[0]);
+    // an empty string (YAML "") is an empty cell
+    const bool empty = strcmp(value, "\"\"") == 0 || strcmp(value, "''") == 0;
+    char *name = eg_xstrdup(path), *cell = eg_xstrdup(empty ? "" : value);
+    r->owned[r->nowned++] = name;
+    r->owned[r->nowned++] = cell;
+    r->columns[r->n] = name;
+    r->cells[r->n++] = cell;
+}
+
+static void summary_row_free(struct summary_row *r)
+{
+    for (size_t i = 0; i < r->nowned; i++) free(r->owned[i]);
+}
+
+// The summary's columns for cfg (cells unset).
+static void summary_columns_of(const struct run_config *cfg, struct summary_row *r)
+{
+    *r = (struct summary_row){0};
+    for (size_t k = 0; k < NSUMMARY; k++) r->columns[k] = summary_columns[k];
+    r->n = NSUMMARY;
+    r->columns[r->n++] = "sweep";
+    config_each_value(cfg, add_config_cell, r);
+}
+
+// Before the run: an existing runs table must have this run's columns (its row is appended at
+// the end, after hours of training perhaps). One from an earlier evograd has fewer.
+static bool runs_table_fits(const char *runs, const struct run_config *cfg)
+{
+    FILE *f = runs[0] != '\0' ? fopen(runs, "r") : NULL;
+    if (f == NULL) return true; // none yet: the run creates it
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    fclose(f);
+    bool ok = true;
+    if (n > 0) {
+        struct summary_row r;
+        summary_columns_of(cfg, &r);
+        size_t at = 0;
+        for (size_t k = 0; k < r.n && ok; k++) {
+            const size_t len = strlen(r.columns[k]);
+            ok = strncmp(line + at, r.columns[k], len) == 0 &&
+                 line[at + len] == (k + 1 < r.n ? ',' : '\n');
+            at += len + 1;
+        }
+        ok = ok && (size_t)n == at;
+        summary_row_free(&r);
+        if (!ok) {
+            fprintf(stderr,
+                    "error: %s: its columns are not this run's (a table from an earlier evograd, "
+                    "which had fewer, or a damaged one): move it aside (mv %s %s.old) or give "
+                    "--runs another file\n",
+                    runs, runs, runs);
+        }
+    }
+    free(line);
+    return ok;
+}
+
 // summary.csv, the runs table's row (runs: its path, "" for none) and DONE, in this order.
-static bool write_results(const char *dir, const char *runs, const struct run_config *cfg,
-                          const struct run_result *r)
+static bool write_results(const char *dir, const char *runs, const char *sweep,
+                          const struct run_config *cfg, const struct run_result *r)
 {
     const struct task_summary *t = &r->task;
     char cells[NSUMMARY][64], seed[32], epochs[32], bs[32], cand[32], sigma[32], tau[32];
@@ -582,17 +668,23 @@ static bool write_results(const char *dir, const char *runs, const struct run_co
     }
     row[i++] = dir;
     EG_ASSERT(i == NSUMMARY);
+    struct summary_row all;
+    summary_columns_of(cfg, &all);
+    for (size_t k = 0; k < NSUMMARY; k++) all.cells[k] = row[k];
+    all.cells[NSUMMARY] = sweep != NULL ? sweep : "";
+    // (summary_columns_of filled the config keys' columns and cells)
 
     struct eg_error err;
     char p[PATH_MAX];
     path_join(p, sizeof p, dir, "summary.csv");
     struct csv *c = NULL;
-    if (csv_create(p, summary_columns, NSUMMARY, &c, &err) != EG_OK ||
-        csv_row(c, row, &err) != EG_OK || csv_close(c, &err) != EG_OK) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        return false;
+    bool ok = csv_create(p, all.columns, all.n, &c, &err) == EG_OK &&
+              csv_row(c, all.cells, &err) == EG_OK && csv_close(c, &err) == EG_OK;
+    if (ok && runs[0] != '\0') {
+        ok = csv_append_locked(runs, all.columns, all.cells, all.n, &err) == EG_OK;
     }
-    if (runs[0] != '\0' && csv_append_locked(runs, summary_columns, row, NSUMMARY, &err) != EG_OK) {
+    summary_row_free(&all);
+    if (!ok) {
         fprintf(stderr, "error: %s\n", err.msg);
         return false;
     }
@@ -612,7 +704,7 @@ int cmd_run(int argc, char **argv)
     struct run_config cfg;
     if (!load_config(&a, &cfg)) return EXIT_FAILURE;
     char dir[PATH_MAX], runs[PATH_MAX];
-    if (!runs_path(&a, &cfg, runs, sizeof runs)) return EXIT_FAILURE;
+    if (!runs_path(&a, &cfg, runs, sizeof runs) || !runs_table_fits(runs, &cfg)) return EXIT_FAILURE;
     if (!open_dir(&a, &cfg, dir, sizeof dir)) return EXIT_FAILURE;
     if (!a.resume && !write_config(dir, &cfg)) return EXIT_FAILURE;
 
@@ -651,7 +743,7 @@ int cmd_run(int argc, char **argv)
                 r.global_step, r.epochs_done, a.config, dir);
         return sig > 0 ? 128 + sig : EXIT_SUCCESS;
     }
-    if (!write_results(dir, runs, &cfg, &r)) return EXIT_RUN_FAILED;
+    if (!write_results(dir, runs, a.sweep, &cfg, &r)) return EXIT_RUN_FAILED;
     if (isnan(r.sec_per_step)) { // a whole-run task
         fprintf(stderr, "done: %s in %.3f s\n", r.task.result, r.wall_s);
     } else {

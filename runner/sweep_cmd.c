@@ -11,13 +11,16 @@
  * parallel or a scheduler); with -j N it runs them itself, N at a time (each with --quiet), and
  * reports each run's exit status. Every run goes to results/<name>/<label> with the summary row
  * in results/<name>/runs.csv; the label is the method, each varied key's last name part and
- * value, and the seed (evograd-sigma0.001-candidates2-seed1), made unique. */
+ * value, and the seed (evograd-sigma0.001-candidates2-seed1), made unique. Every run gets
+ * --sweep ID, the sweep's id (16 hex digits of a hash of the config path and the overrides as
+ * given, so the same sweep always has the same id), which its summary row records. */
 #include "commands.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +50,7 @@ struct sweep {
     struct axis axes[SWEEP_MAX_ARGS];
     size_t naxes;
     int jobs; // 0: print the commands
+    char id[20]; // the sweep's id
 };
 
 // Appends a value to an axis.
@@ -198,6 +202,20 @@ static bool parse_sweep(int argc, char **argv, struct sweep *s)
             return false;
         }
     }
+    // the id: FNV-1a (64-bit) of the config path and every override as given
+    uint64_t h = 14695981039346656037ull;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "-j") == 0) {
+            i++;
+            continue;
+        }
+        for (const unsigned char *p = (const unsigned char *)argv[i];; p++) {
+            h ^= *p;
+            h *= 1099511628211ull;
+            if (*p == '\0') break;
+        }
+    }
+    snprintf(s->id, sizeof s->id, "%016llx", (unsigned long long)h);
     if (s->config == NULL) {
         fprintf(stderr, "usage: evograd sweep CONFIG.yaml [key=a,b,c | key=lo:hi:n | "
                         "key=log(lo,hi,n) | key=i..j | key=value ...] [-j N]\n");
@@ -330,8 +348,9 @@ static void self_path(char *out, size_t cap, const char *argv0)
     }
 }
 
-// Starts the run: `self run ARGS --out dir --runs runs --quiet`. Returns the child's pid.
-static pid_t start_run(const char *self, const struct sweep_run *r)
+// Starts the run: `self run ARGS --out dir --runs runs --sweep id --quiet`. Returns the child's
+// pid.
+static pid_t start_run(const char *self, const struct sweep_run *r, const char *id)
 {
     const char *argv[SWEEP_MAX_ARGS + 16];
     size_t n = 0;
@@ -342,6 +361,8 @@ static pid_t start_run(const char *self, const struct sweep_run *r)
     argv[n++] = r->dir;
     argv[n++] = "--runs";
     argv[n++] = r->runs;
+    argv[n++] = "--sweep";
+    argv[n++] = id;
     argv[n++] = "--quiet";
     argv[n] = NULL;
     fflush(stdout);
@@ -404,7 +425,7 @@ int cmd_sweep(int argc, char **argv, const char *argv0)
             print_word(runs[r].dir);
             fputs(" --runs ", stdout);
             print_word(runs[r].runs);
-            putchar('\n');
+            printf(" --sweep %s\n", s.id);
         }
     } else if (status == EXIT_SUCCESS) {
         char self[PATH_MAX];
@@ -413,7 +434,7 @@ int cmd_sweep(int argc, char **argv, const char *argv0)
         size_t next = 0, running = 0, done = 0, failed = 0;
         while (done < total) {
             while (running < (size_t)s.jobs && next < total) {
-                pids[next] = start_run(self, &runs[next]);
+                pids[next] = start_run(self, &runs[next], s.id);
                 if (pids[next] < 0) {
                     fprintf(stderr, "evograd sweep: fork: %s\n", strerror(errno));
                     pids[next] = 0;

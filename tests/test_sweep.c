@@ -3,6 +3,8 @@
  * anything runs, and -j running a grid to completion with one runs table. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,4 +171,86 @@ Test(sweep, j_runs_the_grid_into_its_folders_and_one_runs_table)
     err = e2e_read("stderr.txt");
     cr_assert(strstr(err, "sweep: 4 runs, 0 done, 4 failed") != NULL, "%s", err);
     free(err);
+}
+
+// Cell (r, c) of a CSV text as a number (RFC 4180: quoted cells with commas count as one).
+static double num_at(const char *text, size_t r, size_t c)
+{
+    char *cell = csv_text_cell(text, r, c);
+    cr_assert(cell != NULL);
+    double v = strtod(cell, NULL);
+    free(cell);
+    return v;
+}
+
+// Column index of name in a CSV text's header; fails when absent.
+static size_t column_of(const char *text, const char *name)
+{
+    for (size_t c = 0;; c++) {
+        char *h = csv_text_cell(text, 0, c);
+        cr_assert(h != NULL, "no column %s", name);
+        const bool found = strcmp(h, name) == 0;
+        free(h);
+        if (found) return c;
+    }
+}
+
+Test(sweep, every_row_records_the_sweep_and_every_config_key)
+{
+    cr_assert(eq(int, sweep((const char *[]){"method.sigma=0.1,0.5", "toy1d.steps=3", "-j", "2",
+                                            NULL}),
+                 0));
+    char *runs = e2e_read("results/toy/runs.csv");
+    cr_assert(runs != NULL && csv_data_rows(runs) == 2, "%s", runs);
+    const size_t sw = column_of(runs, "sweep"), sg = column_of(runs, "method.sigma");
+    const size_t st = column_of(runs, "toy1d.steps"), dr = column_of(runs, "data.root");
+    cr_assert(eq(sz, sw, 24), "after the figures and dir");
+    char *id1 = csv_text_cell(runs, 1, sw), *id2 = csv_text_cell(runs, 2, sw);
+    cr_assert(strlen(id1) == 16 && strcmp(id1, id2) == 0, "%s %s", id1, id2);
+    double s1 = num_at(runs, 1, sg), s2 = num_at(runs, 2, sg);
+    const bool both = (s1 == 0.1 && s2 == 0.5) || (s1 == 0.5 && s2 == 0.1);
+    cr_assert(both, "%g %g", s1, s2);
+    cr_assert(eq(dbl, num_at(runs, 1, st), 3.0));
+    char *root = csv_text_cell(runs, 1, dr);
+    cr_assert(root != NULL && root[0] == '\0', "an empty string is an empty cell: '%s'", root);
+    // the printed lines carry the same id
+    cr_assert(eq(int, sweep((const char *[]){"method.sigma=0.1,0.5", "toy1d.steps=3", NULL}), 0));
+    char *out = e2e_read("stdout.txt"), want[40];
+    snprintf(want, sizeof want, "--sweep %s\n", id1);
+    cr_assert(strstr(out, want) != NULL, "%s", out);
+    free(out);
+    free(root);
+    free(id1);
+    free(id2);
+    free(runs);
+    // a plain run has an empty sweep cell; a bad id is a usage error
+    e2e_write("toy.yaml", toy);
+    const char *a[] = {"run", "toy.yaml", "--out", "plain", "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(a, NULL), 0));
+    char *sum = e2e_read("plain/summary.csv");
+    char *cell = csv_text_cell(sum, 1, column_of(sum, "sweep"));
+    cr_assert(cell != NULL && cell[0] == '\0');
+    free(cell);
+    free(sum);
+    const char *b[] = {"run", "toy.yaml", "--out", "bad", "--sweep", "a,b", NULL};
+    cr_assert(eq(int, e2e_run(b, NULL), 2));
+}
+
+// A runs table with other columns (an earlier evograd's) is refused before the run starts, with
+// the way on; nothing is trained or written.
+Test(sweep, a_runs_table_of_other_columns_is_refused_before_the_run)
+{
+    e2e_write("toy.yaml", toy);
+    e2e_write("runs.csv", "name,task,dataset,backbone,method,dir\nold,toy1d,none,none,none,x\n");
+    const char *a[] = {"run", "toy.yaml", "--out", "r", "--runs", "runs.csv", NULL};
+    cr_assert(eq(int, e2e_run(a, NULL), 1));
+    char *err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "runs.csv: its columns are not this run's") != NULL, "%s", err);
+    cr_assert(strstr(err, "mv runs.csv runs.csv.old") != NULL, "%s", err);
+    free(err);
+    char *m = e2e_read("r/config.yaml");
+    cr_assert(m == NULL, "nothing written");
+    char *runs = e2e_read("runs.csv");
+    cr_assert(eq(sz, csv_data_rows(runs), 1));
+    free(runs);
 }

@@ -1880,6 +1880,36 @@ static void write_section(FILE *f, const struct run_config *c, const struct cfg_
     }
 }
 
+static void each_value(const struct run_config *c, const struct cfg_section *sec,
+                       const char *prefix,
+                       void (*fn)(void *ctx, const char *path, const char *value), void *ctx)
+{
+    for (size_t i = 0; i < sec->nkeys; i++) {
+        const struct cfg_key *k = &sec->keys[i];
+        char path[256];
+        join_path(path, sizeof path, prefix, k->key);
+        if (k->type == CFG_SECTION) {
+            each_value(c, k->section, path, fn, ctx);
+            continue;
+        }
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&buf, &size);
+        EG_ASSERT(f != NULL);
+        write_value(f, k, c);
+        EG_ASSERT(fclose(f) == 0);
+        fn(ctx, path, buf);
+        free(buf);
+    }
+}
+
+void config_each_value(const struct run_config *c,
+                       void (*fn)(void *ctx, const char *path, const char *value), void *ctx)
+{
+    EG_ASSERT(c != NULL && fn != NULL);
+    each_value(c, &root_section, "", fn, ctx);
+}
+
 void config_write(const struct run_config *c, FILE *f)
 {
     EG_ASSERT(c != NULL && f != NULL);

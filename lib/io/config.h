@@ -168,6 +168,12 @@ enum eg_status config_load(const char *config_path, const char *const *overrides
 enum config_key_kind { CONFIG_KEY_NONE, CONFIG_KEY_VALUE, CONFIG_KEY_LIST };
 enum config_key_kind config_key_kind(const char *path);
 
+// Calls fn(ctx, path, value) for every key of c in the schema's order (the order of
+// config_write and REFERENCE.md): path dotted ("train.optimizer.lr"), value as config_write writes
+// it (numbers %.17g, lists [a, b], strings quoted only where YAML needs it).
+void config_each_value(const struct run_config *c,
+                       void (*fn)(void *ctx, const char *path, const char *value), void *ctx);
+
 // Writes the resolved config as YAML: every key of every section, in table order, with a header
 // comment. Loading the output gives back *c exactly (floats as %.17g).
 void config_write(const struct run_config *c, FILE *f);
