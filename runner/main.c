@@ -24,7 +24,7 @@ static void usage(FILE *f)
           "\n"
           "commands:\n"
           "  run CONFIG.yaml [key.path=value ...] [--out DIR] [--runs FILE] [--resume]\n"
-          "      [--quiet] [--stop-after STEPS]\n"
+          "      [--quiet] [--stop-after STEPS] [--sweep ID]\n"
           "                                train as the config says; results go to\n"
           "                                results/<name>/<method>-seed<seed>[-N]/ (or --out):\n"
           "                                config.yaml, metrics.csv, summary.csv, DONE, and a\n"
@@ -35,7 +35,8 @@ static void usage(FILE *f)
           "                                standard output.\n"
           "                                --stop-after: checkpoint and stop (exit 0, no DONE)\n"
           "                                after STEPS steps of this invocation, e.g. to fit a\n"
-          "                                job's time limit\n"
+          "                                job's time limit; --sweep: the sweep id its\n"
+          "                                summary row records (evograd sweep sets it)\n"
           "  check CONFIG.yaml [key.path=value ...]\n"
           "                                validate and print the resolved config\n"
           "  sweep CONFIG.yaml [key=a,b,c | key=lo:hi:n | key=log(lo,hi,n) | key=i..j\n"
@@ -46,6 +47,9 @@ static void usage(FILE *f)
           "                                scheduler), or runs them N at a time with -j N;\n"
           "                                folders results/<name>/<method>-<key><value>...\n"
           "                                -seed<seed>, rows in results/<name>/runs.csv\n"
+          "  table RUNS.csv [--metric COLUMN ...]\n"
+          "                                a runs table in Markdown, grouped by every config\n"
+          "                                key that varies; mean +- std over seeds, n shown\n"
           "  list config                   every config key: type, default, bounds, meaning\n"
           "  list [backbones|optimizers]   what this build provides (all of it by default);\n"
           "                                backbones with parameter counts at the input shape\n"
@@ -162,6 +166,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
     if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 2, argv + 2, argv[0]);
+    if (strcmp(cmd, "table") == 0) return cmd_table(argc - 2, argv + 2);
     fprintf(stderr, "evograd: unknown command '%s' (try evograd --help)\n", cmd);
     return EXIT_USAGE;
 }

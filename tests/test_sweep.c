@@ -254,3 +254,56 @@ Test(sweep, a_runs_table_of_other_columns_is_refused_before_the_run)
     cr_assert(eq(sz, csv_data_rows(runs), 1));
     free(runs);
 }
+
+// ---------------------------------------------------------------------------------------------
+// evograd table
+
+Test(sweep, table_groups_by_the_varied_keys_with_mean_and_std_over_seeds)
+{
+    // a runs table as the runs write it, reduced: figures, dir, sweep, config keys; a quoted
+    // cell with a comma (a list key) in the middle
+    e2e_write("t.csv", "name,seed,final_test_acc,dir,sweep,method.sigma,lft.domains,threads\n"
+                       "a,1,0.5,d1,s,0.1,\"[x, y]\",1\n"
+                       "a,2,0.7,d2,s,0.1,\"[x, y]\",1\n"
+                       "a,1,0.2,d3,s,0.5,\"[x, y]\",1\n"
+                       "a,2,,d4,s,0.5,\"[x, y]\",1\n");
+    const char *a[] = {"table", "t.csv", NULL};
+    cr_assert(eq(int, e2e_run(a, NULL), 0), "%s", e2e_read("stderr.txt"));
+    char *out = e2e_read("stdout.txt");
+    const char *want = "| method.sigma | n | final_test_acc |\n"
+                       "|---|---|---|\n"
+                       "| 0.1 | 2 | 0.6 ± 0.141 |\n"
+                       "| 0.5 | 2 | 0.2 |\n";
+    cr_assert(strcmp(out, want) == 0, "got:\n%s\nwant:\n%s", out, want);
+    free(out);
+    // an older table (no config columns) and a missing metric are errors naming them
+    e2e_write("old.csv", "name,seed,final_test_acc,dir\na,1,0.5,d\n");
+    const char *b[] = {"table", "old.csv", NULL};
+    cr_assert(eq(int, e2e_run(b, NULL), 1));
+    char *err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "old.csv has no config columns") != NULL, "%s", err);
+    free(err);
+    const char *c[] = {"table", "t.csv", "--metric", "accuracy", NULL};
+    cr_assert(eq(int, e2e_run(c, NULL), 1));
+    err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "t.csv has no column 'accuracy'") != NULL, "%s", err);
+    free(err);
+    e2e_write("bad.csv", "name,sweep,x\na,s\n");
+    const char *d[] = {"table", "bad.csv", NULL};
+    cr_assert(eq(int, e2e_run(d, NULL), 1));
+    err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "bad.csv: record 2 has 2 cells, the header 3") != NULL, "%s", err);
+    free(err);
+}
+
+Test(sweep, table_of_a_real_sweep_has_one_row_per_varied_value)
+{
+    cr_assert(eq(int, sweep((const char *[]){"method.candidates=2,3", "seed=1..3", "-j", "2", NULL}),
+                 0));
+    const char *a[] = {"table", "results/toy/runs.csv", "--metric", "wall_s", NULL};
+    cr_assert(eq(int, e2e_run(a, NULL), 0));
+    char *out = e2e_read("stdout.txt");
+    cr_assert(strncmp(out, "| method.candidates | n | wall_s |\n", 35) == 0, "%s", out);
+    cr_assert(strstr(out, "\n| 2 | 3 | ") != NULL && strstr(out, "\n| 3 | 3 | ") != NULL, "%s", out);
+    free(out);
+}
