@@ -1880,6 +1880,8 @@ static void write_section(FILE *f, const struct run_config *c, const struct cfg_
     }
 }
 
+static char *default_text(const struct cfg_key *k, const struct run_config *defaults);
+
 static void each_value(const struct run_config *c, const struct cfg_section *sec,
                        const char *prefix,
                        void (*fn)(void *ctx, const char *path, const char *value), void *ctx)
@@ -1892,14 +1894,9 @@ static void each_value(const struct run_config *c, const struct cfg_section *sec
             each_value(c, k->section, path, fn, ctx);
             continue;
         }
-        char *buf = NULL;
-        size_t size = 0;
-        FILE *f = open_memstream(&buf, &size);
-        EG_ASSERT(f != NULL);
-        write_value(f, k, c);
-        EG_ASSERT(fclose(f) == 0);
-        fn(ctx, path, buf);
-        free(buf);
+        char *text = default_text(k, c); // the value of k in c as YAML text
+        fn(ctx, path, text);
+        free(text);
     }
 }
 
