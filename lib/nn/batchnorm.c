@@ -363,18 +363,23 @@ static void batchnorm_tbackward(struct layer *l, const struct layer_ctx *ctx,
         const float *dyc = dy + c * m, *tdyc = tdy + c * m;
         const float mu = s->mean[c], is = s->invstd[c];
         const double isd = (double)is, k = (double)gamma[c] * isd, md = (double)m;
-        double tmu, M;
-        channel_tstats(xc, txc, m, mu, is, batch, &tmu, &M);
-        // sums over the channel: dy, dy d, tdy, tdy d, dy tx
-        double sdy = 0.0, sdyd = 0.0, stdy = 0.0, stdyd = 0.0, sdytx = 0.0;
+        // sums over the channel, in one pass: dy, dy d, tdy, tdy d, dy tx, and tx, d tx (the
+        // statistics' tangents, as channel_tstats sums them)
+        double sdy = 0.0, sdyd = 0.0, stdy = 0.0, stdyd = 0.0, sdytx = 0.0, st = 0.0, sdt = 0.0;
         for (size_t i = 0; i < m; i++) {
             const double d = (double)(xc[i] - mu);
             sdy += (double)dyc[i];
             sdyd += (double)dyc[i] * d;
             stdy += (double)tdyc[i];
             stdyd += (double)tdyc[i] * d;
-            if (txc != NULL) sdytx += (double)dyc[i] * (double)txc[i];
+            if (txc != NULL) {
+                sdytx += (double)dyc[i] * (double)txc[i];
+                st += (double)txc[i];
+                sdt += d * (double)txc[i];
+            }
         }
+        const bool moves = txc != NULL && batch; // batch statistics move with tx
+        const double tmu = moves ? st / md : 0.0, M = moves ? isd * sdt / md : 0.0;
         if (!batch) {
             if (ctx->tgrads != NULL) {
                 ctx->tgrads[c] += (float)(isd * (stdyd + sdytx));
