@@ -53,14 +53,17 @@ bool net_batches_set(struct net_batches *b, const float *x, const int32_t *y, si
     return true;
 }
 
-void net_batches_tangent_buffers(struct net_batches *b)
+const float *net_batches_forward_tangent(struct net_batches *b, const float *x,
+                                         enum layer_mode mode, const float *u, const float **tz)
 {
-    if (b->tcap >= b->cap) return;
-    free(b->tlosses);
-    free(b->tdlogits);
-    b->tlosses = eg_xmalloc_floats(b->cap);
-    b->tdlogits = eg_xmalloc_array(b->cap, b->classes * sizeof(float));
-    b->tcap = b->cap;
+    if (b->tcap < b->cap) {
+        free(b->tlosses);
+        free(b->tdlogits);
+        b->tlosses = eg_xmalloc_floats(b->cap);
+        b->tdlogits = eg_xmalloc_array(b->cap, b->classes * sizeof(float));
+        b->tcap = b->cap;
+    }
+    return net_forward_tangent(b->net, x, NULL, b->n, mode, u, tz);
 }
 
 void net_batches_backward_tangent(struct net_batches *b, const float *logits,

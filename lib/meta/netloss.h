@@ -43,8 +43,11 @@ void net_batches_deinit(struct net_batches *b);
 bool net_batches_set(struct net_batches *b, const float *x, const int32_t *y, size_t n,
                      const float *xv, const int32_t *yv, size_t m);
 
-// Grows tlosses and tdlogits to b->cap samples (a problem's train_loss_tangent calls it first).
-void net_batches_tangent_buffers(struct net_batches *b);
+// The training batch's forward with its tangent along u (net_forward_tangent on the b->n images
+// x, NCHW: b->x, or a transformed copy of it), at the parameters the net holds now; grows
+// tlosses and tdlogits to b->cap samples first. Returns the logits; *tz their tangent.
+const float *net_batches_forward_tangent(struct net_batches *b, const float *x,
+                                         enum layer_mode mode, const float *u, const float **tz);
 
 // The backward of a tangent pass (nn/net.h) from the logits of the last net_forward_tangent on
 // b's training batch: dlogits from xent_backward with dlosses (NULL: the mean), then

@@ -64,11 +64,10 @@ static double weighted_train_loss_tangent(struct meta_problem *p, const float *t
     struct net *net = b->net;
     const size_t n = b->n, C = b->classes;
     EG_ASSERT(b->x != NULL && u != NULL);
-    net_batches_tangent_buffers(b);
 
     net_swap_in(net, b->saved, theta);
     const float *tz;
-    const float *logits = net_forward_tangent(net, b->x, NULL, n, wp->train_mode, u, &tz);
+    const float *logits = net_batches_forward_tangent(b, b->x, wp->train_mode, u, &tz);
     const double L = weighted_loss(b, logits, lambda, dlambda);
     for (size_t i = 0; i < n; i++) b->dlosses[i] = (float)((double)lambda[i] / (double)n);
     xent_tangent(logits, b->y, b->dlosses, tz, NULL, n, C, b->tdlogits, b->tlosses);

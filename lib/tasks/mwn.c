@@ -186,10 +186,9 @@ static double mwn_train_loss_tangent(struct meta_problem *p, const float *theta,
     struct net *net = b->net;
     const size_t n = b->n, C = b->classes;
     EG_ASSERT(b->x != NULL && lambda != NULL && u != NULL);
-    net_batches_tangent_buffers(b);
     net_swap_in(net, b->saved, theta);
     const float *tz;
-    const float *logits = net_forward_tangent(net, b->x, NULL, n, pr->mode, u, &tz);
+    const float *logits = net_batches_forward_tangent(b, b->x, pr->mode, u, &tz);
     xent_forward(logits, b->y, n, C, b->losses);
     const float *inputs = vnet_inputs(pr);
     mwn_vnet_forward(lambda, pr->hidden, inputs, n, pr->v);

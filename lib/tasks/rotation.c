@@ -54,12 +54,11 @@ static double rotation_train_loss_tangent(struct meta_problem *p, const float *t
     const size_t n = b->n, C = b->classes;
     const double a = (double)lambda[0];
     EG_ASSERT(b->x != NULL && u != NULL);
-    net_batches_tangent_buffers(b);
 
     net_swap_in(net, b->saved, theta);
     rotate_forward(b->x, rp->xr, n, s.c, s.h, s.w, a);
     const float *tz;
-    const float *logits = net_forward_tangent(net, rp->xr, NULL, n, rp->mode, u, &tz);
+    const float *logits = net_batches_forward_tangent(b, rp->xr, rp->mode, u, &tz);
     double L = xent_forward(logits, b->y, n, C, b->losses) / (double)n;
     xent_tangent(logits, b->y, NULL, tz, NULL, n, C, b->tdlogits, NULL);
     const bool dx = dlambda != NULL || mixed != NULL;
