@@ -33,10 +33,10 @@ struct hyper {
     float *v;                  // (P) grad l_V(theta')
     float *dlam_pos, *dlam_neg; // (H) the exact mixed product (unrolled, in dlam_pos), or
                                 // grad_lambda l_T(theta +- e v) (unrolled_fd)
-    // diagnostics (hp.diagnostics): work vectors of the exact look-ahead, the two
-    // hypergradients, the mean of the draws, and the pending comparison
+    // diagnostics (hp.diagnostics): work vectors of the exact look-ahead, its hypergradient, a
+    // draw and the draws' mean, and the pending comparison
     float *dg_point, *dg_grad, *dg_v;  // (P)
-    float *dg_method, *dg_exact, *dg_mixed, *dg_draw; // (H)
+    float *dg_exact, *dg_mixed, *dg_draw; // (H)
     double *dg_mean;                   // (H)
     bool dg_requested, dg_ready;
     struct hyper_diag dg;
@@ -113,7 +113,6 @@ struct hyper *hyper_new(const struct hyper_params *hp, size_t P, size_t H)
         h->dg_point = eg_xmalloc_floats(P);
         h->dg_grad = eg_xmalloc_floats(P);
         h->dg_v = eg_xmalloc_floats(P);
-        h->dg_method = eg_xmalloc_floats(H);
         h->dg_exact = eg_xmalloc_floats(H);
         h->dg_mixed = eg_xmalloc_floats(H);
         if (hp->diag_draws > 0) {
@@ -141,7 +140,6 @@ void hyper_free(struct hyper *h)
     free(h->dg_point);
     free(h->dg_grad);
     free(h->dg_v);
-    free(h->dg_method);
     free(h->dg_exact);
     free(h->dg_mixed);
     free(h->dg_draw);
@@ -403,7 +401,6 @@ static void diag_run(struct hyper *h, struct meta_problem *p, const float *theta
     double train, val;
     exact_lookahead(p, theta, lambda, h->hp.lookahead_lr, noise, h->dg_point, h->dg_grad,
                     h->dg_v, h->dg_mixed, h->dg_exact, &train, &val);
-    memcpy(h->dg_method, hg, H * sizeof(float));
     const double mm = dot_h(hg, hg, H), ee = dot_h(h->dg_exact, h->dg_exact, H);
     size_t agree = 0;
     for (size_t j = 0; j < H; j++) {
@@ -417,9 +414,6 @@ static void diag_run(struct hyper *h, struct meta_problem *p, const float *theta
         .norm_ratio = ee > 0.0 ? sqrt(mm) / sqrt(ee) : (double)NAN,
         .sign_agree = (double)agree / (double)H,
         .draws_cosine = NAN,
-        .H = H,
-        .method = h->dg_method,
-        .exact = h->dg_exact,
     };
     const size_t R = h->hp.diag_draws;
     if (R > 0) {

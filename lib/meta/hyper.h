@@ -114,8 +114,6 @@ struct hyper_diag {
     double sign_agree;              // fraction of components whose signs agree (0 == 0)
     double draws_cosine;            // the cosine of the mean of the draws (NaN without draws)
     double seconds;                 // the time the diagnostics added to the step
-    size_t H;
-    const float *method, *exact;    // (H) the two hypergradients, valid until the next call
 };
 void hyper_diag_request(struct hyper *h);
 bool hyper_diag_take(struct hyper *h, struct hyper_diag *d);

@@ -152,9 +152,9 @@ double run_hyper_bytes(const struct hyper_params *hp, size_t P, size_t H, double
         rest = (3.0 * (double)P + 2.0 * (double)H) * f; // point, grad, v (P); dlam_pos/neg (H)
     }
     if (hp->diagnostics) {
-        // the exact look-ahead's point, grad, v (P) and the method's, exact, mixed and draw
-        // vectors (H) with the draws' mean (H doubles)
-        rest += (3.0 * (double)P + 4.0 * (double)H) * f + (double)H * d;
+        // the exact look-ahead's point, grad, v (P) and its hypergradient, mixed product and a
+        // draw (H) with the draws' mean (H doubles)
+        rest += (3.0 * (double)P + 3.0 * (double)H) * f + (double)H * d;
     }
     if (candidates != NULL) *candidates = per_k;
     return rest;
