@@ -611,35 +611,22 @@ static void summary_columns_of(const struct run_config *cfg, struct summary_row 
 // the end, after hours of training perhaps). One from an earlier evograd has fewer.
 static bool runs_table_fits(const char *runs, const struct run_config *cfg)
 {
-    FILE *f = runs[0] != '\0' ? fopen(runs, "r") : NULL;
-    if (f == NULL) return true; // none yet: the run creates it
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = getline(&line, &cap, f);
-    fclose(f);
-    bool ok = true;
-    if (n > 0) {
-        struct summary_row r;
-        summary_columns_of(cfg, &r);
-        size_t at = 0;
-        for (size_t k = 0; k < r.n && ok; k++) {
-            const size_t len = strlen(r.columns[k]);
-            ok = strncmp(line + at, r.columns[k], len) == 0 &&
-                 line[at + len] == (k + 1 < r.n ? ',' : '\n');
-            at += len + 1;
-        }
-        ok = ok && (size_t)n == at;
-        summary_row_free(&r);
-        if (!ok) {
-            fprintf(stderr,
-                    "error: %s: its columns are not this run's (a table from an earlier evograd, "
-                    "which had fewer, or a damaged one): move it aside (mv %s %s.old) or give "
-                    "--runs another file\n",
-                    runs, runs, runs);
-        }
+    if (runs[0] == '\0') return true;
+    struct summary_row r;
+    summary_columns_of(cfg, &r);
+    struct eg_error err;
+    const enum eg_status st = csv_check_header(runs, r.columns, r.n, &err);
+    summary_row_free(&r);
+    if (st == EG_ERR_FORMAT) {
+        fprintf(stderr,
+                "error: %s: its columns are not this run's (a table from an earlier evograd, "
+                "which had fewer, or a damaged one): move it aside (mv %s %s.old) or give "
+                "--runs another file\n",
+                runs, runs, runs);
+    } else if (st != EG_OK) {
+        fprintf(stderr, "error: %s\n", err.msg);
     }
-    free(line);
-    return ok;
+    return st == EG_OK;
 }
 
 // summary.csv, the runs table's row (runs: its path, "" for none) and DONE, in this order.

@@ -514,6 +514,30 @@ static enum eg_status plan_append(int fd, const char *path, off_t size, const ch
     return EG_OK;
 }
 
+enum eg_status csv_check_header(const char *path, const char *const *columns, size_t ncols,
+                                struct eg_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return EG_OK;
+        return eg_errorf(err, EG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    struct stat st;
+    enum eg_status s = EG_OK;
+    if (fstat(fd, &st) != 0) {
+        s = eg_errorf(err, EG_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    } else if (S_ISREG(st.st_mode) && st.st_size > 0) {
+        size_t hlen = 0;
+        char *header = join_record(columns, ncols, &hlen);
+        bool no_newline;
+        s = check_header(fd, path, st.st_size, header, hlen, "(the run's columns differ)",
+                         &no_newline, err);
+        free(header);
+    }
+    close(fd);
+    return s;
+}
+
 enum eg_status csv_append_locked(const char *path, const char *const *columns,
                                  const char *const *cells, size_t ncols, struct eg_error *err)
 {

@@ -50,6 +50,13 @@ enum eg_status csv_close(struct csv *c, struct eg_error *err);
 enum eg_status csv_append_locked(const char *path, const char *const *columns,
                                  const char *const *cells, size_t ncols, struct eg_error *err);
 
+// Whether the file at path, if it exists and is not empty, starts with the header of columns
+// (the check csv_append_locked makes under its lock, without the lock and without writing): a
+// caller can refuse early what the append at the end would refuse. EG_OK also when the file is
+// missing or empty; EG_ERR_FORMAT (naming the first column that differs) or EG_ERR_IO otherwise.
+enum eg_status csv_check_header(const char *path, const char *const *columns, size_t ncols,
+                                struct eg_error *err);
+
 // Formats v as %.9g into buf (at least 32 bytes); returns buf. NaN and Inf print as nan, inf.
 char *csv_fmt(char *buf, double v);
 
