@@ -3,13 +3,18 @@
 #ifndef EG_COMMANDS_H
 #define EG_COMMANDS_H
 
+#include <stdbool.h>
+
 enum { EXIT_USAGE = 2, EXIT_RUN_FAILED = 3 };
+
+// mkdir -p path. False with errno set on failure.
+bool make_dirs(const char *path);
 
 // evograd run CONFIG [key=value ...] [--out DIR] [--resume] [--quiet]
 int cmd_run(int argc, char **argv);
 // evograd check CONFIG [key=value ...]
 int cmd_check(int argc, char **argv);
-// evograd sweep CONFIG [key=AXIS ...] [-j N]; argv0 names this program (for the runs)
+// evograd sweep CONFIG [key=AXIS ...] [-j N | --slurm FILE ...]; argv0 names this program (for the runs)
 int cmd_sweep(int argc, char **argv, const char *argv0);
 // evograd table RUNS.csv [--metric COLUMN ...]
 int cmd_table(int argc, char **argv);

@@ -146,8 +146,8 @@ static bool exists(const char *p)
     return stat(p, &st) == 0;
 }
 
-// mkdir -p. Returns false and sets errno on failure.
-static bool make_dirs(const char *path)
+// mkdir -p (commands.h).
+bool make_dirs(const char *path)
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {

@@ -1,6 +1,6 @@
 /* sweep_cmd.c - `evograd sweep`: a grid of runs from one config.
  *
- *   evograd sweep CONFIG [key=AXIS | key=value ...] [-j N]
+ *   evograd sweep CONFIG [key=AXIS | key=value ...] [-j N | --slurm FILE [Slurm options]]
  *
  * An override whose value is an axis makes the key vary: a,b,c (the listed values), lo:hi:n (n
  * evenly spaced numbers from lo to hi), log(lo,hi,n) (n log-spaced numbers), i..j (the integers
@@ -13,7 +13,14 @@
  * in results/<name>/runs.csv; the label is the method, each varied key's last name part and
  * value, and the seed (evograd-sigma0.001-candidates2-seed1), made unique. Every run gets
  * --sweep ID, the sweep's id (16 hex digits of a hash of the config path and the overrides as
- * given, so the same sweep always has the same id), which its summary row records. */
+ * given, so the same sweep always has the same id), which its summary row records.
+ *
+ * --slurm FILE writes a bash script for `sbatch FILE` instead: a job array with one task per
+ * run (--array-max M: at most M at once), TERM sent to the script --signal-before seconds (120)
+ * before the job's --time limit, which forwards it to the run (the run checkpoints and stops),
+ * --stop-after STEPS as each job's budget, and a run that stopped with a checkpoint requeued
+ * (scontrol requeue; --max-requeues R, 100, bounds how often), so that the next job resumes it;
+ * a task whose run is complete exits at once. --sbatch OPTION adds an #SBATCH line. */
 #include "commands.h"
 
 #include <errno.h>
@@ -24,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -51,7 +59,48 @@ struct sweep {
     size_t naxes;
     int jobs; // 0: print the commands
     char id[20]; // the sweep's id
+    // --slurm FILE: write an sbatch job-array script instead (NULL: not)
+    const char *slurm;
+    const char *sbatch[SWEEP_MAX_ARGS]; // --sbatch OPTION lines, as given
+    size_t nsbatch;
+    const char *time_limit;             // --time LIMIT (NULL: the cluster's default)
+    unsigned long array_max;            // --array-max M (0: no limit)
+    unsigned long signal_before;        // --signal-before SECONDS
+    unsigned long stop_after;           // --stop-after STEPS, each job's budget (0: none)
+    unsigned long max_requeues;         // --max-requeues R
+    size_t slurm_options;               // how many of the options above were given
 };
+
+// The options that take a value and shape how the runs are run, not what they compute: they
+// are left out of the sweep's id.
+static const char *const sweep_options[] = {"-j",           "--slurm",      "--sbatch",
+                                            "--time",       "--array-max",  "--signal-before",
+                                            "--stop-after", "--max-requeues"};
+
+static bool is_sweep_option(const char *a)
+{
+    for (size_t k = 0; k < sizeof sweep_options / sizeof sweep_options[0]; k++) {
+        if (strcmp(a, sweep_options[k]) == 0) return true;
+    }
+    return false;
+}
+
+// The number value of option opt (argv[i] the option, argv[i + 1] its value) in [lo, hi].
+static bool option_number(int argc, char **argv, int i, unsigned long lo, unsigned long hi,
+                          unsigned long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    const char *v = i + 1 < argc ? argv[i + 1] : "";
+    unsigned long x = strtoul(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || x < lo || x > hi) {
+        fprintf(stderr, "evograd sweep: %s needs a whole number from %lu to %lu%s%s%s\n", argv[i],
+                lo, hi, v[0] != '\0' ? " (not '" : "", v, v[0] != '\0' ? "')" : "");
+        return false;
+    }
+    *out = x;
+    return true;
+}
 
 // Appends a value to an axis.
 static void axis_push(struct axis *a, const char *v, size_t len)
@@ -160,18 +209,52 @@ static void short_names(struct sweep *s)
 
 static bool parse_sweep(int argc, char **argv, struct sweep *s)
 {
-    *s = (struct sweep){0};
+    *s = (struct sweep){.signal_before = 120, .max_requeues = 100};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
+        unsigned long x = 0;
+        if (is_sweep_option(a) && i + 1 >= argc) {
+            fprintf(stderr, "evograd sweep: %s needs a value\n", a);
+            return false;
+        }
         if (strcmp(a, "-j") == 0) {
-            char *end = NULL;
-            long j = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
-            if (i + 1 >= argc || end == argv[i + 1] || *end != '\0' || j < 1 || j > 1024) {
-                fprintf(stderr, "evograd sweep: -j needs a number of parallel runs, 1 to 1024\n");
+            if (!option_number(argc, argv, i, 1, 1024, &x)) return false;
+            s->jobs = (int)x;
+            i++;
+        } else if (strcmp(a, "--slurm") == 0) {
+            s->slurm = argv[++i];
+        } else if (strcmp(a, "--sbatch") == 0) {
+            if (s->nsbatch == SWEEP_MAX_ARGS || argv[i + 1][0] != '-' ||
+                strchr(argv[i + 1], '\n') != NULL) {
+                fprintf(stderr, "evograd sweep: --sbatch takes one sbatch option such as "
+                                "--partition=cpu (at most %d)\n",
+                        SWEEP_MAX_ARGS);
                 return false;
             }
-            s->jobs = (int)j;
-            i++;
+            s->sbatch[s->nsbatch++] = argv[++i];
+            s->slurm_options++;
+        } else if (strcmp(a, "--time") == 0) {
+            s->time_limit = argv[++i];
+            s->slurm_options++;
+            if (s->time_limit[0] == '\0' || strspn(s->time_limit, "0123456789:-") !=
+                                                 strlen(s->time_limit)) {
+                fprintf(stderr, "evograd sweep: --time '%s': a Slurm time limit such as 90, "
+                                "4:00:00 or 1-12:00:00\n",
+                        s->time_limit);
+                return false;
+            }
+        } else if (strcmp(a, "--array-max") == 0) {
+            if (!option_number(argc, argv, i++, 1, 100000, &s->array_max)) return false;
+            s->slurm_options++;
+        } else if (strcmp(a, "--signal-before") == 0) {
+            if (!option_number(argc, argv, i++, 1, 65535, &s->signal_before)) return false;
+            s->slurm_options++;
+        } else if (strcmp(a, "--stop-after") == 0) {
+            if (!option_number(argc, argv, i++, 1, ULONG_MAX, &s->stop_after)) return false;
+            s->slurm_options++;
+        } else if (strcmp(a, "--max-requeues") == 0) {
+            if (!option_number(argc, argv, i++, 0, 100000, &s->max_requeues)) return false;
+            s->slurm_options++;
         } else if (a[0] == '-') {
             fprintf(stderr, "evograd sweep: unknown option '%s' (try evograd --help)\n", a);
             return false;
@@ -205,7 +288,7 @@ static bool parse_sweep(int argc, char **argv, struct sweep *s)
     // the id: FNV-1a (64-bit) of the config path and every override as given
     uint64_t h = 14695981039346656037ull;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-j") == 0) {
+        if (is_sweep_option(argv[i])) {
             i++;
             continue;
         }
@@ -218,7 +301,20 @@ static bool parse_sweep(int argc, char **argv, struct sweep *s)
     snprintf(s->id, sizeof s->id, "%016llx", (unsigned long long)h);
     if (s->config == NULL) {
         fprintf(stderr, "usage: evograd sweep CONFIG.yaml [key=a,b,c | key=lo:hi:n | "
-                        "key=log(lo,hi,n) | key=i..j | key=value ...] [-j N]\n");
+                        "key=log(lo,hi,n) | key=i..j | key=value ...] [-j N | --slurm FILE "
+                        "[--time LIMIT] [--array-max M] [--signal-before SECONDS] [--stop-after "
+                        "STEPS] [--max-requeues R] [--sbatch OPTION ...]]\n");
+        return false;
+    }
+    if (s->slurm != NULL && s->jobs > 0) {
+        fprintf(stderr, "evograd sweep: -j runs the sweep here and --slurm writes a script for "
+                        "Slurm to run it; choose one\n");
+        return false;
+    }
+    if (s->slurm == NULL && s->slurm_options > 0) {
+        fprintf(stderr, "evograd sweep: --time, --array-max, --signal-before, --stop-after, "
+                        "--max-requeues and --sbatch shape the --slurm script; give --slurm "
+                        "FILE too\n");
         return false;
     }
     short_names(s);
@@ -314,7 +410,7 @@ static void run_free(struct sweep_run *r)
 }
 
 // Prints an argument for a POSIX shell: as it is when it needs no quoting, else single-quoted.
-static void print_word(const char *w)
+static void print_word(FILE *f, const char *w)
 {
     bool plain = w[0] != '\0';
     for (const char *p = w; *p != '\0'; p++) {
@@ -323,18 +419,152 @@ static void print_word(const char *w)
                                 *p) != NULL;
     }
     if (plain) {
-        fputs(w, stdout);
+        fputs(w, f);
         return;
     }
-    putchar('\'');
+    fputc('\'', f);
     for (const char *p = w; *p != '\0'; p++) {
         if (*p == '\'') {
-            fputs("'\\''", stdout);
+            fputs("'\\''", f);
         } else {
-            putchar(*p);
+            fputc(*p, f);
         }
     }
-    putchar('\'');
+    fputc('\'', f);
+}
+
+// Prints the command of run r: `self run ARGS --out DIR --runs FILE --sweep ID` (no newline).
+static void print_command(FILE *f, const char *self, const struct sweep_run *r, const char *id)
+{
+    print_word(f, self);
+    fputs(" run", f);
+    for (size_t i = 0; i < r->nargs; i++) {
+        fputc(' ', f);
+        print_word(f, r->args[i]);
+    }
+    fputs(" --out ", f);
+    print_word(f, r->dir);
+    fputs(" --runs ", f);
+    print_word(f, r->runs);
+    fprintf(f, " --sweep %s", id);
+}
+
+// The job-array script's body after the case of the runs: skip a finished run, resume a
+// checkpointed one, forward Slurm's TERM (sent --signal-before seconds before the time limit) to
+// the run, which checkpoints and stops, and requeue this array task when the run stopped with
+// a checkpoint (the signal, or its --stop-after budget) so that the next job continues it.
+static const char slurm_body[] =
+    "if [ -f \"$dir/DONE\" ]; then\n"
+    "    echo \"evograd sweep: $dir is complete (DONE); nothing to do\"\n"
+    "    exit 0\n"
+    "fi\n"
+    "[ -f \"$dir/checkpoint.bin\" ] && run+=(--resume)\n"
+    "echo \"evograd sweep: array task $task (job ${SLURM_JOB_ID:-?}, restart "
+    "${SLURM_RESTART_COUNT:-0}) on $(hostname): ${run[*]}\"\n"
+    "child=\n"
+    "stop=\n"
+    "trap 'stop=1; [ -n \"$child\" ] && kill -TERM \"$child\" 2>/dev/null' TERM INT\n"
+    "\"${run[@]}\" &\n"
+    "child=$!\n"
+    "[ -n \"$stop\" ] && kill -TERM \"$child\" # signalled while it started\n"
+    "wait \"$child\"\n"
+    "rc=$?\n"
+    "while kill -0 \"$child\" 2>/dev/null; do # the trap interrupted wait: the run is checkpointing\n"
+    "    wait \"$child\"\n"
+    "    rc=$?\n"
+    "done\n"
+    "trap - TERM INT\n"
+    "[ -f \"$dir/DONE\" ] && exit 0\n"
+    "if [ -f \"$dir/checkpoint.bin\" ] && { [ \"$rc\" -eq 0 ] || [ \"$rc\" -eq 143 ]; }; then\n"
+    "    if [ \"${SLURM_RESTART_COUNT:-0}\" -ge \"$max_requeues\" ]; then\n"
+    "        echo \"evograd sweep: $dir stopped with a checkpoint after $max_requeues requeues; "
+    "not requeueing again (resubmit this script to continue)\" >&2\n"
+    "        exit 1\n"
+    "    fi\n"
+    "    echo \"evograd sweep: $dir stopped with a checkpoint (exit status $rc); requeueing "
+    "array task $task\"\n"
+    "    scontrol requeue \"${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}_$task\" && exit 0\n"
+    "    echo \"evograd sweep: scontrol requeue failed; resubmit this script to continue\" "
+    ">&2\n"
+    "    exit 1\n"
+    "fi\n"
+    "exit \"$rc\"\n";
+
+// Writes the sbatch script of --slurm (made executable, replaced atomically) and makes the
+// folder its output files go to (Slurm does not make it).
+static bool write_slurm_script(const struct sweep *s, const char *self,
+                               const struct sweep_run *runs, size_t total)
+{
+    char cwd[PATH_MAX], logs[PATH_MAX], tmp[PATH_MAX];
+    if (getcwd(cwd, sizeof cwd) == NULL) {
+        fprintf(stderr, "evograd sweep: the current folder: %s\n", strerror(errno));
+        return false;
+    }
+    // results/<name>/runs.csv -> results/<name>/slurm
+    snprintf(logs, sizeof logs, "%s", runs[0].runs);
+    char *slash = strrchr(logs, '/');
+    if (slash != NULL) *slash = '\0';
+    if (strlen(logs) + sizeof "/slurm" > sizeof logs) return false;
+    strcat(logs, "/slurm");
+    if (!make_dirs(logs)) {
+        fprintf(stderr, "evograd sweep: %s: %s\n", logs, strerror(errno));
+        return false;
+    }
+    if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", s->slurm, (long)getpid()) >= (int)sizeof tmp) {
+        fprintf(stderr, "evograd sweep: %s: path too long\n", s->slurm);
+        return false;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+        fprintf(stderr, "evograd sweep: %s: %s\n", tmp, strerror(errno));
+        return false;
+    }
+    fprintf(f, "#!/bin/bash\n"
+               "# Slurm job array of evograd sweep %s: %zu runs, one per array task.\n"
+               "# Written by evograd sweep --slurm; submit with: sbatch %s\n"
+               "# A task Slurm signals before its time limit, or whose run used its --stop-after\n"
+               "# budget, checkpoints and requeues itself; the next job resumes the run. A task\n"
+               "# whose run is complete exits at once, so resubmitting the script finishes what\n"
+               "# is left.\n",
+            s->id, total, s->slurm);
+    // the job's name: evograd-<name> from results/<name>/slurm
+    const char *name = logs + strlen("results/");
+    fprintf(f, "#SBATCH --job-name=evograd-%.*s\n", (int)(strlen(name) - strlen("/slurm")), name);
+    fprintf(f, "#SBATCH --array=1-%zu", total);
+    if (s->array_max > 0) fprintf(f, "%%%lu", s->array_max);
+    fprintf(f, "\n#SBATCH --output=%s/%s/%%A_%%a.out\n", cwd, logs);
+    fprintf(f, "#SBATCH --open-mode=append\n#SBATCH --requeue\n");
+    fprintf(f, "#SBATCH --signal=B:TERM@%lu\n", s->signal_before);
+    if (s->time_limit != NULL) fprintf(f, "#SBATCH --time=%s\n", s->time_limit);
+    for (size_t i = 0; i < s->nsbatch; i++) fprintf(f, "#SBATCH %s\n", s->sbatch[i]);
+    fputs("set -u\n", f);
+    fputs("cd ", f);
+    print_word(f, cwd);
+    fputs(" || exit 1\n", f);
+    fprintf(f, "max_requeues=%lu\n", s->max_requeues);
+    fputs("task=${SLURM_ARRAY_TASK_ID:-}\ncase $task in\n", f);
+    for (size_t r = 0; r < total; r++) {
+        fprintf(f, "%zu)\n    dir=", r + 1);
+        print_word(f, runs[r].dir);
+        fputs("\n    run=(", f);
+        print_command(f, self, &runs[r], s->id);
+        if (s->stop_after > 0) fprintf(f, " --stop-after %lu", s->stop_after);
+        fputs(" --quiet)\n    ;;\n", f);
+    }
+    fprintf(f, "*)\n    echo \"evograd sweep: SLURM_ARRAY_TASK_ID is '$task', not 1 to %zu\" >&2\n"
+               "    exit 2\n    ;;\nesac\n",
+            total);
+    fputs(slurm_body, f);
+    const bool ok = fflush(f) == 0 && !ferror(f);
+    if (fclose(f) != 0 || !ok || chmod(tmp, 0755) != 0 || rename(tmp, s->slurm) != 0) {
+        fprintf(stderr, "evograd sweep: %s: %s\n", s->slurm, strerror(errno));
+        unlink(tmp);
+        return false;
+    }
+    fprintf(stderr, "wrote %s: %zu runs as a Slurm job array (output in %s/); submit with: "
+                    "sbatch %s\n",
+            s->slurm, total, logs, s->slurm);
+    return true;
 }
 
 // The path of this program, for the runs (the one that made the sweep).
@@ -411,22 +641,17 @@ int cmd_sweep(int argc, char **argv, const char *argv0)
             q = (size_t)-1; // check again from the start
         }
     }
-    if (status == EXIT_SUCCESS && s.jobs == 0) {
+    if (status == EXIT_SUCCESS && s.jobs == 0 && s.slurm == NULL) {
         char self[PATH_MAX];
         self_path(self, sizeof self, argv0);
         for (size_t r = 0; r < total; r++) {
-            print_word(self);
-            fputs(" run", stdout);
-            for (size_t i = 0; i < runs[r].nargs; i++) {
-                putchar(' ');
-                print_word(runs[r].args[i]);
-            }
-            fputs(" --out ", stdout);
-            print_word(runs[r].dir);
-            fputs(" --runs ", stdout);
-            print_word(runs[r].runs);
-            printf(" --sweep %s\n", s.id);
+            print_command(stdout, self, &runs[r], s.id);
+            putchar('\n');
         }
+    } else if (status == EXIT_SUCCESS && s.slurm != NULL) {
+        char self[PATH_MAX];
+        self_path(self, sizeof self, argv0);
+        if (!write_slurm_script(&s, self, runs, total)) status = EXIT_FAILURE;
     } else if (status == EXIT_SUCCESS) {
         char self[PATH_MAX];
         self_path(self, sizeof self, argv0);

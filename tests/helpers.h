@@ -96,6 +96,9 @@ char *e2e_read(const char *rel);
 // is also a string; n may be NULL. Fails the test if the file cannot be read (e2e_read returns
 // NULL instead).
 void *e2e_read_bytes(const char *rel, size_t *n);
+// dir/metrics.csv (dir relative to e2e_dir) with its clock columns, wall_s and peak_rss_mb (3
+// and 9), blanked: what a resumed run must reproduce exactly (caller frees).
+char *e2e_metrics_without_clock(const char *dir);
 // Runs the binary with args (NULL-terminated) in e2e_dir, stdout to stdout.txt and stderr to
 // stderr.txt there. Returns the exit status (128 + signal if killed). If kill_when (a path) is
 // not NULL, sends SIGTERM as soon as that file exists.

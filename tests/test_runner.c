@@ -62,28 +62,6 @@ static void write_tiny(void)
     e2e_write("tiny.yaml", tiny_config);
 }
 
-// metrics.csv of a run with the wall_s and peak_rss_mb columns (3 and 9) blanked.
-static char *metrics_without_clock(const char *dir)
-{
-    char p[512];
-    snprintf(p, sizeof p, "%s/metrics.csv", dir);
-    char *text = e2e_read(p);
-    cr_assert(text != NULL, "%s", p);
-    char *out = eg_xmalloc(strlen(text) + 1);
-    size_t o = 0, col = 1;
-    for (const char *c = text; *c; c++) {
-        if (*c == ',' || *c == '\n') {
-            out[o++] = *c;
-            col = *c == '\n' ? 1 : col + 1;
-        } else if (col != 3 && col != 9) {
-            out[o++] = *c;
-        }
-    }
-    out[o] = '\0';
-    free(text);
-    return out;
-}
-
 Test(runner, run_writes_every_output_and_rerun_from_its_config_matches)
 {
     write_tiny();
@@ -93,7 +71,7 @@ Test(runner, run_writes_every_output_and_rerun_from_its_config_matches)
                            "r1/checkpoint.bin"};
     for (size_t i = 0; i < 5; i++) cr_assert(exists(files[i]), "%s", files[i]);
     cr_assert(exists("runs.csv"));
-    char *m = metrics_without_clock("r1");
+    char *m = e2e_metrics_without_clock("r1");
     size_t lines = 0;
     for (char *c = m; *c; c++) lines += *c == '\n';
     cr_assert(eq(sz, lines, 4), "%s", m); // header + 3 epochs
@@ -101,7 +79,7 @@ Test(runner, run_writes_every_output_and_rerun_from_its_config_matches)
 
     const char *a2[] = {"run", "r1/config.yaml", "--out", "r2", "--quiet", NULL};
     cr_assert(eq(int, e2e_run(a2, NULL), 0), "%s", e2e_read("stderr.txt"));
-    char *m2 = metrics_without_clock("r2");
+    char *m2 = e2e_metrics_without_clock("r2");
     cr_assert(strcmp(m, m2) == 0, "first:\n%s\nsecond:\n%s", m, m2);
     free(m);
     free(m2);
@@ -113,7 +91,7 @@ static void resume_part_and_compare(void)
 {
     const char *resume[] = {"run", "tiny.yaml", "--out", "part", "--quiet", "--resume", NULL};
     cr_assert(eq(int, e2e_run(resume, NULL), 0), "%s", e2e_read("stderr.txt"));
-    char *a = metrics_without_clock("full"), *b = metrics_without_clock("part");
+    char *a = e2e_metrics_without_clock("full"), *b = e2e_metrics_without_clock("part");
     cr_assert(strcmp(a, b) == 0, "uninterrupted:\n%s\nresumed:\n%s", a, b);
     free(a);
     free(b);

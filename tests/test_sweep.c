@@ -140,7 +140,7 @@ Test(sweep, bad_grids_are_errors_before_anything_runs)
     refused((const char *[]){"toy1d.lr=0.1:0.2:1", NULL}, 2, "lo:hi:n needs finite lo, hi and n >= 2");
     refused((const char *[]){"method.sigma=0.1,,0.2", NULL}, 2, "an empty value in the list");
     refused((const char *[]){"methd.sigma=1,2", NULL}, 1, "methd: unknown key");
-    refused((const char *[]){"-j", "0", NULL}, 2, "-j needs a number of parallel runs");
+    refused((const char *[]){"-j", "0", NULL}, 2, "-j needs a whole number from 1 to 1024");
 }
 
 Test(sweep, j_runs_the_grid_into_its_folders_and_one_runs_table)
