@@ -64,10 +64,8 @@ static char *cell_put(char *out, const char *s)
     return out;
 }
 
-// Formats cells[0..n) as one record: the cells (quoted where needed) joined by ',' and a final
-// '\n'. Returns a new string (caller frees) and its length in *len. EG_ASSERTs n >= 1 and that no
-// cell is NULL.
-static char *join_record(const char *const *cells, size_t n, size_t *len)
+// One record of cells[0..n) (csv.h); the table command writes its CSV with it too.
+char *csv_record(const char *const *cells, size_t n, size_t *len)
 {
     EG_ASSERT(n >= 1);
     size_t total = n; // n - 1 commas + '\n'
@@ -340,7 +338,7 @@ enum eg_status csv_create(const char *path, const char *const *columns, size_t n
                           struct csv **out, struct eg_error *err)
 {
     size_t len = 0;
-    char *header = join_record(columns, ncols, &len);
+    char *header = csv_record(columns, ncols, &len);
     FILE *fp = fopen(path, "w");
     if (fp == NULL) {
         int e = errno;
@@ -361,7 +359,7 @@ enum eg_status csv_reopen(const char *path, const char *const *columns, size_t n
                           size_t keep_rows, struct csv **out, struct eg_error *err)
 {
     size_t hlen = 0;
-    char *header = join_record(columns, ncols, &hlen);
+    char *header = csv_record(columns, ncols, &hlen);
     enum eg_status s = EG_OK;
 
     FILE *fp = fopen(path, "r+");
@@ -428,7 +426,7 @@ enum eg_status csv_row(struct csv *c, const char *const *cells, struct eg_error 
 {
     EG_ASSERT(c != NULL);
     size_t len = 0;
-    char *rec = join_record(cells, c->ncols, &len);
+    char *rec = csv_record(cells, c->ncols, &len);
     enum eg_status s = put_flushed(c->fp, c->path, rec, len, err);
     free(rec);
     if (s == EG_OK) { c->rows++; }
@@ -528,7 +526,7 @@ enum eg_status csv_check_header(const char *path, const char *const *columns, si
         s = eg_errorf(err, EG_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     } else if (S_ISREG(st.st_mode) && st.st_size > 0) {
         size_t hlen = 0;
-        char *header = join_record(columns, ncols, &hlen);
+        char *header = csv_record(columns, ncols, &hlen);
         bool no_newline;
         s = check_header(fd, path, st.st_size, header, hlen, "(the run's columns differ)",
                          &no_newline, err);
@@ -542,8 +540,8 @@ enum eg_status csv_append_locked(const char *path, const char *const *columns,
                                  const char *const *cells, size_t ncols, struct eg_error *err)
 {
     size_t hlen = 0, rlen = 0;
-    char *header = join_record(columns, ncols, &hlen);
-    char *row = join_record(cells, ncols, &rlen);
+    char *header = csv_record(columns, ncols, &hlen);
+    char *row = csv_record(cells, ncols, &rlen);
     char *buf = eg_xmalloc(hlen + rlen + 1);
     enum eg_status s = EG_OK;
 

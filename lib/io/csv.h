@@ -57,6 +57,11 @@ enum eg_status csv_append_locked(const char *path, const char *const *columns,
 enum eg_status csv_check_header(const char *path, const char *const *columns, size_t ncols,
                                 struct eg_error *err);
 
+// Formats cells[0..n) as one record: the cells (quoted where needed, as above) joined by ',' and
+// a final '\n'. Returns a new string (caller frees) and its length in *len. EG_ASSERTs n >= 1
+// and that no cell is NULL.
+char *csv_record(const char *const *cells, size_t n, size_t *len);
+
 // Formats v as %.9g into buf (at least 32 bytes); returns buf. NaN and Inf print as nan, inf.
 char *csv_fmt(char *buf, double v);
 
