@@ -16,7 +16,8 @@ int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 // evograd sweep CONFIG [key=AXIS ...] [-j N | --slurm FILE ...]; argv0 names this program (for the runs)
 int cmd_sweep(int argc, char **argv, const char *argv0);
-// evograd table RUNS.csv [--metric COLUMN ...]
+// evograd table RUNS.csv|FOLDER [--where KEY=VALUE] [--metric COLUMN ...] [--format md|csv]
+//     [--x KEY] | --curve COLUMN | --keys all|numeric
 int cmd_table(int argc, char **argv);
 
 #endif // EG_COMMANDS_H
