@@ -3,9 +3,9 @@
 # under a folder (method, K and seed in the key), and, for evograd runs with diagnostics.draws,
 # the cosine of the mean of the draws as dashed lines.
 # usage: gnuplot -e "folder='results/NAME'" plots/diagnostics.gp
-#   reads  <folder>/*/hypergrad_diag.csv (step column 1, cosine column 7, draws column 10,
-#          draws_cosine column 11) and each run's config.yaml
-#   writes <folder>/diag_cosine.png
+#   reads  <folder>/*/hypergrad_diag.csv (columns by name: step, cosine, draws_cosine) and each
+#          run's config.yaml (method, K, seed, draws)
+#   writes <folder>/diag_cosine.<format> (format, notitle: plots/output.gp)
 if (!exists("folder")) {
     print "usage: gnuplot -e \"folder='results/NAME'\" plots/diagnostics.gp"
     exit status 2
@@ -28,23 +28,22 @@ label(d) = method(d).(method(d) eq "evograd" ? " K ".cfgval(d, "method", "candid
            " seed ".topval(d, "seed")
 draws(d) = int(real(cfgval(d, "diagnostics", "draws")))
 
-set terminal pngcairo size 1000,600 noenhanced font ",11"
-set output folder."/diag_cosine.png"
+call "plots/output.gp" folder."/diag_cosine" "1000" "600"
 set datafile separator ","
 set key outside right top
 set xlabel "step"
 set ylabel "cosine with the exact one-step hypergradient"
-set title "Hypergradient diagnostics: each method against the exact look-ahead"
+set title titled("Hypergradient diagnostics: each method against the exact look-ahead")
 set grid
 set yrange [-1.05:1.05]
 index_of(d) = sum [i=1:n] (word(runs, i) eq d ? i : 0)
 if (nd > 0) {
-    plot for [i=1:n] word(runs, i)."/hypergrad_diag.csv" every ::1 using 1:7 with linespoints \
+    plot for [i=1:n] word(runs, i)."/hypergrad_diag.csv" using "step":"cosine" with linespoints \
              lc i title label(word(runs, i)), \
-         for [j=1:nd] word(druns, j)."/hypergrad_diag.csv" every ::1 using 1:11 with lines \
+         for [j=1:nd] word(druns, j)."/hypergrad_diag.csv" using "step":"draws_cosine" with lines \
              dashtype 2 lc index_of(word(druns, j)) \
              title label(word(druns, j)).sprintf(", mean of %d draws", draws(word(druns, j)))
 } else {
-    plot for [i=1:n] word(runs, i)."/hypergrad_diag.csv" every ::1 using 1:7 with linespoints \
+    plot for [i=1:n] word(runs, i)."/hypergrad_diag.csv" using "step":"cosine" with linespoints \
              lc i title label(word(runs, i))
 }

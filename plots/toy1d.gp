@@ -6,9 +6,9 @@
 #          (or to out='DIR' if given)
 #   reads  <run>/hypergrad.csv (lambda,mean,std,exact), <run>/trajectory.csv and
 #          <run>/trajectory_exact.csv (start,step,x,lambda,val_loss), <run>/config.yaml
-#   writes <out>/toy1d_hypergrad.png      per K: mean +- std of the estimate against lambda, with
+#   writes <out>/toy1d_hypergrad.<format>     per K: mean +- std of the estimate against lambda, with
 #                                         the exact (lambda-1)/(lambda+1)^3
-#          <out>/toy1d_trajectories.png   per K: (x, lambda) paths from the 5 starts, the method's
+#          <out>/toy1d_trajectories.<format>  per K: (x, lambda) paths from the 5 starts, the method's
 #                                         (solid) and the exact hypergradient's (dashed), over l_V
 if (!exists("runs") && !exists("folder")) {
     print "usage: gnuplot -e \"folder='results/NAME'\" plots/toy1d.gp"
@@ -34,13 +34,14 @@ label(d) = cfgval(d, "method", "name") eq "evograd" \
            : cfgval(d, "method", "name")
 
 set datafile separator ','
-set terminal pngcairo size (n < 2 ? 1 : n) * 430 + 40, 420 font ",10"
+width = sprintf("%d", (n < 2 ? 1 : n) * 430 + 40)
 set grid
 set key bottom right box opaque
 
 # --- figure 1: the hypergradient estimate against the exact one
-set output out.'/toy1d_hypergrad.png'
-set multiplot layout 1, n title "1-D illustration: hypergradient d l_V / d {/Symbol l} (mean ± std over trials)"
+call 'plots/output.gp' out.'/toy1d_hypergrad' width '420' 'enhanced'
+hypergrad_file = outfile
+set multiplot layout 1, n title titled("1-D illustration: hypergradient d l_V / d {/Symbol l} (mean ± std over trials)")
 set xlabel '{/Symbol l}'
 set ylabel 'hypergradient'
 set yrange [-1:1]
@@ -55,8 +56,8 @@ do for [i = 1:n] {
 unset multiplot
 
 # --- figure 2: joint optimisation of (x, lambda) over the validation loss (x - 0.5)^2
-set output out.'/toy1d_trajectories.png'
-set multiplot layout 1, n title "1-D illustration: 5 steps of GD on x, then a step on {/Symbol l}, from 5 starts (solid: method, dashed: exact hypergradient)"
+call 'plots/output.gp' out.'/toy1d_trajectories' width '420' 'enhanced'
+set multiplot layout 1, n title titled("1-D illustration: 5 steps of GD on x, then a step on {/Symbol l}, from 5 starts (solid: method, dashed: exact hypergradient)")
 set xlabel 'x'
 set ylabel '{/Symbol l}'
 set xrange [-2:2]
@@ -85,5 +86,5 @@ do for [i = 1:n] {
              with points pt 5 ps 1.1 lc rgb word(colours, s + 1) notitle
 }
 unset multiplot
-print out.'/toy1d_hypergrad.png'
-print out.'/toy1d_trajectories.png'
+print hypergrad_file
+print outfile

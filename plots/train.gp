@@ -1,12 +1,11 @@
 # train.gp - the training curve of one run: training loss and test accuracy per epoch.
 # usage: gnuplot -e "run='results/default/none-seed1'" plots/train.gp
 #   reads  <run>/metrics.csv (columns epoch,step,wall_s,train_loss,val_loss,test_acc,...)
-#   writes <run>/train.png
+#   writes <run>/train.<format> (format, notitle: plots/output.gp)
 if (!exists("run")) { print "usage: gnuplot -e \"run='RUN_DIR'\" plots/train.gp"; exit status 2 }
 set datafile separator ','
-set terminal pngcairo size 900,420 font ",10"
-set output run.'/train.png'
-set multiplot layout 1,2 title run noenhanced
+call 'plots/output.gp' run.'/train' '900' '420'
+set multiplot layout 1,2 title titled(run)
 set key top right
 set xlabel 'epoch'
 set grid
