@@ -1,34 +1,36 @@
-# rotation.gp - the learned angle per epoch of every rotation run under a folder, one line per
-# run (method and seed in the key), with the validation rotation as a dashed line.
+# rotation.gp - the learned angle per epoch of the rotation runs under a folder: per group of
+# runs that differ only in the seed (every config key that varies across the runs, named in the
+# key: "evograd sigma=0.001"), the mean over its seeds as a line and +- one sample std as a band
+# (a group of one run: its line); the validation rotation as a dashed line.
 # usage: gnuplot -e "folder='results/rotation'" plots/rotation.gp
-#   reads  <folder>/*/metrics.csv (epoch column 1, angle_deg column 10) of runs whose
-#          config.yaml says task: rotation
-#   writes <folder>/rotation_angle.png
+#          [-e "format='svg'"] [-e "notitle=1"] [-e "evograd='build/evograd'"] (plots/output.gp)
+#   reads  <folder>/runs.csv (rows with task rotation; the angle rotation.degrees) and each of
+#          their run folders' metrics.csv (epoch, angle_deg), through `evograd table --curve`
+#   writes <folder>/rotation_angle.<format>
 if (!exists("folder")) {
     print "usage: gnuplot -e \"folder='results/NAME'\" plots/rotation.gp"
     exit status 2
 }
-runs = system("for d in '".folder."'/*/; do [ -f \"$d/metrics.csv\" ] || continue; " . \
-              "grep -q '^task: rotation$' \"$d/config.yaml\" 2>/dev/null || continue; " . \
-              "echo \"${d%/}\"; done")
-n = words(runs)
-if (n == 0) { print "rotation.gp: no rotation run under ".folder; exit status 1 }
-cfgval(d, sec, key) = system("awk '/^".sec.":/ {m = 1; next} /^[^ ]/ {m = 0} " . \
-                             "m && /^  ".key.":/ {print $2; exit}' '".d."/config.yaml'")
-topval(d, key) = system("awk '/^".key.":/ {print $2; exit}' '".d."/config.yaml'")
-label(d) = cfgval(d, "method", "name")." seed ".topval(d, "seed")
-target = real(system("awk '/^rotation:/ {m = 1; next} /^[^ ]/ {m = 0} " . \
-                    "m && /^  degrees:/ {printf \"%g\", $2; exit}' '".word(runs, 1)."/config.yaml'"))
+call "plots/table.gp" sprintf("'%s' --where task=rotation --format csv --metric rotation.degrees", folder)
+stats data using "rotation.degrees_mean" nooutput
+target = STATS_max
+call "plots/table.gp" sprintf("'%s' --where task=rotation --curve angle_deg", folder)
 
-set terminal pngcairo size 900,600 enhanced font ",11"
-set output folder."/rotation_angle.png"
-set datafile separator ","
+call "plots/output.gp" folder."/rotation_angle" "900" "600"
 set key outside right top
 set xlabel "epoch"
 set ylabel "learned angle (degrees)"
-set title "Rotation experiment: learned angle (validation/test rotated ".sprintf("%g", target)." degrees)"
+set title titled(sprintf("Rotation experiment: learned angle (validation/test rotated %g degrees)" . \
+                         "\nmean ± std over seeds", target))
 set grid
 set xrange [0:*]
-plot for [i=1:n] word(runs, i)."/metrics.csv" every ::1 using 1:10 with linespoints \
-         title label(word(runs, i)), \
-     target with lines dashtype 2 lc rgb "black" title "validation rotation"
+
+set offsets 0, 0, graph 0.05, graph 0.05
+eval epoch_tics(data, "epoch")
+if (NG == 0) {
+    eval nodata("no angle logged yet", target)
+} else {
+    eval "plot ".curves(data, "epoch", 1, 1, 1, 1). \
+         "target with lines dashtype 2 lc rgb 'black' title 'validation rotation'"
+}
+eval table_cleanup
