@@ -2,15 +2,20 @@
 #   make            library (build/release/libevograd.a) and the command (build/release/evograd,
 #                   linked as build/evograd)
 #   make run        the default experiment (configs/default.yaml) and its plot
-#   make plots      a PNG per run (results/*/*/train.png; not for lft runs), the toy1d
+#   make plots      every figure and table under results/ (gnuplot, plots/*.gp), from the runs
+#                   tables (`evograd table`; groups of the varied config keys, mean ± std over
+#                   seeds): a figure per run (results/*/*/train.png; not for lft runs), the toy1d
 #                   figures per results/<name>/ holding toy1d runs (toy1d_*.png), and per
 #                   results/<name>/ holding rotation runs the learned angles
-#                   (rotation_angle.png) and the table (rotation_table.{csv,md}), and per
-#                   results/<name>/ holding mwn runs the accuracies, sample weights and weighting
-#                   curves (mwn_{accuracy,weights,curve}.png) and the table (mwn_table.{csv,md}),
-#                   and per results/<name>/ holding lft runs the validation accuracy, training
-#                   episodes and FT parameters (lft_{val,train,ft}.png) and the table
-#                   (lft_table.{csv,md})
+#                   (rotation_angle.png) and the table (rotation_table.{csv,md}), mwn runs the
+#                   accuracies, sample weights and weighting curves (mwn_{accuracy,weights,
+#                   curve}.png) and the table (mwn_table.{csv,md}), lft runs the validation
+#                   accuracy, training episodes and FT parameters (lft_{val,train,ft}.png) and
+#                   the table (lft_table.{csv,md}), runs with diagnostics diag_cosine.png, and
+#                   per numeric config key that varies across a folder's runs the sweep figure
+#                   sweep_<key>.png (final_test_acc against it, plots/sweep.sh).
+#                   PLOT_FORMAT=png|pdf|svg (the files' format, png by default), PLOT_TITLES=0
+#                   (figures without titles): make plots PLOT_FORMAT=svg PLOT_TITLES=0
 #   make test       the library's floors (tests/layers.sh), then the Criterion suite (installs
 #                   missing packages first, see .ci/ensure-deps)
 #   make bench      speed and memory benchmarks (never part of make test)
@@ -123,39 +128,54 @@ run: all
 	    echo "results: $$run/ (metrics.csv, summary.csv, config.yaml)" && \
 	    echo "plot:    $$run/train.png"
 
-plots: $(STAMP)
-	@n=0; for m in results/*/*/metrics.csv; do \
+# The plot scripts' settings (plots/output.gp): the file format, titles, and the binary whose
+# `evograd table` reads the runs tables. has_task: whether folder $$d's runs.csv has rows of task $(1).
+PLOT_FORMAT ?= png
+PLOT_TITLES ?= 1
+GNUPLOT = gnuplot -e "format='$(PLOT_FORMAT)'; evograd='$(EVOGRAD)'" \
+    $(if $(filter 0,$(PLOT_TITLES)),-e "notitle=1")
+has_task = "$(EVOGRAD)" table "$$d" --where task=$(1) --metric dir >/dev/null 2>&1
+
+plots: all
+	@f=$(PLOT_FORMAT); n=0; for m in results/*/*/metrics.csv; do \
 	    [ -f "$$m" ] || continue; \
 	    grep -qs '^task: lft$$' "$$(dirname "$$m")/config.yaml" && continue; \
-	    gnuplot -e "run='$$(dirname "$$m")'" plots/train.gp && n=$$((n + 1)) && \
-	    echo "$$(dirname "$$m")/train.png"; \
+	    $(GNUPLOT) -e "run='$$(dirname "$$m")'" plots/train.gp && n=$$((n + 1)) && \
+	    echo "$$(dirname "$$m")/train.$$f"; \
 	done; \
 	for d in results/*/; do \
 	    ls "$$d"*/hypergrad.csv >/dev/null 2>&1 || continue; \
-	    gnuplot -e "folder='$${d%/}'" plots/toy1d.gp && n=$$((n + 2)); \
+	    $(GNUPLOT) -e "folder='$${d%/}'" plots/toy1d.gp && n=$$((n + 2)); \
 	done; \
 	for d in results/*/; do \
-	    grep -lqs '^task: rotation$$' "$$d"*/config.yaml || continue; \
-	    gnuplot -e "folder='$${d%/}'" plots/rotation.gp && n=$$((n + 1)) && \
-	    echo "$${d}rotation_angle.png"; \
-	    bash plots/rotation_table.sh "$${d%/}" >/dev/null && echo "$${d}rotation_table.md"; \
+	    $(call has_task,rotation) || continue; \
+	    $(GNUPLOT) -e "folder='$${d%/}'" plots/rotation.gp && n=$$((n + 1)) && \
+	    echo "$${d}rotation_angle.$$f"; \
+	    EVOGRAD=$(EVOGRAD) bash plots/rotation_table.sh "$${d%/}" >/dev/null && \
+	    echo "$${d}rotation_table.md"; \
 	done; \
 	for d in results/*/; do \
-	    grep -lqs '^task: mwn$$' "$$d"*/config.yaml || continue; \
-	    gnuplot -e "folder='$${d%/}'" plots/mwn.gp && n=$$((n + 3)) && \
-	    printf '%s\n' "$${d}mwn_accuracy.png" "$${d}mwn_weights.png" "$${d}mwn_curve.png"; \
-	    bash plots/mwn_table.sh "$${d%/}" >/dev/null && echo "$${d}mwn_table.md"; \
+	    $(call has_task,mwn) || continue; \
+	    $(GNUPLOT) -e "folder='$${d%/}'" plots/mwn.gp && n=$$((n + 3)) && \
+	    printf '%s\n' "$${d}mwn_accuracy.$$f" "$${d}mwn_weights.$$f" "$${d}mwn_curve.$$f"; \
+	    EVOGRAD=$(EVOGRAD) bash plots/mwn_table.sh "$${d%/}" >/dev/null && echo "$${d}mwn_table.md"; \
 	done; \
 	for d in results/*/; do \
 	    ls "$$d"*/hypergrad_diag.csv >/dev/null 2>&1 || continue; \
-	    gnuplot -e "folder='$${d%/}'" plots/diagnostics.gp && n=$$((n + 1)) && \
-	    echo "$${d}diag_cosine.png"; \
+	    $(GNUPLOT) -e "folder='$${d%/}'" plots/diagnostics.gp && n=$$((n + 1)) && \
+	    echo "$${d}diag_cosine.$$f"; \
 	done; \
 	for d in results/*/; do \
-	    grep -lqs '^task: lft$$' "$$d"*/config.yaml || continue; \
-	    gnuplot -e "folder='$${d%/}'" plots/lft.gp && n=$$((n + 3)) && \
-	    printf '%s\n' "$${d}lft_val.png" "$${d}lft_train.png" "$${d}lft_ft.png"; \
-	    bash plots/lft_table.sh "$${d%/}" >/dev/null && echo "$${d}lft_table.md"; \
+	    $(call has_task,lft) || continue; \
+	    $(GNUPLOT) -e "folder='$${d%/}'" plots/lft.gp && n=$$((n + 3)) && \
+	    printf '%s\n' "$${d}lft_val.$$f" "$${d}lft_train.$$f" "$${d}lft_ft.$$f"; \
+	    EVOGRAD=$(EVOGRAD) bash plots/lft_table.sh "$${d%/}" >/dev/null && echo "$${d}lft_table.md"; \
+	done; \
+	for d in results/*/; do \
+	    [ -f "$${d}runs.csv" ] || continue; \
+	    s=$$(FORMAT=$$f EVOGRAD=$(EVOGRAD) $(if $(filter 0,$(PLOT_TITLES)),NOTITLE=1) \
+	        bash plots/sweep.sh "$${d%/}" --all) || true; \
+	    [ -z "$$s" ] || { echo "$$s"; n=$$((n + $$(echo "$$s" | wc -l))); }; \
 	done; echo "$$n plots written"
 
 # The suite must really run: Criterion exits 0 on zero tests, so the synthesis line is checked.
