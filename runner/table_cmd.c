@@ -751,7 +751,8 @@ int cmd_table(int argc, char **argv)
     }
     rows = select_rows(&t, path, &a, &n);
     if (rows == NULL) goto done;
-    if (n == 0 && a.nwhere > 0 && a.keys == NULL) {
+    // an empty listing or curve is an answer; an empty table is not
+    if (n == 0 && a.nwhere > 0 && a.keys == NULL && a.curve == NULL) {
         fprintf(stderr, "error: %s: no row has", path);
         for (size_t w = 0; w < a.nwhere; w++) fprintf(stderr, " %s", a.where[w]);
         fprintf(stderr, "\n");

@@ -249,6 +249,14 @@ Test(table, curve_aggregates_a_metrics_column_per_epoch_over_each_groups_runs)
               "%s", out);
     free(out);
     free(err);
+    // no run matches: only the header
+    cr_assert(eq(int, table((const char *[]){"results/r", "--where", "method.name=unrolled",
+                                             "--curve", "angle_deg", NULL},
+                            &out, &err),
+                 0));
+    cr_assert(strcmp(out, "group,epoch,mean,std,n\n") == 0, "%s", out);
+    free(out);
+    free(err);
     // a missing file is named; so is a missing column
     cr_assert(eq(int,
                  table((const char *[]){"results/r", "--curve", "weight", "--curve-file",
