@@ -135,6 +135,15 @@ PLOT_TITLES ?= 1
 GNUPLOT = gnuplot -e "format='$(PLOT_FORMAT)'; evograd='$(EVOGRAD)'" \
     $(if $(filter 0,$(PLOT_TITLES)),-e "notitle=1")
 has_task = "$(EVOGRAD)" table "$$d" --where task=$(1) --metric dir >/dev/null 2>&1
+# Per results folder with runs of task $(1): plots/$(1).gp (the figures $(2), in $(PLOT_FORMAT))
+# and plots/$(1)_table.sh (<task>_table.{md,csv}).
+task_plots = for d in results/*/; do \
+	    $(call has_task,$(1)) || continue; \
+	    $(GNUPLOT) -e "folder='$${d%/}'" plots/$(1).gp && n=$$((n + $(words $(2)))) && \
+	    for b in $(2); do echo "$${d}$$b.$$f"; done; \
+	    EVOGRAD=$(EVOGRAD) bash plots/$(1)_table.sh "$${d%/}" >/dev/null && \
+	    echo "$${d}$(1)_table.md"; \
+	done
 
 plots: all
 	@f=$(PLOT_FORMAT); n=0; for m in results/*/*/metrics.csv; do \
@@ -147,29 +156,13 @@ plots: all
 	    ls "$$d"*/hypergrad.csv >/dev/null 2>&1 || continue; \
 	    $(GNUPLOT) -e "folder='$${d%/}'" plots/toy1d.gp && n=$$((n + 2)); \
 	done; \
-	for d in results/*/; do \
-	    $(call has_task,rotation) || continue; \
-	    $(GNUPLOT) -e "folder='$${d%/}'" plots/rotation.gp && n=$$((n + 1)) && \
-	    echo "$${d}rotation_angle.$$f"; \
-	    EVOGRAD=$(EVOGRAD) bash plots/rotation_table.sh "$${d%/}" >/dev/null && \
-	    echo "$${d}rotation_table.md"; \
-	done; \
-	for d in results/*/; do \
-	    $(call has_task,mwn) || continue; \
-	    $(GNUPLOT) -e "folder='$${d%/}'" plots/mwn.gp && n=$$((n + 3)) && \
-	    printf '%s\n' "$${d}mwn_accuracy.$$f" "$${d}mwn_weights.$$f" "$${d}mwn_curve.$$f"; \
-	    EVOGRAD=$(EVOGRAD) bash plots/mwn_table.sh "$${d%/}" >/dev/null && echo "$${d}mwn_table.md"; \
-	done; \
+	$(call task_plots,rotation,rotation_angle); \
+	$(call task_plots,mwn,mwn_accuracy mwn_weights mwn_curve); \
+	$(call task_plots,lft,lft_val lft_train lft_ft); \
 	for d in results/*/; do \
 	    ls "$$d"*/hypergrad_diag.csv >/dev/null 2>&1 || continue; \
 	    $(GNUPLOT) -e "folder='$${d%/}'" plots/diagnostics.gp && n=$$((n + 1)) && \
 	    echo "$${d}diag_cosine.$$f"; \
-	done; \
-	for d in results/*/; do \
-	    $(call has_task,lft) || continue; \
-	    $(GNUPLOT) -e "folder='$${d%/}'" plots/lft.gp && n=$$((n + 3)) && \
-	    printf '%s\n' "$${d}lft_val.$$f" "$${d}lft_train.$$f" "$${d}lft_ft.$$f"; \
-	    EVOGRAD=$(EVOGRAD) bash plots/lft_table.sh "$${d%/}" >/dev/null && echo "$${d}lft_table.md"; \
 	done; \
 	for d in results/*/; do \
 	    [ -f "$${d}runs.csv" ] || continue; \
