@@ -102,6 +102,41 @@ static bool option_number(int argc, char **argv, int i, unsigned long lo, unsign
     return true;
 }
 
+// A Slurm time limit in seconds, in the forms sbatch --time takes: M, M:S, H:M:S, D-H, D-H:M and
+// D-H:M:S. 0 for a malformed one (or a limit of zero, which Slurm reads as no limit).
+static unsigned long slurm_seconds(const char *t)
+{
+    unsigned long f[4] = {0};
+    int n = 0;
+    bool days = false;
+    const char *p = t;
+    for (;;) {
+        if (*p < '0' || *p > '9' || n == 4) return 0;
+        char *end = NULL;
+        errno = 0;
+        f[n++] = strtoul(p, &end, 10);
+        if (errno != 0 || f[n - 1] > 1000000) return 0;
+        p = end;
+        if (*p == '\0') break;
+        if (*p == '-') {
+            if (n != 1 || days) return 0;
+            days = true;
+        } else if (*p != ':') {
+            return 0;
+        }
+        p++;
+    }
+    if (days) { // D-H, D-H:M, D-H:M:S
+        return f[0] * 86400 + f[1] * 3600 + f[2] * 60 + f[3];
+    }
+    switch (n) {
+    case 1: return f[0] * 60;                             // M
+    case 2: return f[0] * 60 + f[1];                      // M:S
+    case 3: return f[0] * 3600 + f[1] * 60 + f[2];        // H:M:S
+    default: return 0;
+    }
+}
+
 // Appends a value to an axis.
 static void axis_push(struct axis *a, const char *v, size_t len)
 {
@@ -236,8 +271,7 @@ static bool parse_sweep(int argc, char **argv, struct sweep *s)
         } else if (strcmp(a, "--time") == 0) {
             s->time_limit = argv[++i];
             s->slurm_options++;
-            if (s->time_limit[0] == '\0' || strspn(s->time_limit, "0123456789:-") !=
-                                                 strlen(s->time_limit)) {
+            if (slurm_seconds(s->time_limit) == 0) {
                 fprintf(stderr, "evograd sweep: --time '%s': a Slurm time limit such as 90, "
                                 "4:00:00 or 1-12:00:00\n",
                         s->time_limit);
@@ -315,6 +349,13 @@ static bool parse_sweep(int argc, char **argv, struct sweep *s)
         fprintf(stderr, "evograd sweep: --time, --array-max, --signal-before, --stop-after, "
                         "--max-requeues and --sbatch shape the --slurm script; give --slurm "
                         "FILE too\n");
+        return false;
+    }
+    if (s->time_limit != NULL && s->signal_before >= slurm_seconds(s->time_limit)) {
+        fprintf(stderr, "evograd sweep: --signal-before %lu is not shorter than --time %s (%lu s): "
+                        "Slurm would stop every job as it starts; give a longer --time or a "
+                        "smaller --signal-before\n",
+                s->signal_before, s->time_limit, slurm_seconds(s->time_limit));
         return false;
     }
     short_names(s);
@@ -561,9 +602,9 @@ static bool write_slurm_script(const struct sweep *s, const char *self,
         unlink(tmp);
         return false;
     }
-    fprintf(stderr, "wrote %s: %zu runs as a Slurm job array (output in %s/); submit with: "
+    fprintf(stderr, "wrote %s: %zu run%s as a Slurm job array (output in %s/); submit with: "
                     "sbatch %s\n",
-            s->slurm, total, logs, s->slurm);
+            s->slurm, total, total == 1 ? "" : "s", logs, s->slurm);
     return true;
 }
 

@@ -25,10 +25,15 @@ static const char tiny[] = "name: tiny\nthreads: 1\n"
                            "backbone: {name: mlp, hidden: [32]}\n"
                            "train: {epochs: 3, batch_size: 50}\n";
 
+static bool exists(const char *rel)
+{
+    return access(e2e_path(rel), F_OK) == 0;
+}
+
 // A scontrol that appends its arguments to scontrol.txt.
 static void fake_scontrol(void)
 {
-    e2e_mkdir("fakebin");
+    if (!exists("fakebin")) e2e_mkdir("fakebin");
     e2e_write("fakebin/scontrol", "#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/../scontrol.txt\"\n");
     char cmd[512];
     snprintf(cmd, sizeof cmd, "chmod +x '%s'", e2e_path("fakebin/scontrol"));
@@ -91,10 +96,6 @@ static size_t count(const char *text, const char *what)
     return n;
 }
 
-static bool exists(const char *rel)
-{
-    return access(e2e_path(rel), F_OK) == 0;
-}
 
 Test(sweep_slurm, the_script_is_an_sbatch_array_of_the_sweeps_runs)
 {
@@ -128,6 +129,14 @@ Test(sweep_slurm, the_script_is_an_sbatch_array_of_the_sweeps_runs)
     cr_assert(eq(sz, count(s, want_id), 3), "%s not in\n%s", want_id, s);
     free(out);
     free(s);
+    // every form sbatch --time takes, each just longer than the 90 s of --signal-before
+    const char *limits[] = {"2", "1:31", "0:01:31", "1-0", "1-0:2", "0-0:1:31"};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        cr_assert(eq(int, make_script((const char *[]){"--time", limits[i], "--signal-before",
+                                                      "90", NULL}),
+                     0),
+                  "--time %s: %s", limits[i], e2e_read("stderr.txt"));
+    }
 }
 
 Test(sweep_slurm, a_stop_after_budget_carries_the_run_through_requeues_to_the_same_numbers)
@@ -242,6 +251,13 @@ Test(sweep_slurm, slurm_options_are_checked)
         {{"--stop-after", "5"}, "give --slurm FILE too"},
         {{"--slurm", "job.sh", "-j", "2"}, "choose one"},
         {{"--slurm", "job.sh", "--time", "an hour"}, "--time 'an hour': a Slurm time limit"},
+        {{"--slurm", "job.sh", "--time", "1-2-3"}, "--time '1-2-3': a Slurm time limit"},
+        {{"--slurm", "job.sh", "--time", "1:2:3:4"}, "--time '1:2:3:4': a Slurm time limit"},
+        {{"--slurm", "job.sh", "--time", "0"}, "--time '0': a Slurm time limit"},
+        {{"--slurm", "job.sh", "--time", "2"}, "--signal-before 120 is not shorter than --time 2 "
+                                                 "(120 s)"},
+        {{"--slurm", "job.sh", "--time", "1:30", "--signal-before", "90"},
+         "--signal-before 90 is not shorter than --time 1:30 (90 s)"},
         {{"--slurm", "job.sh", "--sbatch", "partition=cpu"}, "--sbatch takes one sbatch option"},
         {{"--slurm", "job.sh", "--stop-after", "0"}, "--stop-after needs a whole number from 1"},
         {{"--slurm", "job.sh", "--array-max", "x2"}, "--array-max needs a whole number from 1 to "
