@@ -85,7 +85,7 @@ TESTS_BIN := $(B)/evograd-tests
 BENCH_BIN := $(B)/evograd-bench
 STAMP     := $(BUILD)/.deps-ok
 
-.PHONY: all run plots test bench bench-peer valgrind fuzz format clean deps
+.PHONY: all run plots test test-slurm bench bench-peer valgrind fuzz format clean deps
 all: $(EVOGRAD)
 	@ln -sf $(VARIANT)/evograd $(BUILD)/evograd
 
@@ -178,6 +178,11 @@ test: $(TESTS_BIN) $(EVOGRAD)
 	    | tee ../$(B)/test.log
 	@grep -Eq 'Synthesis: Tested: [1-9][0-9]* \| Passing: [0-9]+ \| Failing: 0 \| Crashing: 0' \
 	    $(B)/test.log || { echo "make test: the suite did not run clean (see $(B)/test.log)"; exit 1; }
+
+# The job arrays of evograd sweep --slurm on a real Slurm (tests/slurm.sh; a cluster must take
+# jobs: as root, bash .ci/slurm-up brings up a one-node one on this machine). CI runs it.
+test-slurm: $(EVOGRAD)
+	bash tests/slurm.sh $(EVOGRAD)
 
 bench: $(BENCH_BIN)
 	$(BENCH_BIN) $(BENCHFLAGS)
