@@ -493,7 +493,9 @@ static void print_command(FILE *f, const char *self, const struct sweep_run *r, 
 // The job-array script's body after the case of the runs: skip a finished run, resume a
 // checkpointed one, forward Slurm's TERM (sent --signal-before seconds before the time limit) to
 // the run, which checkpoints and stops, and requeue this array task when the run stopped with
-// a checkpoint (the signal, or its --stop-after budget) so that the next job continues it.
+// a checkpoint (the signal, or its --stop-after budget) so that the next job continues it, or
+// when Slurm signalled it before its first checkpoint (Slurm may signal up to a minute early):
+// the next job starts it again.
 static const char slurm_body[] =
     "if [ -f \"$dir/DONE\" ]; then\n"
     "    echo \"evograd sweep: $dir is complete (DONE); nothing to do\"\n"
@@ -501,10 +503,7 @@ static const char slurm_body[] =
     "fi\n"
     "[ -f \"$dir/checkpoint.bin\" ] && run+=(--resume)\n"
     "echo \"evograd sweep: array task $task (job ${SLURM_JOB_ID:-?}, restart "
-    "${SLURM_RESTART_COUNT:-0}) on $(hostname): ${run[*]}\"\n"
-    "child=\n"
-    "stop=\n"
-    "trap 'stop=1; [ -n \"$child\" ] && kill -TERM \"$child\" 2>/dev/null' TERM INT\n"
+    "${SLURM_RESTART_COUNT:-0}) on $(hostname) at $(date '+%F %T'): ${run[*]}\"\n"
     "\"${run[@]}\" &\n"
     "child=$!\n"
     "[ -n \"$stop\" ] && kill -TERM \"$child\" # signalled while it started\n"
@@ -516,13 +515,18 @@ static const char slurm_body[] =
     "done\n"
     "trap - TERM INT\n"
     "[ -f \"$dir/DONE\" ] && exit 0\n"
-    "if [ -f \"$dir/checkpoint.bin\" ] && { [ \"$rc\" -eq 0 ] || [ \"$rc\" -eq 143 ]; }; then\n"
+    "# a run that stopped with a checkpoint, or that Slurm signalled before its first one\n"
+    "how=\"with a checkpoint\"\n"
+    "[ -f \"$dir/checkpoint.bin\" ] || how=\"before its first checkpoint\"\n"
+    "if { [ -f \"$dir/checkpoint.bin\" ] || [ -n \"$stop\" ]; } &&\n"
+    "    { [ \"$rc\" -eq 0 ] || [ \"$rc\" -eq 143 ]; }; then\n"
     "    if [ \"${SLURM_RESTART_COUNT:-0}\" -ge \"$max_requeues\" ]; then\n"
-    "        echo \"evograd sweep: $dir stopped with a checkpoint after $max_requeues requeues; "
+    "        echo \"evograd sweep: $dir stopped $how after $max_requeues requeues; "
     "not requeueing again (resubmit this script to continue)\" >&2\n"
     "        exit 1\n"
     "    fi\n"
-    "    echo \"evograd sweep: $dir stopped with a checkpoint (exit status $rc); requeueing "
+    "    echo \"evograd sweep: $dir stopped $how (exit status $rc) at $(date '+%F %T'); "
+    "requeueing "
     "array task $task\"\n"
     "    scontrol requeue \"${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}_$task\" && exit 0\n"
     "    echo \"evograd sweep: scontrol requeue failed; resubmit this script to continue\" "
@@ -579,6 +583,10 @@ static bool write_slurm_script(const struct sweep *s, const char *self,
     if (s->time_limit != NULL) fprintf(f, "#SBATCH --time=%s\n", s->time_limit);
     for (size_t i = 0; i < s->nsbatch; i++) fprintf(f, "#SBATCH %s\n", s->sbatch[i]);
     fputs("set -u\n", f);
+    // TERM from the first instant: Slurm's early signal may come before the run is started
+    fputs("child=\nstop=\ntrap 'stop=1; [ -n \"$child\" ] && kill -TERM \"$child\" 2>/dev/null' "
+          "TERM INT\n",
+          f);
     fputs("cd ", f);
     print_word(f, cwd);
     fputs(" || exit 1\n", f);

@@ -180,13 +180,16 @@ Test(sweep_slurm, a_stop_after_budget_carries_the_run_through_requeues_to_the_sa
     free(calls);
 }
 
+// 20000 steps of an MLP on synthetic data, about 2 s
+static const char long_yaml[] = "name: long\nthreads: 1\n"
+                                "data: {dataset: synthetic, image_c: 3, image_h: 8, image_w: 8, "
+                                "classes: 4, synthetic_train: 1000, synthetic_test: 64}\n"
+                                "backbone: {name: mlp, hidden: [64]}\n"
+                                "train: {epochs: 200, batch_size: 10}\n";
+
 Test(sweep_slurm, term_before_the_time_limit_checkpoints_requeues_and_resumes_identically)
 {
-    e2e_write("long.yaml", "name: long\nthreads: 1\n"
-                           "data: {dataset: synthetic, image_c: 3, image_h: 8, image_w: 8, "
-                           "classes: 4, synthetic_train: 1000, synthetic_test: 64}\n"
-                           "backbone: {name: mlp, hidden: [64]}\ntrain: {epochs: 200, batch_size: "
-                           "10}\n");
+    e2e_write("long.yaml", long_yaml);
     fake_scontrol();
     const char *a[] = {"sweep", "long.yaml", "seed=1", "--slurm", "job.sh", NULL};
     cr_assert(eq(int, e2e_run(a, NULL), 0), "%s", e2e_read("stderr.txt"));
@@ -217,6 +220,34 @@ Test(sweep_slurm, term_before_the_time_limit_checkpoints_requeues_and_resumes_id
     free(x);
     free(y);
     free(log);
+    free(calls);
+}
+
+Test(sweep_slurm, term_as_the_job_starts_requeues_it_for_a_fresh_start)
+{
+    // Slurm may signal up to a minute before --signal-before says, so possibly before the run
+    // has its handler or a checkpoint: the task is requeued all the same and starts again
+    e2e_write("long.yaml", long_yaml);
+    fake_scontrol();
+    const char *a[] = {"sweep", "long.yaml", "seed=1", "--slurm", "job.sh", NULL};
+    cr_assert(eq(int, e2e_run(a, NULL), 0), "%s", e2e_read("stderr.txt"));
+    pid_t pid = start_task(1, 0);
+    const struct timespec tick = {0, 1000000};
+    for (;;) { // TERM as soon as the script says it starts the run
+        char *log = e2e_read("task.out");
+        const bool started = log != NULL && strstr(log, "evograd sweep: array task 1") != NULL;
+        free(log);
+        if (started || waitpid(pid, NULL, WNOHANG) != 0) break;
+        nanosleep(&tick, NULL);
+    }
+    kill(pid, SIGTERM);
+    cr_assert(eq(int, wait_task(pid), 0), "%s", e2e_read("task.out"));
+    const bool finished = exists("results/long/none-seed1/DONE");
+    cr_assert(finished == false, "TERM did not stop the run: %s", e2e_read("task.out"));
+    char *calls = e2e_read("scontrol.txt");
+    cr_assert(calls != NULL && strcmp(calls, "requeue 77_1\n") == 0, "%s", calls);
+    cr_assert(eq(int, wait_task(start_task(1, 1)), 0), "%s", e2e_read("task.out"));
+    cr_assert(exists("results/long/none-seed1/DONE"), "%s", e2e_read("task.out"));
     free(calls);
 }
 
