@@ -1,11 +1,12 @@
 # toy1d.gp - the paper's 1-D figures from toy1d runs (one run per population size K).
 # usage: gnuplot -e "folder='results/toy1d'" plots/toy1d.gp
-#          every <folder>/*/ holding hypergrad.csv, ordered by K (method.candidates in config.yaml)
+#          every <folder>/*/ holding hypergrad.csv, ordered by K (method.candidates)
 #        gnuplot -e "runs='dirA dirB dirC'" plots/toy1d.gp
 #          those run directories, in that order; PNGs go to the first one's parent folder
 #          (or to out='DIR' if given)
 #   reads  <run>/hypergrad.csv (lambda,mean,std,exact), <run>/trajectory.csv and
-#          <run>/trajectory_exact.csv (start,step,x,lambda,val_loss), <run>/config.yaml
+#          <run>/trajectory_exact.csv (start,step,x,lambda,val_loss), <run>/summary.csv
+#          (method.name, method.candidates; plots/runval.gp)
 #   writes <out>/toy1d_hypergrad.<format>     per K: mean +- std of the estimate against lambda, with
 #                                         the exact (lambda-1)/(lambda+1)^3
 #          <out>/toy1d_trajectories.<format>  per K: (x, lambda) paths from the 5 starts, the method's
@@ -16,9 +17,8 @@ if (!exists("runs") && !exists("folder")) {
     exit status 2
 }
 if (!exists("runs")) {
-    runs = system("for d in '".folder."'/*/; do [ -f \"$d/hypergrad.csv\" ] || continue; " . \
-                  "k=$(awk '/^  candidates:/ {print $2}' \"$d/config.yaml\"); " . \
-                  "echo \"${k:-0} ${d%/}\"; done | sort -n -k1,1 | cut -d' ' -f2-")
+    runs = system("for d in '".folder."'/*/; do [ -f \"$d/hypergrad.csv\" ] && echo \"${d%/}\"; done")
+    sort_by_k = 1
 }
 if (!exists("out")) {
     out = exists("folder") ? folder : system("dirname '".word(runs, 1)."'")
@@ -26,12 +26,30 @@ if (!exists("out")) {
 n = words(runs)
 if (n == 0) { print "toy1d.gp: no run directory with hypergrad.csv"; exit status 1 }
 
-# section.key of run d's config.yaml; "EvoGrad, K = 10" as its panel title
-cfgval(d, sec, key) = system("awk '/^".sec.":/ {m = 1; next} /^[^ ]/ {m = 0} " . \
-                             "m && /^  ".key.":/ {print $2; exit}' '".word(runs, d)."/config.yaml'")
-label(d) = cfgval(d, "method", "name") eq "evograd" \
-           ? sprintf("EvoGrad, K = %s", cfgval(d, "method", "candidates")) \
-           : cfgval(d, "method", "name")
+# each run's method and K from its summary.csv (columns by name); "EvoGrad, K = 10" as its
+# panel title; a folder's runs in order of K
+array RUN[n]
+array LABEL[n]
+array K[n]
+do for [i = 1:n] {
+    RUN[i] = word(runs, i)
+    call "plots/runval.gp" RUN[i] "method.candidates"
+    K[i] = RUNVAL eq "" ? 0 : int(real(RUNVAL))
+    call "plots/runval.gp" RUN[i] "method.name"
+    LABEL[i] = RUNVAL eq "evograd" ? sprintf("EvoGrad, K = %d", K[i]) : RUNVAL
+}
+if (exists("sort_by_k")) {
+    do for [i = 2:n] {
+        do for [j = i:2:-1] {
+            if (K[j - 1] > K[j]) {
+                t = K[j]; K[j] = K[j - 1]; K[j - 1] = t
+                t = RUN[j]; RUN[j] = RUN[j - 1]; RUN[j - 1] = t
+                t = LABEL[j]; LABEL[j] = LABEL[j - 1]; LABEL[j - 1] = t
+            }
+        }
+    }
+}
+label(i) = LABEL[i]
 
 set datafile separator ','
 width = sprintf("%d", (n < 2 ? 1 : n) * 430 + 40)
@@ -46,7 +64,7 @@ set xlabel '{/Symbol l}'
 set ylabel 'hypergradient'
 set yrange [-1:1]
 do for [i = 1:n] {
-    f = word(runs, i).'/hypergrad.csv'
+    f = RUN[i].'/hypergrad.csv'
     set title label(i)
     plot f using 'lambda':(column('mean') - column('std')):(column('mean') + column('std')) \
              with filledcurves lc rgb '#9ecae1' fs transparent solid 0.6 noborder title 'mean ± std', \
@@ -73,8 +91,8 @@ colours = "#1b9e77 #7570b3 #d95f02 #e7298a #386cb0"
 # the sampled background '++' yields no points under separator ',': read the CSVs through tr
 set datafile separator whitespace
 do for [i = 1:n] {
-    f = "< tr , ' ' < '".word(runs, i)."/trajectory.csv'"
-    g = "< tr , ' ' < '".word(runs, i)."/trajectory_exact.csv'"
+    f = "< tr , ' ' < '".RUN[i]."/trajectory.csv'"
+    g = "< tr , ' ' < '".RUN[i]."/trajectory_exact.csv'"
     set title label(i)
     if (i == n) { set colorbox }
     plot '++' using 1:2:(($1 - 0.5)**2) with image notitle, \
