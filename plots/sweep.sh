@@ -7,7 +7,8 @@
 #   --y     the metric column (default final_test_acc; *_acc columns are drawn in %)
 #   --out   the figure's path, with the format's extension (default SOURCE's folder/sweep_KEY)
 #   --all   per task in the table (rotation, mwn, lft, supervised), a figure of final_test_acc
-#           against every numeric config key that varies across its rows: <folder>/sweep_<KEY>
+#           against every numeric config key that varies across its rows: <folder>/sweep_<KEY>,
+#           or <folder>/sweep_<TASK>_<KEY> when the table holds runs of more than one task
 #   FORMAT=png|pdf|svg, NOTITLE=1 and EVOGRAD (default build/evograd) from the environment
 #   writes the figure(s), and prints each path
 set -euo pipefail
@@ -63,8 +64,16 @@ if [ "$all" = 0 ]; then
     draw "$x" "$y" "$base" "${where[@]}"
     exit 0
 fi
+# the tasks with rows; with more than one, each figure's name carries its task too
+tasks=()
 for task in supervised rotation mwn lft; do
+    rows=$({ "$evograd" table "$source" "${where[@]}" --where "task=$task" --format csv 2>/dev/null || true; } | wc -l)
+    [ "$rows" -gt 1 ] && tasks+=("$task")
+done
+for task in "${tasks[@]}"; do
+    prefix=sweep_
+    [ ${#tasks[@]} -gt 1 ] && prefix=sweep_${task}_
     for key in $("$evograd" table "$source" "${where[@]}" --where "task=$task" --keys numeric); do
-        draw "$key" final_test_acc "$folder/sweep_$key" "${where[@]}" --where "task=$task"
+        draw "$key" final_test_acc "$folder/$prefix$key" "${where[@]}" --where "task=$task"
     done
 done
