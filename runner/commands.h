@@ -10,6 +10,11 @@ enum { EXIT_USAGE = 2, EXIT_RUN_FAILED = 3 };
 // mkdir -p path. False with errno set on failure.
 bool make_dirs(const char *path);
 
+#include <stdio.h>
+
+// Writes w as one shell word: as it is when plain, else in single quotes.
+void print_shell_word(FILE *f, const char *w);
+
 // evograd run CONFIG [key=value ...] [--out DIR] [--resume] [--quiet]
 int cmd_run(int argc, char **argv);
 // evograd check CONFIG [key=value ...]

@@ -506,6 +506,30 @@ static bool write_config(const char *dir, const struct run_config *cfg)
     return true;
 }
 
+// Prints an argument for a POSIX shell: as it is when it needs no quoting, else single-quoted.
+void print_shell_word(FILE *f, const char *w)
+{
+    bool plain = w[0] != '\0';
+    for (const char *p = w; *p != '\0'; p++) {
+        plain = plain && strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                "._-/=:,+@%",
+                                *p) != NULL;
+    }
+    if (plain) {
+        fputs(w, f);
+        return;
+    }
+    fputc('\'', f);
+    for (const char *p = w; *p != '\0'; p++) {
+        if (*p == '\'') {
+            fputs("'\\''", f);
+        } else {
+            fputc(*p, f);
+        }
+    }
+    fputc('\'', f);
+}
+
 // ---------------------------------------------------------------------------------------------
 // progress
 
@@ -537,15 +561,16 @@ static void on_progress(void *ctx, const struct run_progress *p, bool epoch_end)
     double rate = p->elapsed_s > 0 ? (double)p->global_step / p->elapsed_s : 0.0;
     char eta[32];
     fmt_eta(eta, sizeof eta, rate > 0 ? (total - (double)p->global_step) / rate : (double)NAN);
+    if (pr->quiet) return; // --quiet: errors and the final line only
     if (epoch_end) {
-        if (pr->tty && !pr->quiet) fputs("\r\033[K", stderr);
+        if (pr->tty) fputs("\r\033[K", stderr);
         fprintf(stderr, "epoch %zu/%zu  train_loss %.4f", p->epoch, p->epochs, p->train_loss);
         if (!isnan(p->val_acc)) fprintf(stderr, "  val_acc %.4f", p->val_acc);
         if (!isnan(p->test_acc)) fprintf(stderr, "  test_acc %.4f", p->test_acc);
         fprintf(stderr, "  %.1f s  (ETA %s)\n", p->elapsed_s, eta);
         return;
     }
-    if (!pr->tty || pr->quiet) return;
+    if (!pr->tty) return;
     if (p->elapsed_s - pr->last_print < 0.2 && p->step != p->steps_per_epoch) return;
     pr->last_print = p->elapsed_s;
     fprintf(stderr, "\r\033[Kepoch %zu/%zu  step %zu/%zu  %.1f steps/s  ETA %s  loss %.4f",
@@ -705,7 +730,9 @@ int cmd_run(int argc, char **argv)
         .tty = isatty(STDERR_FILENO) == 1, .quiet = a.quiet, .stop_after = a.stop_after};
     char what[256];
     run_describe(&cfg, what, sizeof what);
-    fprintf(stderr, "%s %s: %s -> %s\n", a.resume ? "resuming" : "run", cfg.name, what, dir);
+    if (!a.quiet) {
+        fprintf(stderr, "%s %s: %s -> %s\n", a.resume ? "resuming" : "run", cfg.name, what, dir);
+    }
     struct run_options opts = {
         .dir = dir,
         .resume = a.resume,
@@ -723,11 +750,27 @@ int cmd_run(int argc, char **argv)
     }
     if (r.stopped) {
         int sig = (int)stop_signal;
+        // the hint resumes from the folder's own config.yaml: the resolved config, overrides
+        // included, so it works whatever the command line was
+        char saved[PATH_MAX];
+        path_join(saved, sizeof saved, dir, "config.yaml");
         fprintf(stderr,
                 "stopped by %s at global step %zu (%zu epochs complete); checkpoint written.\n"
-                "continue with: evograd run %s --resume --out %s\n",
+                "continue with: evograd run ",
                 sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "--stop-after",
-                r.global_step, r.epochs_done, a.config, dir);
+                r.global_step, r.epochs_done);
+        print_shell_word(stderr, saved);
+        fputs(" --resume --out ", stderr);
+        print_shell_word(stderr, dir);
+        if (runs[0] != '\0') {
+            fputs(" --runs ", stderr);
+            print_shell_word(stderr, runs);
+        }
+        if (a.sweep != NULL && a.sweep[0] != '\0') {
+            fputs(" --sweep ", stderr);
+            print_shell_word(stderr, a.sweep);
+        }
+        fputc('\n', stderr);
         return sig > 0 ? 128 + sig : EXIT_SUCCESS;
     }
     if (!write_results(dir, runs, a.sweep, &cfg, &r)) return EXIT_RUN_FAILED;

@@ -450,43 +450,19 @@ static void run_free(struct sweep_run *r)
     for (size_t i = 0; i < r->nargs; i++) free(r->args[i]);
 }
 
-// Prints an argument for a POSIX shell: as it is when it needs no quoting, else single-quoted.
-static void print_word(FILE *f, const char *w)
-{
-    bool plain = w[0] != '\0';
-    for (const char *p = w; *p != '\0'; p++) {
-        plain = plain && strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                                "._-/=:,+@%",
-                                *p) != NULL;
-    }
-    if (plain) {
-        fputs(w, f);
-        return;
-    }
-    fputc('\'', f);
-    for (const char *p = w; *p != '\0'; p++) {
-        if (*p == '\'') {
-            fputs("'\\''", f);
-        } else {
-            fputc(*p, f);
-        }
-    }
-    fputc('\'', f);
-}
-
 // Prints the command of run r: `self run ARGS --out DIR --runs FILE --sweep ID` (no newline).
 static void print_command(FILE *f, const char *self, const struct sweep_run *r, const char *id)
 {
-    print_word(f, self);
+    print_shell_word(f, self);
     fputs(" run", f);
     for (size_t i = 0; i < r->nargs; i++) {
         fputc(' ', f);
-        print_word(f, r->args[i]);
+        print_shell_word(f, r->args[i]);
     }
     fputs(" --out ", f);
-    print_word(f, r->dir);
+    print_shell_word(f, r->dir);
     fputs(" --runs ", f);
-    print_word(f, r->runs);
+    print_shell_word(f, r->runs);
     fprintf(f, " --sweep %s", id);
 }
 
@@ -588,13 +564,13 @@ static bool write_slurm_script(const struct sweep *s, const char *self,
           "TERM INT\n",
           f);
     fputs("cd ", f);
-    print_word(f, cwd);
+    print_shell_word(f, cwd);
     fputs(" || exit 1\n", f);
     fprintf(f, "max_requeues=%lu\n", s->max_requeues);
     fputs("task=${SLURM_ARRAY_TASK_ID:-}\ncase $task in\n", f);
     for (size_t r = 0; r < total; r++) {
         fprintf(f, "%zu)\n    dir=", r + 1);
-        print_word(f, runs[r].dir);
+        print_shell_word(f, runs[r].dir);
         fputs("\n    run=(", f);
         print_command(f, self, &runs[r], s->id);
         if (s->stop_after > 0) fprintf(f, " --stop-after %lu", s->stop_after);

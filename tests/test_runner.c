@@ -431,6 +431,47 @@ Test(runner, stop_after_is_a_budget_per_invocation)
     cr_assert(exists("b/DONE"));
 }
 
+// --quiet prints nothing but the final line (and errors); the hint printed when a run stops is a
+// command that continues it, even when the run had overrides and its own runs table.
+Test(runner, quiet_prints_only_the_final_line_and_the_stop_hint_resumes)
+{
+    write_tiny();
+    const char *first[] = {"run", "tiny.yaml", "train.epochs=2", "seed=5", "--out", "q",
+                           "--runs", "q-runs.csv", "--quiet", "--stop-after", "3", NULL};
+    cr_assert(eq(int, e2e_run(first, NULL), 0), "%s", e2e_read("stderr.txt"));
+    char *err = e2e_read("stderr.txt");
+    const char *want = "stopped by --stop-after at global step 3 (0 epochs complete); checkpoint "
+                       "written.\ncontinue with: evograd run ";
+    cr_assert(strncmp(err, want, strlen(want)) == 0, "more than the stop lines:\n%s", err);
+    // the hint, split into words (no spaces in these paths), run as printed
+    char *hint = strstr(err, "continue with: evograd ") + strlen("continue with: evograd ");
+    hint[strcspn(hint, "\n")] = '\0';
+    const char *args[16];
+    size_t n = 0;
+    for (char *w = strtok(hint, " "); w != NULL && n < 14; w = strtok(NULL, " ")) args[n++] = w;
+    cr_assert(n > 1 && strcmp(args[1], "q/config.yaml") == 0, "hint: %s", args[n > 1 ? 1 : 0]);
+    args[n++] = "--quiet";
+    args[n] = NULL;
+    cr_assert(eq(int, e2e_run(args, NULL), 0), "%s", e2e_read("stderr.txt"));
+    free(err);
+    err = e2e_read("stderr.txt");
+    cr_assert(strncmp(err, "done: ", 6) == 0 && strchr(err, '\n') == err + strlen(err) - 1,
+              "more than the final line:\n%s", err);
+    cr_assert(exists("q/DONE"));
+    char *runs = e2e_read("q-runs.csv");
+    cr_assert(runs != NULL && strchr(runs, '\n') != strrchr(runs, '\n'), "no row in q-runs.csv");
+    free(runs);
+    // the same numbers as the run made in one go
+    const char *whole[] = {"run", "tiny.yaml", "train.epochs=2", "seed=5", "--out", "w",
+                           "--quiet", NULL};
+    cr_assert(eq(int, e2e_run(whole, NULL), 0), "%s", e2e_read("stderr.txt"));
+    char *x = e2e_metrics_without_clock("w"), *y = e2e_metrics_without_clock("q");
+    cr_assert(strcmp(x, y) == 0, "in one go:\n%s\nresumed from the hint:\n%s", x, y);
+    free(x);
+    free(y);
+    free(err);
+}
+
 // A comma and a quote in the folder's path are quoted in summary.csv and runs.csv (RFC 4180);
 // a newline is refused before anything is written.
 Test(runner, a_folder_path_with_a_comma_or_quote_is_quoted_and_a_newline_refused)
