@@ -8,10 +8,12 @@
 #include "commands.h"
 #include "core/parallel.h"
 #include "io/config.h"
+#include "meta/hyper.h"
 #include "core/rng.h"
 #include "nn/backbones.h"
 #include "nn/net.h"
 #include "nn/optim.h"
+#include "run/task.h"
 
 #define EVOGRAD_VERSION "0.4.0"
 
@@ -74,7 +76,8 @@ static void usage(FILE *f)
           "                                the config keys that vary, one a line\n",
           f);
     fputs("  list config                   every config key: type, default, bounds, meaning\n"
-          "  list [backbones|optimizers]   what this build provides (all of it by default);\n"
+          "  list [tasks|methods|backbones|optimizers]\n"
+          "                                what this build provides (all of it by default);\n"
           "                                backbones with parameter counts at the input shape\n"
           "                                the paper uses them with\n"
           "  list BACKBONE                 the layers of one backbone (e.g. list resnet32)\n"
@@ -141,6 +144,23 @@ static void list_optimizers(void)
            "  constant, step (milestones, gamma), cosine (total epochs, min lr)\n");
 }
 
+static void list_tasks(void)
+{
+    printf("tasks (the config's task):\n");
+    for (size_t i = 0; i < task_count(); i++) {
+        printf("  %-11s %s\n", task_at(i)->name, task_at(i)->about);
+    }
+}
+
+static void list_methods(void)
+{
+    printf("hypergradient methods (method.name):\n");
+    for (size_t m = 0; m < HYPER__COUNT; m++) {
+        printf("  %-12s %s\n", hyper_method_name((enum hyper_method)m),
+               hyper_method_about((enum hyper_method)m));
+    }
+}
+
 static int cmd_list(int argc, char **argv)
 {
     if (argc > 1) {
@@ -158,12 +178,20 @@ static int cmd_list(int argc, char **argv)
         list_layers(kind);
         return EXIT_SUCCESS;
     }
-    if (!all && strcmp(what, "backbones") != 0 && strcmp(what, "optimizers") != 0) {
+    const char *const topics[] = {"tasks", "methods", "backbones", "optimizers"};
+    bool known = all;
+    for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++) {
+        known = known || strcmp(what, topics[i]) == 0;
+    }
+    if (!known) {
         fprintf(stderr,
-                "evograd list: unknown topic '%s' (backbones, optimizers or a backbone's name)\n",
+                "evograd list: unknown topic '%s' (tasks, methods, backbones, optimizers, config "
+                "or a backbone's name)\n",
                 what);
         return EXIT_USAGE;
     }
+    if (all || strcmp(what, "tasks") == 0) list_tasks();
+    if (all || strcmp(what, "methods") == 0) list_methods();
     if (all || strcmp(what, "backbones") == 0) list_backbones();
     if (all || strcmp(what, "optimizers") == 0) list_optimizers();
     return EXIT_SUCCESS;

@@ -19,6 +19,8 @@
 
 #include "core/alloc.h"
 #include "helpers.h"
+#include "meta/hyper.h"
+#include "run/task.h"
 
 TestSuite(runner, .init = e2e_setup, .fini = e2e_teardown);
 
@@ -652,4 +654,42 @@ Test(runner, a_read_only_filesystem_is_bad_input_for_new_and_existing_folders)
     cr_assert(strstr(ea, "ro/new") != NULL && strstr(eb, "ro") != NULL, "%s\n%s", ea, eb);
     free(ea);
     free(eb);
+}
+
+// evograd list tasks|methods names every registered task and method (with its line), list with
+// no topic shows them all, and an unknown topic is a usage error naming the topics.
+Test(runner, list_names_every_task_and_method)
+{
+    const char *tasks[] = {"list", "tasks", NULL};
+    cr_assert(eq(int, e2e_run(tasks, NULL), 0), "%s", e2e_read("stderr.txt"));
+    char *out = e2e_read("stdout.txt");
+    for (size_t i = 0; i < task_count(); i++) {
+        char line[256];
+        snprintf(line, sizeof line, "  %-11s %s\n", task_at(i)->name, task_at(i)->about);
+        cr_assert(strstr(out, line) != NULL, "no '%s' in\n%s", line, out);
+    }
+    free(out);
+    const char *methods[] = {"list", "methods", NULL};
+    cr_assert(eq(int, e2e_run(methods, NULL), 0), "%s", e2e_read("stderr.txt"));
+    out = e2e_read("stdout.txt");
+    for (size_t m = 0; m < HYPER__COUNT; m++) {
+        char line[64];
+        snprintf(line, sizeof line, "\n  %-12s ", hyper_method_name((enum hyper_method)m));
+        cr_assert(strstr(out, line) != NULL, "no '%s' in\n%s", line, out);
+    }
+    free(out);
+    const char *all[] = {"list", NULL};
+    cr_assert(eq(int, e2e_run(all, NULL), 0), "%s", e2e_read("stderr.txt"));
+    out = e2e_read("stdout.txt");
+    const char *sections[] = {"tasks (", "hypergradient methods (", "backbones (", "optimizers ("};
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+        cr_assert(strstr(out, sections[i]) != NULL, "no '%s' in\n%s", sections[i], out);
+    free(out);
+    const char *bad[] = {"list", "nope", NULL};
+    cr_assert(eq(int, e2e_run(bad, NULL), 2));
+    char *err = e2e_read("stderr.txt");
+    cr_assert(strstr(err, "unknown topic 'nope' (tasks, methods, backbones, optimizers, config") !=
+                  NULL,
+              "%s", err);
+    free(err);
 }

@@ -49,6 +49,22 @@ static const char *const method_names[HYPER__COUNT] = {
     [HYPER_UNROLLED_FD] = "unrolled_fd",
 };
 
+static const char *const method_abouts[HYPER__COUNT] = {
+    [HYPER_NONE] = "the hyperparameters stay fixed: plain training, the baseline",
+    [HYPER_EVOGRAD] = "EvoGrad: K noisy copies of the weights weighted by a softmax of their "
+                      "losses; first order (method.candidates, sigma, temperature, noise)",
+    [HYPER_UNROLLED] = "the exact one-step look-ahead, second order by forward-over-reverse "
+                       "(method.lookahead_lr)",
+    [HYPER_UNROLLED_FD] = "the one-step look-ahead, finite-difference second order as in DARTS "
+                          "(method.lookahead_lr)",
+};
+
+const char *hyper_method_about(enum hyper_method m)
+{
+    EG_ASSERT((size_t)m < HYPER__COUNT);
+    return method_abouts[m];
+}
+
 bool hyper_method_is_unrolled(enum hyper_method m)
 {
     return m == HYPER_UNROLLED || m == HYPER_UNROLLED_FD;

@@ -47,6 +47,8 @@ struct hyper_params {
 // "none", "evograd", "unrolled", "unrolled_fd"; and back.
 const char *hyper_method_name(enum hyper_method m);
 bool hyper_method_find(const char *name, enum hyper_method *m);
+// One line on what method m computes and the method.* keys it reads.
+const char *hyper_method_about(enum hyper_method m);
 // The look-ahead methods (unrolled, unrolled_fd).
 bool hyper_method_is_unrolled(enum hyper_method m);
 // Whether method m can run on a problem (unrolled needs train_loss_tangent).
