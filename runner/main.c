@@ -94,8 +94,8 @@ static void usage(FILE *f)
           "every N steps (hypergrad_diag.csv in the run folder)\n"
           "\n"
           "options:\n"
-          "  -h, --help      this text\n"
-          "  --version       the version\n"
+          "  -h, --help      this text (evograd run --help, evograd check --help: theirs)\n"
+          "  -V, --version   the version\n"
           "\n"
           "exit status: 0 success, 1 bad input (the run could not start: config, data,\n"
           "checkpoint, run folder), 2 usage error, 3 the run failed after it started (diverged,\n"
@@ -209,7 +209,7 @@ int main(int argc, char **argv)
         usage(stdout);
         return EXIT_SUCCESS;
     }
-    if (strcmp(cmd, "--version") == 0) {
+    if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
         printf("evograd %s\n", EVOGRAD_VERSION);
         return EXIT_SUCCESS;
     }

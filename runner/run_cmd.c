@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -43,70 +44,156 @@ struct run_args {
     const char *sweep;             // --sweep ID: the sweep the run belongs to ("" for none)
 };
 
-// Parses CONFIG, overrides and options; prints a usage error and returns false on bad usage.
-static bool parse_args(int argc, char **argv, bool run, struct run_args *a)
+static void usage(FILE *f, bool run)
+{
+    if (run) {
+        fputs("usage: evograd run CONFIG.yaml [key.path=value ...] [--out DIR] [--runs FILE] "
+              "[--resume] [--quiet] [--stop-after STEPS] [--sweep ID]\n",
+              f);
+    } else {
+        fputs("usage: evograd check CONFIG.yaml [key.path=value ...]\n", f);
+    }
+}
+
+static void help(bool run)
+{
+    usage(stdout, run);
+    if (run) {
+        fputs("Trains as the config says, with the overrides applied (evograd list config: every\n"
+              "key). Results go to results/<name>/<method>-seed<seed>[-N]/, or DIR.\n"
+              "  -o, --out DIR         the run folder (then a runs table only with --runs)\n"
+              "      --runs FILE       append the summary row to this runs table\n"
+              "  -r, --resume          continue the folder's checkpointed run exactly\n"
+              "  -q, --quiet           print only errors and the final line\n"
+              "      --stop-after N    checkpoint and stop after N steps of this invocation\n"
+              "      --sweep ID        the sweep id the summary row records (evograd sweep)\n"
+              "  -h, --help            this help\n"
+              "Options take their value as --opt VALUE or --opt=VALUE; -- ends the options.\n",
+              stdout);
+    } else {
+        fputs("Loads and checks the config with the overrides applied and prints it resolved.\n"
+              "  -h, --help            this help\n",
+              stdout);
+    }
+}
+
+// An option's value that is another option is a missing value, not a folder named --resume.
+static bool value_ok(const char *cmd, const char *opt, const char *v, const char *what)
+{
+    if (v[0] == '-' && v[1] == '-') {
+        fprintf(stderr, "evograd %s: %s needs %s, not the option '%s'\n", cmd, opt, what, v);
+        return false;
+    }
+    return true;
+}
+
+enum { PARSED = -1 };
+
+// Parses CONFIG, overrides and options (getopt_long: --opt VALUE, --opt=VALUE, -- ends them).
+// PARSED to go on; else the exit status: 0 after --help, EXIT_USAGE after a usage error (printed).
+static int parse_args(int argc, char **argv, bool run, struct run_args *a)
 {
     *a = (struct run_args){0};
     const char *cmd = run ? "run" : "check";
-    for (int i = 0; i < argc; i++) {
-        const char *s = argv[i];
-        if (run && strcmp(s, "--out") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "evograd %s: --out needs a directory\n", cmd);
-                return false;
-            }
-            a->out = argv[++i];
-        } else if (run && strcmp(s, "--runs") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "evograd run: --runs needs a file\n");
-                return false;
-            }
-            a->runs = argv[++i];
-        } else if (run && strcmp(s, "--sweep") == 0) {
-            if (i + 1 >= argc || argv[i + 1][0] == '\0' || strpbrk(argv[i + 1], ",\"\n\r") != NULL) {
+    enum { OPT_RUNS = 256, OPT_SWEEP, OPT_STOP_AFTER };
+    static const struct option run_opts[] = {
+        {"out", required_argument, NULL, 'o'},
+        {"runs", required_argument, NULL, OPT_RUNS},
+        {"sweep", required_argument, NULL, OPT_SWEEP},
+        {"resume", no_argument, NULL, 'r'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"stop-after", required_argument, NULL, OPT_STOP_AFTER},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const struct option check_opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    // getopt wants the program's name first and permutes the vector: a copy
+    char **av = eg_xmalloc(((size_t)argc + 2) * sizeof *av);
+    av[0] = (char *)(run ? "evograd run" : "evograd check");
+    for (int i = 0; i < argc; i++) av[i + 1] = argv[i];
+    av[argc + 1] = NULL;
+    int ac = argc + 1, status = PARSED, c;
+    opterr = 0;
+    optind = 0; // glibc: a full reset (the tests parse more than once in one process)
+    while (status == PARSED &&
+           (c = getopt_long(ac, av, run ? ":o:rqh" : ":h", run ? run_opts : check_opts, NULL)) !=
+               -1) {
+        const char *opt = av[optind - 1];
+        switch (c) {
+        case 'h':
+            help(run);
+            status = EXIT_SUCCESS;
+            break;
+        case 'o':
+            if (!value_ok(cmd, "--out", optarg, "a directory")) status = EXIT_USAGE;
+            a->out = optarg;
+            break;
+        case OPT_RUNS:
+            if (!value_ok(cmd, "--runs", optarg, "a file")) status = EXIT_USAGE;
+            a->runs = optarg;
+            break;
+        case OPT_SWEEP:
+            if (optarg[0] == '\0' || optarg[0] == '-' || strpbrk(optarg, ",\"\n\r") != NULL) {
                 fprintf(stderr, "evograd run: --sweep needs an id (no comma, quote or newline)\n");
-                return false;
+                status = EXIT_USAGE;
             }
-            a->sweep = argv[++i];
-        } else if (run && strcmp(s, "--resume") == 0) {
-            a->resume = true;
-        } else if (run && strcmp(s, "--quiet") == 0) {
-            a->quiet = true;
-        } else if (run && strcmp(s, "--stop-after") == 0) {
+            a->sweep = optarg;
+            break;
+        case 'r': a->resume = true; break;
+        case 'q': a->quiet = true; break;
+        case OPT_STOP_AFTER: {
             char *end = NULL;
             errno = 0;
-            a->stop_after = i + 1 < argc ? strtoull(argv[i + 1], &end, 10) : 0;
-            if (i + 1 >= argc || end == argv[i + 1] || *end != '\0' || errno == ERANGE ||
-                a->stop_after == 0 || argv[i + 1][0] == '-') {
+            a->stop_after = strtoull(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || errno == ERANGE || a->stop_after == 0 ||
+                optarg[0] == '-') {
                 fprintf(stderr, "evograd run: --stop-after needs a number of steps >= 1\n");
-                return false;
+                status = EXIT_USAGE;
             }
-            i++;
-        } else if (s[0] == '-' && s[1] == '-') {
-            fprintf(stderr, "evograd %s: unknown option '%s' (try evograd --help)\n", cmd, s);
-            return false;
-        } else if (a->config == NULL) {
+            break;
+        }
+        case ':':
+            fprintf(stderr, "evograd %s: %s needs a value\n", cmd, opt);
+            status = EXIT_USAGE;
+            break;
+        default: // a short one may sit in a cluster such as -qx: name the letter
+            if (optopt > 0 && optopt < 256 && opt[1] != '-') {
+                fprintf(stderr, "evograd %s: unknown option '-%c' (try evograd %s --help)\n", cmd,
+                        optopt, cmd);
+            } else {
+                fprintf(stderr, "evograd %s: unknown option '%s' (try evograd %s --help)\n", cmd,
+                        opt, cmd);
+            }
+            status = EXIT_USAGE;
+            break;
+        }
+    }
+    for (int i = optind; status == PARSED && i < ac; i++) {
+        const char *s = av[i];
+        if (a->config == NULL) {
             a->config = s;
         } else if (strchr(s, '=') != NULL) {
             if (a->noverrides == MAX_OVERRIDES) {
                 fprintf(stderr, "evograd %s: more than %d overrides\n", cmd, MAX_OVERRIDES);
-                return false;
+                status = EXIT_USAGE;
+            } else {
+                a->overrides[a->noverrides++] = s;
             }
-            a->overrides[a->noverrides++] = s;
         } else {
             fprintf(stderr, "evograd %s: '%s' is neither an option nor a key.path=value override\n",
                     cmd, s);
-            return false;
+            status = EXIT_USAGE;
         }
     }
-    if (a->config == NULL) {
-        fprintf(stderr, "usage: evograd %s CONFIG.yaml [key.path=value ...]%s\n", cmd,
-                run ? " [--out DIR] [--runs FILE] [--resume] [--quiet] [--stop-after STEPS] "
-                      "[--sweep ID]"
-                    : "");
-        return false;
+    free(av);
+    if (status == PARSED && a->config == NULL) {
+        usage(stderr, run);
+        status = EXIT_USAGE;
     }
-    return true;
+    return status;
 }
 
 // Loads and checks the config; prints the error and returns false when it is bad.
@@ -124,7 +211,8 @@ static bool load_config(const struct run_args *a, struct run_config *cfg)
 int cmd_check(int argc, char **argv)
 {
     struct run_args a;
-    if (!parse_args(argc, argv, false, &a)) return EXIT_USAGE;
+    int st = parse_args(argc, argv, false, &a);
+    if (st != PARSED) return st;
     struct run_config cfg;
     if (!load_config(&a, &cfg)) return EXIT_FAILURE;
     config_write(&cfg, stdout);
@@ -712,7 +800,8 @@ static bool write_results(const char *dir, const char *runs, const char *sweep,
 int cmd_run(int argc, char **argv)
 {
     struct run_args a;
-    if (!parse_args(argc, argv, true, &a)) return EXIT_USAGE;
+    int parsed = parse_args(argc, argv, true, &a);
+    if (parsed != PARSED) return parsed;
     struct run_config cfg;
     if (!load_config(&a, &cfg)) return EXIT_FAILURE;
     char dir[PATH_MAX], runs[PATH_MAX];

@@ -693,3 +693,55 @@ Test(runner, list_names_every_task_and_method)
               "%s", err);
     free(err);
 }
+
+// run and check parse options as GNU programs do: -h/--help, --opt VALUE and --opt=VALUE, short
+// forms, -- ends the options, and a missing value is a usage error (never a folder named after
+// the next option).
+Test(runner, run_and_check_options_follow_gnu_conventions)
+{
+    write_tiny();
+    struct {
+        const char *args[8];
+        int status;
+        const char *out, *err; // expected in stdout / stderr (NULL: not checked)
+    } cases[] = {
+        {{"run", "--help"}, 0, "usage: evograd run CONFIG.yaml", NULL},
+        {{"run", "-h"}, 0, "  -o, --out DIR ", NULL},
+        {{"check", "--help"}, 0, "usage: evograd check CONFIG.yaml", NULL},
+        {{"--version"}, 0, "evograd ", NULL},
+        {{"-V"}, 0, "evograd ", NULL},
+        {{"run", "tiny.yaml", "--out", "--resume"}, 2, NULL,
+         "--out needs a directory, not the option '--resume'"},
+        {{"run", "tiny.yaml", "--out"}, 2, NULL, "evograd run: --out needs a value"},
+        {{"run", "tiny.yaml", "--runs"}, 2, NULL, "evograd run: --runs needs a value"},
+        {{"run", "tiny.yaml", "--bogus"}, 2, NULL, "unknown option '--bogus' (try evograd run --help)"},
+        {{"run", "tiny.yaml", "-qx"}, 2, NULL, "unknown option '-x'"},
+        {{"run", "tiny.yaml", "--stop-after=0"}, 2, NULL, "--stop-after needs a number of steps"},
+        {{"check", "tiny.yaml", "--out", "x"}, 2, NULL, "evograd check: unknown option '--out'"},
+        {{"run", "--", "tiny.yaml", "--out", "x"}, 2, NULL,
+         "'--out' is neither an option nor a key.path=value override"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_assert(eq(int, e2e_run(cases[i].args, NULL), cases[i].status), "case %zu: %s", i,
+                  e2e_read("stderr.txt"));
+        char *out = e2e_read("stdout.txt"), *err = e2e_read("stderr.txt");
+        if (cases[i].out != NULL)
+            cr_assert(strstr(out, cases[i].out) != NULL, "case %zu: %s", i, out);
+        if (cases[i].err != NULL)
+            cr_assert(strstr(err, cases[i].err) != NULL, "case %zu: %s", i, err);
+        free(out);
+        free(err);
+    }
+    const bool made = exists("--resume") || exists("x");
+    cr_assert(made == false, "a usage error made a folder");
+    // --out=DIR, a short option, options before the config and after the overrides
+    const char *ok[] = {"run", "-q", "tiny.yaml", "--out=eq", "train.epochs=1", "--stop-after=2",
+                        NULL};
+    cr_assert(eq(int, e2e_run(ok, NULL), 0), "%s", e2e_read("stderr.txt"));
+    char *err = e2e_read("stderr.txt");
+    cr_assert(strncmp(err, "stopped by --stop-after at global step 2 ", 41) == 0, "%s", err);
+    free(err);
+    const char *more[] = {"run", "eq/config.yaml", "-r", "-o", "eq", "-q", NULL};
+    cr_assert(eq(int, e2e_run(more, NULL), 0), "%s", e2e_read("stderr.txt"));
+    cr_assert(exists("eq/DONE"));
+}
