@@ -187,13 +187,19 @@ static const char long_yaml[] = "name: long\nthreads: 1\n"
                                 "backbone: {name: mlp, hidden: [64]}\n"
                                 "train: {epochs: 200, batch_size: 10}\n";
 
-Test(sweep_slurm, term_before_the_time_limit_checkpoints_requeues_and_resumes_identically)
+// The script of a one-run sweep of long.yaml, and its array task 1 started.
+static pid_t start_long_task(void)
 {
     e2e_write("long.yaml", long_yaml);
     fake_scontrol();
     const char *a[] = {"sweep", "long.yaml", "seed=1", "--slurm", "job.sh", NULL};
     cr_assert(eq(int, e2e_run(a, NULL), 0), "%s", e2e_read("stderr.txt"));
-    pid_t pid = start_task(1, 0);
+    return start_task(1, 0);
+}
+
+Test(sweep_slurm, term_before_the_time_limit_checkpoints_requeues_and_resumes_identically)
+{
+    pid_t pid = start_long_task();
     // TERM as Slurm's --signal=B:TERM sends it: to the script, once the run is training
     const struct timespec tick = {0, 2000000};
     while (!exists("results/long/none-seed1/metrics.csv") && waitpid(pid, NULL, WNOHANG) == 0)
@@ -227,11 +233,7 @@ Test(sweep_slurm, term_as_the_job_starts_requeues_it_for_a_fresh_start)
 {
     // Slurm may signal up to a minute before --signal-before says, so possibly before the run
     // has its handler or a checkpoint: the task is requeued all the same and starts again
-    e2e_write("long.yaml", long_yaml);
-    fake_scontrol();
-    const char *a[] = {"sweep", "long.yaml", "seed=1", "--slurm", "job.sh", NULL};
-    cr_assert(eq(int, e2e_run(a, NULL), 0), "%s", e2e_read("stderr.txt"));
-    pid_t pid = start_task(1, 0);
+    pid_t pid = start_long_task();
     const struct timespec tick = {0, 1000000};
     for (;;) { // TERM as soon as the script says it starts the run
         char *log = e2e_read("task.out");
