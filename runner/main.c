@@ -50,7 +50,8 @@ static void usage(FILE *f)
           "                                the grid of runs over the varied keys (last\n"
           "                                fastest), each checked first: prints one evograd\n"
           "                                run line per run (for xargs -P, parallel, a\n"
-          "                                scheduler), or runs them N at a time with -j N;\n"
+          "                                scheduler), or runs them N at a time with -j N\n"
+          "                                (--jobs N);\n"
           "                                folders results/<name>/<method>-<key><value>...\n"
           "                                -seed<seed>, rows in results/<name>/runs.csv.\n"
           "                                --slurm FILE: an sbatch job-array script, one\n"
@@ -94,7 +95,7 @@ static void usage(FILE *f)
           "every N steps (hypergrad_diag.csv in the run folder)\n"
           "\n"
           "options:\n"
-          "  -h, --help      this text (evograd run --help, evograd check --help: theirs)\n"
+          "  -h, --help      this text (evograd COMMAND --help: the command's own)\n"
           "  -V, --version   the version\n"
           "\n"
           "exit status: 0 success, 1 bad input (the run could not start: config, data,\n"
@@ -168,6 +169,11 @@ static int cmd_list(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *what = argc == 1 ? argv[0] : "all";
+    if (strcmp(what, "-h") == 0 || strcmp(what, "--help") == 0) {
+        printf("usage: evograd list [tasks|methods|backbones|optimizers|config|BACKBONE]\n"
+               "What this build provides (all but config and the layers by default).\n");
+        return EXIT_SUCCESS;
+    }
     bool all = strcmp(what, "all") == 0;
     enum backbone_kind kind;
     if (strcmp(what, "config") == 0) {

@@ -24,6 +24,7 @@
 #include "commands.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <stdbool.h>
@@ -71,31 +72,16 @@ struct sweep {
     size_t slurm_options;               // how many of the options above were given
 };
 
-// The options that take a value and shape how the runs are run, not what they compute: they
-// are left out of the sweep's id.
-static const char *const sweep_options[] = {"-j",           "--slurm",      "--sbatch",
-                                            "--time",       "--array-max",  "--signal-before",
-                                            "--stop-after", "--max-requeues"};
-
-static bool is_sweep_option(const char *a)
-{
-    for (size_t k = 0; k < sizeof sweep_options / sizeof sweep_options[0]; k++) {
-        if (strcmp(a, sweep_options[k]) == 0) return true;
-    }
-    return false;
-}
-
-// The number value of option opt (argv[i] the option, argv[i + 1] its value) in [lo, hi].
-static bool option_number(int argc, char **argv, int i, unsigned long lo, unsigned long hi,
-                          unsigned long *out)
+// The value v of option opt as a whole number in [lo, hi].
+static bool number_value(const char *opt, const char *v, unsigned long lo, unsigned long hi,
+                         unsigned long *out)
 {
     char *end = NULL;
     errno = 0;
-    const char *v = i + 1 < argc ? argv[i + 1] : "";
     unsigned long x = strtoul(v, &end, 10);
     if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || x < lo || x > hi) {
-        fprintf(stderr, "evograd sweep: %s needs a whole number from %lu to %lu%s%s%s\n", argv[i],
-                lo, hi, v[0] != '\0' ? " (not '" : "", v, v[0] != '\0' ? "')" : "");
+        fprintf(stderr, "evograd sweep: %s needs a whole number from %lu to %lu%s%s%s\n", opt, lo,
+                hi, v[0] != '\0' ? " (not '" : "", v, v[0] != '\0' ? "')" : "");
         return false;
     }
     *out = x;
@@ -242,62 +228,138 @@ static void short_names(struct sweep *s)
     }
 }
 
-static bool parse_sweep(int argc, char **argv, struct sweep *s)
+static void sweep_usage(FILE *f)
+{
+    fputs("usage: evograd sweep CONFIG.yaml [key=a,b,c | key=lo:hi:n | key=log(lo,hi,n) | "
+          "key=i..j | key=value ...] [-j N | --slurm FILE [--time LIMIT] [--array-max M] "
+          "[--signal-before SECONDS] [--stop-after STEPS] [--max-requeues R] [--sbatch OPTION "
+          "...]]\n",
+          f);
+}
+
+static void sweep_help(void)
+{
+    sweep_usage(stdout);
+    fputs("The grid of runs over every key given an axis (the last varies fastest), each\n"
+          "combination checked before anything runs. Prints one evograd run line per run,\n"
+          "or runs them itself, or writes a Slurm job-array script.\n"
+          "  -j, --jobs N            run the sweep here, N runs at a time\n"
+          "      --slurm FILE        write an sbatch job-array script, one task per run\n"
+          "      --time LIMIT        the jobs' Slurm time limit (90, 4:00:00, 1-12:00:00)\n"
+          "      --array-max M       at most M array tasks at once\n"
+          "      --signal-before S   Slurm sends TERM S seconds (120) before the limit: the\n"
+          "                          run checkpoints and the task requeues itself\n"
+          "      --stop-after STEPS  each job's budget of steps, then checkpoint and requeue\n"
+          "      --max-requeues R    requeue a task at most R times (100)\n"
+          "      --sbatch OPTION     one more #SBATCH line, e.g. --sbatch --partition=cpu\n"
+          "  -h, --help              this help\n"
+          "Options take their value as --opt VALUE or --opt=VALUE; -- ends the options.\n",
+          stdout);
+}
+
+enum { SWEEP_PARSED = -1 };
+
+// Parses the sweep's arguments (getopt_long). SWEEP_PARSED to go on; else the exit status: 0
+// after --help, EXIT_USAGE after a usage error (printed).
+static int parse_sweep(int argc, char **argv, struct sweep *s)
 {
     *s = (struct sweep){.signal_before = 120, .max_requeues = 100};
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
+    enum { O_SLURM = 256, O_SBATCH, O_TIME, O_ARRAY_MAX, O_SIGNAL, O_STOP_AFTER, O_REQUEUES };
+    static const struct option opts[] = {
+        {"jobs", required_argument, NULL, 'j'},
+        {"slurm", required_argument, NULL, O_SLURM},
+        {"sbatch", required_argument, NULL, O_SBATCH},
+        {"time", required_argument, NULL, O_TIME},
+        {"array-max", required_argument, NULL, O_ARRAY_MAX},
+        {"signal-before", required_argument, NULL, O_SIGNAL},
+        {"stop-after", required_argument, NULL, O_STOP_AFTER},
+        {"max-requeues", required_argument, NULL, O_REQUEUES},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    // getopt wants the program's name first and permutes the vector: a copy
+    char **av = eg_xmalloc(((size_t)argc + 2) * sizeof *av);
+    av[0] = (char *)"evograd sweep";
+    for (int i = 0; i < argc; i++) av[i + 1] = argv[i];
+    av[argc + 1] = NULL;
+    int ac = argc + 1, c;
+    bool ok = true, help = false;
+    opterr = 0;
+    optind = 0; // glibc: a full reset
+    while (ok && !help && (c = getopt_long(ac, av, ":j:h", opts, NULL)) != -1) {
+        const char *opt = av[optind - 1];
         unsigned long x = 0;
-        if (is_sweep_option(a) && i + 1 >= argc) {
-            fprintf(stderr, "evograd sweep: %s needs a value\n", a);
-            return false;
-        }
-        if (strcmp(a, "-j") == 0) {
-            if (!option_number(argc, argv, i, 1, 1024, &x)) return false;
+        switch (c) {
+        case 'h': help = true; break;
+        case 'j':
+            ok = number_value("-j", optarg, 1, 1024, &x);
             s->jobs = (int)x;
-            i++;
-        } else if (strcmp(a, "--slurm") == 0) {
-            s->slurm = argv[++i];
-        } else if (strcmp(a, "--sbatch") == 0) {
-            if (s->nsbatch == SWEEP_MAX_ARGS || argv[i + 1][0] != '-' ||
-                strchr(argv[i + 1], '\n') != NULL) {
+            break;
+        case O_SLURM: s->slurm = optarg; break;
+        case O_SBATCH:
+            if (s->nsbatch == SWEEP_MAX_ARGS || optarg[0] != '-' || strchr(optarg, '\n') != NULL) {
                 fprintf(stderr, "evograd sweep: --sbatch takes one sbatch option such as "
                                 "--partition=cpu (at most %d)\n",
                         SWEEP_MAX_ARGS);
-                return false;
+                ok = false;
+                break;
             }
-            s->sbatch[s->nsbatch++] = argv[++i];
+            s->sbatch[s->nsbatch++] = optarg;
             s->slurm_options++;
-        } else if (strcmp(a, "--time") == 0) {
-            s->time_limit = argv[++i];
+            break;
+        case O_TIME:
+            s->time_limit = optarg;
             s->slurm_options++;
             if (slurm_seconds(s->time_limit) == 0) {
                 fprintf(stderr, "evograd sweep: --time '%s': a Slurm time limit such as 90, "
                                 "4:00:00 or 1-12:00:00\n",
                         s->time_limit);
-                return false;
+                ok = false;
             }
-        } else if (strcmp(a, "--array-max") == 0) {
-            if (!option_number(argc, argv, i++, 1, 100000, &s->array_max)) return false;
+            break;
+        case O_ARRAY_MAX:
+            ok = number_value("--array-max", optarg, 1, 100000, &s->array_max);
             s->slurm_options++;
-        } else if (strcmp(a, "--signal-before") == 0) {
-            if (!option_number(argc, argv, i++, 1, 65535, &s->signal_before)) return false;
+            break;
+        case O_SIGNAL:
+            ok = number_value("--signal-before", optarg, 1, 65535, &s->signal_before);
             s->slurm_options++;
-        } else if (strcmp(a, "--stop-after") == 0) {
-            if (!option_number(argc, argv, i++, 1, ULONG_MAX, &s->stop_after)) return false;
+            break;
+        case O_STOP_AFTER:
+            ok = number_value("--stop-after", optarg, 1, ULONG_MAX, &s->stop_after);
             s->slurm_options++;
-        } else if (strcmp(a, "--max-requeues") == 0) {
-            if (!option_number(argc, argv, i++, 0, 100000, &s->max_requeues)) return false;
+            break;
+        case O_REQUEUES:
+            ok = number_value("--max-requeues", optarg, 0, 100000, &s->max_requeues);
             s->slurm_options++;
-        } else if (a[0] == '-') {
-            fprintf(stderr, "evograd sweep: unknown option '%s' (try evograd --help)\n", a);
-            return false;
-        } else if (s->config == NULL) {
+            break;
+        case ':':
+            fprintf(stderr, "evograd sweep: %s needs a value\n", opt);
+            ok = false;
+            break;
+        default:
+            if (optopt > 0 && optopt < 256 && opt[1] != '-') {
+                fprintf(stderr, "evograd sweep: unknown option '-%c' (try evograd sweep --help)\n",
+                        optopt);
+            } else {
+                fprintf(stderr, "evograd sweep: unknown option '%s' (try evograd sweep --help)\n",
+                        opt);
+            }
+            ok = false;
+            break;
+        }
+    }
+    // the config and the overrides (getopt moved them, in their order, behind the options)
+    int first = optind;
+    for (int i = first; ok && !help && i < ac; i++) {
+        const char *a = av[i];
+        if (s->config == NULL) {
             s->config = a;
         } else if (strchr(a, '=') != NULL && a[0] != '=') {
             if (s->nfixed + s->naxes == SWEEP_MAX_ARGS) {
                 fprintf(stderr, "evograd sweep: more than %d overrides\n", SWEEP_MAX_ARGS);
-                return false;
+                ok = false;
+                break;
             }
             const char *eq = strchr(a, '=');
             struct axis *ax = &s->axes[s->naxes];
@@ -309,57 +371,60 @@ static bool parse_sweep(int argc, char **argv, struct sweep *s)
             } else {
                 free(ax->values);
                 *ax = (struct axis){0};
-                if (bad) return false;
+                if (bad) {
+                    ok = false;
+                    break;
+                }
                 s->fixed[s->nfixed++] = a;
             }
         } else {
             fprintf(stderr, "evograd sweep: '%s' is neither an option nor a key.path=value "
                             "override\n",
                     a);
-            return false;
+            ok = false;
         }
     }
-    // the id: FNV-1a (64-bit) of the config path and every override as given
+    // the id: FNV-1a (64-bit) of the config path and every override as given, in order; the
+    // options only shape how the runs are run, so they are left out
     uint64_t h = 14695981039346656037ull;
-    for (int i = 0; i < argc; i++) {
-        if (is_sweep_option(argv[i])) {
-            i++;
-            continue;
-        }
-        for (const unsigned char *p = (const unsigned char *)argv[i];; p++) {
+    for (int i = first; i < ac; i++) {
+        for (const unsigned char *p = (const unsigned char *)av[i];; p++) {
             h ^= *p;
             h *= 1099511628211ull;
             if (*p == '\0') break;
         }
     }
+    free(av);
+    if (help) {
+        sweep_help();
+        return EXIT_SUCCESS;
+    }
+    if (!ok) return EXIT_USAGE;
     snprintf(s->id, sizeof s->id, "%016llx", (unsigned long long)h);
     if (s->config == NULL) {
-        fprintf(stderr, "usage: evograd sweep CONFIG.yaml [key=a,b,c | key=lo:hi:n | "
-                        "key=log(lo,hi,n) | key=i..j | key=value ...] [-j N | --slurm FILE "
-                        "[--time LIMIT] [--array-max M] [--signal-before SECONDS] [--stop-after "
-                        "STEPS] [--max-requeues R] [--sbatch OPTION ...]]\n");
-        return false;
+        sweep_usage(stderr);
+        return EXIT_USAGE;
     }
     if (s->slurm != NULL && s->jobs > 0) {
         fprintf(stderr, "evograd sweep: -j runs the sweep here and --slurm writes a script for "
                         "Slurm to run it; choose one\n");
-        return false;
+        return EXIT_USAGE;
     }
     if (s->slurm == NULL && s->slurm_options > 0) {
         fprintf(stderr, "evograd sweep: --time, --array-max, --signal-before, --stop-after, "
                         "--max-requeues and --sbatch shape the --slurm script; give --slurm "
                         "FILE too\n");
-        return false;
+        return EXIT_USAGE;
     }
     if (s->time_limit != NULL && s->signal_before >= slurm_seconds(s->time_limit)) {
         fprintf(stderr, "evograd sweep: --signal-before %lu is not shorter than --time %s (%lu s): "
                         "Slurm would stop every job as it starts; give a longer --time or a "
                         "smaller --signal-before\n",
                 s->signal_before, s->time_limit, slurm_seconds(s->time_limit));
-        return false;
+        return EXIT_USAGE;
     }
     short_names(s);
-    return true;
+    return SWEEP_PARSED;
 }
 
 static void sweep_free(struct sweep *s)
@@ -634,9 +699,10 @@ static pid_t start_run(const char *self, const struct sweep_run *r, const char *
 int cmd_sweep(int argc, char **argv, const char *argv0)
 {
     struct sweep s;
-    if (!parse_sweep(argc, argv, &s)) {
+    int parsed = parse_sweep(argc, argv, &s);
+    if (parsed != SWEEP_PARSED) {
         sweep_free(&s);
-        return EXIT_USAGE;
+        return parsed;
     }
     size_t total = 1;
     for (size_t i = 0; i < s.naxes; i++) {

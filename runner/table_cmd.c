@@ -13,6 +13,7 @@
 #include "commands.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -181,58 +182,107 @@ static bool usage_error(const char *why, const char *what)
     return false;
 }
 
-// Reads argv into *a. False, with the usage printed, on a usage error.
-static bool parse_args(int argc, char **argv, struct table_args *a)
+// One option's value into *a. False, with the usage printed, on a bad one.
+static bool take_option(const char *o, const char *v, struct table_args *a, bool *format_md,
+                        bool *curve_opts)
+{
+    if (strcmp(o, "--metric") == 0) {
+        if (a->nmetrics == TABLE_MAX_METRICS) return usage_error("too many --metric", "");
+        a->metrics[a->nmetrics++] = v;
+    } else if (strcmp(o, "--where") == 0) {
+        if (a->nwhere == TABLE_MAX_WHERE) return usage_error("too many --where", "");
+        if (v[0] == '=' || strchr(v, '=') == NULL)
+            return usage_error("--where needs KEY=VALUE, got ", v);
+        a->where[a->nwhere++] = v;
+    } else if (strcmp(o, "--format") == 0) {
+        if (strcmp(v, "md") != 0 && strcmp(v, "csv") != 0)
+            return usage_error("--format is md or csv, not ", v);
+        a->csv = strcmp(v, "csv") == 0;
+        *format_md = !a->csv;
+    } else if (strcmp(o, "--x") == 0) {
+        a->x = v;
+    } else if (strcmp(o, "--curve") == 0) {
+        a->curve = v;
+    } else if (strcmp(o, "--curve-file") == 0 || strcmp(o, "--curve-x") == 0) {
+        *(strcmp(o, "--curve-file") == 0 ? &a->curve_file : &a->curve_x) = v;
+        *curve_opts = true;
+    } else { // --keys
+        if (strcmp(v, "all") != 0 && strcmp(v, "numeric") != 0)
+            return usage_error("--keys is all or numeric, not ", v);
+        a->keys = v;
+    }
+    return true;
+}
+
+enum { TABLE_PARSED = -1 };
+
+// usage_error's message, as an exit status.
+static int usage_fail(const char *why, const char *what)
+{
+    usage_error(why, what);
+    return EXIT_USAGE;
+}
+
+// Reads argv into *a (getopt_long: --opt VALUE, --opt=VALUE, -- ends the options).
+// TABLE_PARSED to go on; else the exit status: 0 after --help, EXIT_USAGE after a usage error.
+static int parse_args(int argc, char **argv, struct table_args *a)
 {
     *a = (struct table_args){.curve_file = "metrics.csv", .curve_x = "epoch"};
-    bool format_md = false, curve_opts = false;
-    for (int i = 0; i < argc; i++) {
-        const char *o = argv[i];
-        if (o[0] != '-') {
-            if (a->source != NULL) return usage_error("a second SOURCE: ", o);
-            a->source = o;
-            continue;
-        }
-        if (i + 1 == argc) return usage_error("a value is missing after ", o);
-        const char *v = argv[++i];
-        if (strcmp(o, "--metric") == 0) {
-            if (a->nmetrics == TABLE_MAX_METRICS) return usage_error("too many --metric", "");
-            a->metrics[a->nmetrics++] = v;
-        } else if (strcmp(o, "--where") == 0) {
-            if (a->nwhere == TABLE_MAX_WHERE) return usage_error("too many --where", "");
-            if (v[0] == '=' || strchr(v, '=') == NULL)
-                return usage_error("--where needs KEY=VALUE, got ", v);
-            a->where[a->nwhere++] = v;
-        } else if (strcmp(o, "--format") == 0) {
-            if (strcmp(v, "md") != 0 && strcmp(v, "csv") != 0)
-                return usage_error("--format is md or csv, not ", v);
-            a->csv = strcmp(v, "csv") == 0;
-            format_md = !a->csv;
-        } else if (strcmp(o, "--x") == 0) {
-            a->x = v;
-        } else if (strcmp(o, "--curve") == 0) {
-            a->curve = v;
-        } else if (strcmp(o, "--curve-file") == 0 || strcmp(o, "--curve-x") == 0) {
-            *(strcmp(o, "--curve-file") == 0 ? &a->curve_file : &a->curve_x) = v;
-            curve_opts = true;
-        } else if (strcmp(o, "--keys") == 0) {
-            if (strcmp(v, "all") != 0 && strcmp(v, "numeric") != 0)
-                return usage_error("--keys is all or numeric, not ", v);
-            a->keys = v;
+    bool format_md = false, curve_opts = false, ok = true, help = false;
+    static const struct option opts[] = {
+        {"metric", required_argument, NULL, 1},     {"where", required_argument, NULL, 1},
+        {"format", required_argument, NULL, 1},     {"x", required_argument, NULL, 1},
+        {"curve", required_argument, NULL, 1},      {"curve-file", required_argument, NULL, 1},
+        {"curve-x", required_argument, NULL, 1},    {"keys", required_argument, NULL, 1},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    char **av = eg_xmalloc(((size_t)argc + 2) * sizeof *av);
+    av[0] = (char *)"evograd table";
+    for (int i = 0; i < argc; i++) av[i + 1] = argv[i];
+    av[argc + 1] = NULL;
+    int ac = argc + 1, c, li = -1;
+    opterr = 0;
+    optind = 0; // glibc: a full reset
+    while (ok && !help && (c = getopt_long(ac, av, ":h", opts, &li)) != -1) {
+        char name[32];
+        if (c == 1) {
+            snprintf(name, sizeof name, "--%s", opts[li].name);
+            ok = take_option(name, optarg, a, &format_md, &curve_opts);
+        } else if (c == 'h') {
+            help = true;
+        } else if (c == ':') {
+            ok = usage_error("a value is missing after ", av[optind - 1]);
         } else {
-            return usage_error("unknown option ", o);
+            ok = usage_error("unknown option ", av[optind - 1]);
         }
     }
-    if (a->source == NULL) return usage_error("no RUNS.csv or FOLDER given", "");
+    for (int i = optind; ok && !help && i < ac; i++) {
+        if (a->source != NULL) {
+            ok = usage_error("a second SOURCE: ", av[i]);
+        } else {
+            a->source = av[i];
+        }
+    }
+    free(av);
+    if (help) {
+        fputs(usage_text, stdout);
+        fputs("A runs table (a runs.csv, or a results folder's) grouped by every config key that\n"
+              "varies across its rows, never the seed: n and mean +- sample std per metric.\n"
+              "Options take their value as --opt VALUE or --opt=VALUE; -- ends the options.\n",
+              stdout);
+        return EXIT_SUCCESS;
+    }
+    if (!ok) return EXIT_USAGE;
+    if (a->source == NULL) return usage_fail("no RUNS.csv or FOLDER given", "");
     if (curve_opts && a->curve == NULL)
-        return usage_error("--curve-file and --curve-x need --curve", "");
+        return usage_fail("--curve-file and --curve-x need --curve", "");
     if (a->curve != NULL && (a->x != NULL || a->nmetrics > 0 || format_md || a->keys != NULL))
-        return usage_error("--curve writes CSV of one column: no --x, --metric, --format md or "
+        return usage_fail("--curve writes CSV of one column: no --x, --metric, --format md or "
                            "--keys",
                            "");
     if (a->keys != NULL && (a->x != NULL || a->nmetrics > 0 || a->csv || format_md))
-        return usage_error("--keys takes only --where", "");
-    return true;
+        return usage_fail("--keys takes only --where", "");
+    return TABLE_PARSED;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -730,7 +780,8 @@ static bool x_column(const struct csv_table *t, const char *path, const size_t *
 int cmd_table(int argc, char **argv)
 {
     struct table_args a;
-    if (!parse_args(argc, argv, &a)) return EXIT_USAGE;
+    int parsed = parse_args(argc, argv, &a);
+    if (parsed != TABLE_PARSED) return parsed;
     char *path = runs_path_of(a.source);
     struct csv_table t;
     if (!read_table(path, &t)) {

@@ -685,6 +685,11 @@ Test(runner, list_names_every_task_and_method)
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
         cr_assert(strstr(out, sections[i]) != NULL, "no '%s' in\n%s", sections[i], out);
     free(out);
+    const char *help[] = {"list", "--help", NULL};
+    cr_assert(eq(int, e2e_run(help, NULL), 0), "%s", e2e_read("stderr.txt"));
+    out = e2e_read("stdout.txt");
+    cr_assert(strncmp(out, "usage: evograd list ", 20) == 0, "%s", out);
+    free(out);
     const char *bad[] = {"list", "nope", NULL};
     cr_assert(eq(int, e2e_run(bad, NULL), 2));
     char *err = e2e_read("stderr.txt");

@@ -310,3 +310,29 @@ Test(sweep_slurm, slurm_options_are_checked)
         cr_assert(wrote == false, "case %zu wrote a script", i);
     }
 }
+
+// sweep parses options as run does: --help, --opt=VALUE (also for --sbatch's own option), and
+// the sweep id is the same whichever form the options take.
+Test(sweep_slurm, options_take_either_form_and_help_is_no_error)
+{
+    e2e_write("tiny.yaml", tiny);
+    const char *help[] = {"sweep", "--help", NULL};
+    cr_assert(eq(int, e2e_run(help, NULL), 0), "%s", e2e_read("stderr.txt"));
+    char *out = e2e_read("stdout.txt");
+    cr_assert(strncmp(out, "usage: evograd sweep CONFIG.yaml", 32) == 0, "%s", out);
+    free(out);
+    const char *spaced[] = {"sweep",  "tiny.yaml", "seed=1..2", "--slurm",  "a.sh",
+                            "--time", "10",        "--sbatch",  "--qos=low", NULL};
+    const char *joined[] = {"sweep",     "--slurm=b.sh", "tiny.yaml", "--time=10",
+                            "seed=1..2", "--sbatch=--qos=low", NULL};
+    cr_assert(eq(int, e2e_run(spaced, NULL), 0), "%s", e2e_read("stderr.txt"));
+    cr_assert(eq(int, e2e_run(joined, NULL), 0), "%s", e2e_read("stderr.txt"));
+    char *a = e2e_read("a.sh"), *b = e2e_read("b.sh");
+    cr_assert(a != NULL && b != NULL);
+    cr_assert(strstr(b, "#SBATCH --qos=low\n") != NULL && strstr(b, "#SBATCH --time=10\n") != NULL,
+              "%s", b);
+    const char *ida = strstr(a, "--sweep "), *idb = strstr(b, "--sweep ");
+    cr_assert(ida != NULL && idb != NULL && strncmp(ida, idb, 24) == 0, "%.24s vs %.24s", ida, idb);
+    free(a);
+    free(b);
+}

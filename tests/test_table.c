@@ -334,3 +334,33 @@ Test(table, bad_input_and_usage_errors)
           "--curve-file and --curve-x need --curve");
     fails((const char *[]){"runs.csv", "--keys", "some", NULL}, 2, "--keys is all or numeric");
 }
+
+// Options as GNU programs take them: --opt=VALUE is --opt VALUE, options may come before SOURCE,
+// -- ends them, and --help is no error.
+Test(table, options_take_either_form_and_help_is_no_error)
+{
+    e2e_write("runs.csv", two_sigmas);
+    char *out, *err, *out2, *err2;
+    cr_assert(eq(int,
+                 table((const char *[]){"runs.csv", "--format", "csv", "--where",
+                                        "method.sigma=0.01", NULL},
+                       &out, &err),
+                 0),
+              "%s", err);
+    cr_assert(eq(int,
+                 table((const char *[]){"--where=method.sigma=0.01", "--format=csv", "--",
+                                        "runs.csv", NULL},
+                       &out2, &err2),
+                 0),
+              "%s", err2);
+    cr_assert(strcmp(out, out2) == 0, "%s\nvs\n%s", out, out2);
+    cr_assert(eq(sz, csv_text_records(out), 2), "%s", out);
+    free(out);
+    free(err);
+    free(out2);
+    free(err2);
+    cr_assert(eq(int, table((const char *[]){"--help", NULL}, &out, &err), 0), "%s", err);
+    cr_assert(strncmp(out, "usage: evograd table ", 21) == 0, "%s", out);
+    free(out);
+    free(err);
+}
