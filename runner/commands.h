@@ -12,6 +12,10 @@ bool make_dirs(const char *path);
 
 #include <stdio.h>
 
+// name, argv[0..argc-1], NULL: a command's arguments as getopt wants them (it permutes them).
+// Caller frees the vector.
+char **getopt_vector(int argc, char **argv, const char *name);
+
 // Writes w as one shell word: as it is when plain, else in single quotes.
 void print_shell_word(FILE *f, const char *w);
 

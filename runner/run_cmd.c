@@ -110,11 +110,7 @@ static int parse_args(int argc, char **argv, bool run, struct run_args *a)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    // getopt wants the program's name first and permutes the vector: a copy
-    char **av = eg_xmalloc(((size_t)argc + 2) * sizeof *av);
-    av[0] = (char *)(run ? "evograd run" : "evograd check");
-    for (int i = 0; i < argc; i++) av[i + 1] = argv[i];
-    av[argc + 1] = NULL;
+    char **av = getopt_vector(argc, argv, run ? "evograd run" : "evograd check");
     int ac = argc + 1, status = PARSED, c;
     opterr = 0;
     optind = 0; // glibc: a full reset (the tests parse more than once in one process)
@@ -592,6 +588,17 @@ static bool write_config(const char *dir, const struct run_config *cfg)
         return false;
     }
     return true;
+}
+
+// A copy of a command's arguments for getopt, which wants the program's name first and
+// permutes the vector: name, argv[0..argc-1], NULL. Caller frees (the vector, not the strings).
+char **getopt_vector(int argc, char **argv, const char *name)
+{
+    char **av = eg_xmalloc(((size_t)argc + 2) * sizeof *av);
+    av[0] = (char *)name;
+    for (int i = 0; i < argc; i++) av[i + 1] = argv[i];
+    av[argc + 1] = NULL;
+    return av;
 }
 
 // Prints an argument for a POSIX shell: as it is when it needs no quoting, else single-quoted.

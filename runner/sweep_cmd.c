@@ -277,11 +277,7 @@ static int parse_sweep(int argc, char **argv, struct sweep *s)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    // getopt wants the program's name first and permutes the vector: a copy
-    char **av = eg_xmalloc(((size_t)argc + 2) * sizeof *av);
-    av[0] = (char *)"evograd sweep";
-    for (int i = 0; i < argc; i++) av[i + 1] = argv[i];
-    av[argc + 1] = NULL;
+    char **av = getopt_vector(argc, argv, "evograd sweep");
     int ac = argc + 1, c;
     bool ok = true, help = false;
     opterr = 0;

@@ -236,10 +236,7 @@ static int parse_args(int argc, char **argv, struct table_args *a)
         {"curve-x", required_argument, NULL, 1},    {"keys", required_argument, NULL, 1},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
-    char **av = eg_xmalloc(((size_t)argc + 2) * sizeof *av);
-    av[0] = (char *)"evograd table";
-    for (int i = 0; i < argc; i++) av[i + 1] = argv[i];
-    av[argc + 1] = NULL;
+    char **av = getopt_vector(argc, argv, "evograd table");
     int ac = argc + 1, c, li = -1;
     opterr = 0;
     optind = 0; // glibc: a full reset
