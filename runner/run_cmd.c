@@ -87,10 +87,8 @@ static bool value_ok(const char *cmd, const char *opt, const char *v, const char
     return true;
 }
 
-enum { PARSED = -1 };
-
 // Parses CONFIG, overrides and options (getopt_long: --opt VALUE, --opt=VALUE, -- ends them).
-// PARSED to go on; else the exit status: 0 after --help, EXIT_USAGE after a usage error (printed).
+// ARGS_PARSED to go on; else the exit status: 0 after --help, EXIT_USAGE after a usage error (printed).
 static int parse_args(int argc, char **argv, bool run, struct run_args *a)
 {
     *a = (struct run_args){0};
@@ -111,10 +109,10 @@ static int parse_args(int argc, char **argv, bool run, struct run_args *a)
         {NULL, 0, NULL, 0},
     };
     char **av = getopt_vector(argc, argv, run ? "evograd run" : "evograd check");
-    int ac = argc + 1, status = PARSED, c;
+    int ac = argc + 1, status = ARGS_PARSED, c;
     opterr = 0;
     optind = 0; // glibc: a full reset (the tests parse more than once in one process)
-    while (status == PARSED &&
+    while (status == ARGS_PARSED &&
            (c = getopt_long(ac, av, run ? ":o:rqh" : ":h", run ? run_opts : check_opts, NULL)) !=
                -1) {
         const char *opt = av[optind - 1];
@@ -151,23 +149,13 @@ static int parse_args(int argc, char **argv, bool run, struct run_args *a)
             }
             break;
         }
-        case ':':
-            fprintf(stderr, "evograd %s: %s needs a value\n", cmd, opt);
-            status = EXIT_USAGE;
-            break;
-        default: // a short one may sit in a cluster such as -qx: name the letter
-            if (optopt > 0 && optopt < 256 && opt[1] != '-') {
-                fprintf(stderr, "evograd %s: unknown option '-%c' (try evograd %s --help)\n", cmd,
-                        optopt, cmd);
-            } else {
-                fprintf(stderr, "evograd %s: unknown option '%s' (try evograd %s --help)\n", cmd,
-                        opt, cmd);
-            }
+        default:
+            option_error(cmd, c, opt);
             status = EXIT_USAGE;
             break;
         }
     }
-    for (int i = optind; status == PARSED && i < ac; i++) {
+    for (int i = optind; status == ARGS_PARSED && i < ac; i++) {
         const char *s = av[i];
         if (a->config == NULL) {
             a->config = s;
@@ -185,7 +173,7 @@ static int parse_args(int argc, char **argv, bool run, struct run_args *a)
         }
     }
     free(av);
-    if (status == PARSED && a->config == NULL) {
+    if (status == ARGS_PARSED && a->config == NULL) {
         usage(stderr, run);
         status = EXIT_USAGE;
     }
@@ -208,7 +196,7 @@ int cmd_check(int argc, char **argv)
 {
     struct run_args a;
     int st = parse_args(argc, argv, false, &a);
-    if (st != PARSED) return st;
+    if (st != ARGS_PARSED) return st;
     struct run_config cfg;
     if (!load_config(&a, &cfg)) return EXIT_FAILURE;
     config_write(&cfg, stdout);
@@ -601,6 +589,18 @@ char **getopt_vector(int argc, char **argv, const char *name)
     return av;
 }
 
+void option_error(const char *cmd, int c, const char *opt)
+{
+    if (c == ':') {
+        fprintf(stderr, "evograd %s: %s needs a value\n", cmd, opt);
+    } else if (optopt > 0 && optopt < 256 && opt[1] != '-') { // a letter, maybe in a cluster (-qx)
+        fprintf(stderr, "evograd %s: unknown option '-%c' (try evograd %s --help)\n", cmd, optopt,
+                cmd);
+    } else {
+        fprintf(stderr, "evograd %s: unknown option '%s' (try evograd %s --help)\n", cmd, opt, cmd);
+    }
+}
+
 // Prints an argument for a POSIX shell: as it is when it needs no quoting, else single-quoted.
 void print_shell_word(FILE *f, const char *w)
 {
@@ -808,7 +808,7 @@ int cmd_run(int argc, char **argv)
 {
     struct run_args a;
     int parsed = parse_args(argc, argv, true, &a);
-    if (parsed != PARSED) return parsed;
+    if (parsed != ARGS_PARSED) return parsed;
     struct run_config cfg;
     if (!load_config(&a, &cfg)) return EXIT_FAILURE;
     char dir[PATH_MAX], runs[PATH_MAX];

@@ -257,9 +257,7 @@ static void sweep_help(void)
           stdout);
 }
 
-enum { SWEEP_PARSED = -1 };
-
-// Parses the sweep's arguments (getopt_long). SWEEP_PARSED to go on; else the exit status: 0
+// Parses the sweep's arguments (getopt_long). ARGS_PARSED to go on; else the exit status: 0
 // after --help, EXIT_USAGE after a usage error (printed).
 static int parse_sweep(int argc, char **argv, struct sweep *s)
 {
@@ -329,18 +327,8 @@ static int parse_sweep(int argc, char **argv, struct sweep *s)
             ok = number_value("--max-requeues", optarg, 0, 100000, &s->max_requeues);
             s->slurm_options++;
             break;
-        case ':':
-            fprintf(stderr, "evograd sweep: %s needs a value\n", opt);
-            ok = false;
-            break;
         default:
-            if (optopt > 0 && optopt < 256 && opt[1] != '-') {
-                fprintf(stderr, "evograd sweep: unknown option '-%c' (try evograd sweep --help)\n",
-                        optopt);
-            } else {
-                fprintf(stderr, "evograd sweep: unknown option '%s' (try evograd sweep --help)\n",
-                        opt);
-            }
+            option_error("sweep", c, opt);
             ok = false;
             break;
         }
@@ -420,7 +408,7 @@ static int parse_sweep(int argc, char **argv, struct sweep *s)
         return EXIT_USAGE;
     }
     short_names(s);
-    return SWEEP_PARSED;
+    return ARGS_PARSED;
 }
 
 static void sweep_free(struct sweep *s)
@@ -696,7 +684,7 @@ int cmd_sweep(int argc, char **argv, const char *argv0)
 {
     struct sweep s;
     int parsed = parse_sweep(argc, argv, &s);
-    if (parsed != SWEEP_PARSED) {
+    if (parsed != ARGS_PARSED) {
         sweep_free(&s);
         return parsed;
     }

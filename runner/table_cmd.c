@@ -214,8 +214,6 @@ static bool take_option(const char *o, const char *v, struct table_args *a, bool
     return true;
 }
 
-enum { TABLE_PARSED = -1 };
-
 // usage_error's message, as an exit status.
 static int usage_fail(const char *why, const char *what)
 {
@@ -224,7 +222,7 @@ static int usage_fail(const char *why, const char *what)
 }
 
 // Reads argv into *a (getopt_long: --opt VALUE, --opt=VALUE, -- ends the options).
-// TABLE_PARSED to go on; else the exit status: 0 after --help, EXIT_USAGE after a usage error.
+// ARGS_PARSED to go on; else the exit status: 0 after --help, EXIT_USAGE after a usage error.
 static int parse_args(int argc, char **argv, struct table_args *a)
 {
     *a = (struct table_args){.curve_file = "metrics.csv", .curve_x = "epoch"};
@@ -279,7 +277,7 @@ static int parse_args(int argc, char **argv, struct table_args *a)
                            "");
     if (a->keys != NULL && (a->x != NULL || a->nmetrics > 0 || a->csv || format_md))
         return usage_fail("--keys takes only --where", "");
-    return TABLE_PARSED;
+    return ARGS_PARSED;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -778,7 +776,7 @@ int cmd_table(int argc, char **argv)
 {
     struct table_args a;
     int parsed = parse_args(argc, argv, &a);
-    if (parsed != TABLE_PARSED) return parsed;
+    if (parsed != ARGS_PARSED) return parsed;
     char *path = runs_path_of(a.source);
     struct csv_table t;
     if (!read_table(path, &t)) {
