@@ -1,7 +1,8 @@
 # evograd - one non-recursive Makefile.
 #   make            library (build/release/libevograd.a) and the command (build/release/evograd,
 #                   linked as build/evograd)
-#   make run        the default experiment (configs/default.yaml) and its plot
+#   make run        the demo: EvoGrad against the baseline (runner/demo.sh, results/demo/);
+#                   make run CONFIG=FILE ARGS="key=value ...": that one run and its plot
 #   make plots      every figure and table under results/ (gnuplot, plots/*.gp), from the runs
 #                   tables (`evograd table`; groups of the varied config keys, mean ± std over
 #                   seeds): a figure per run (results/*/*/train.png; not for lft runs), the toy1d
@@ -120,13 +121,20 @@ $(BENCH_BIN): $(BENCH_OBJS) $(LIB)
 export GOMP_SPINCOUNT ?= 1000
 export OPENBLAS_THREAD_TIMEOUT ?= 10
 
-# The default experiment, then its plot; the last lines say where both are.
-CONFIG ?= configs/default.yaml
+# Without CONFIG or ARGS: the demo (runner/demo.sh: EvoGrad against the baseline, under
+# results/demo/, with its tables, figures and next steps; DEMO_EPOCHS rotation epochs). With
+# either: that one run (CONFIG defaults to configs/default.yaml), then its plot; the last lines
+# say where both are.
+DEMO_EPOCHS ?= 3
 run: all
-	@run=$$($(B)/evograd run $(CONFIG) $(ARGS)) && \
+ifeq ($(origin CONFIG)$(origin ARGS),undefinedundefined)
+	@PLOT_FORMAT=$(PLOT_FORMAT) bash runner/demo.sh $(BUILD)/evograd $(DEMO_EPOCHS)
+else
+	@run=$$($(B)/evograd run $(or $(CONFIG),configs/default.yaml) $(ARGS)) && \
 	    gnuplot -e "run='$$run'" plots/train.gp && \
 	    echo "results: $$run/ (metrics.csv, summary.csv, config.yaml)" && \
 	    echo "plot:    $$run/train.png"
+endif
 
 # The plot scripts' settings (plots/output.gp): the file format, titles, and the binary whose
 # `evograd table` reads the runs tables. has_task: whether folder $$d's runs.csv has rows of task $(1).
