@@ -292,7 +292,8 @@ Test(config, lft_section_defaults)
 }
 
 // Every lft key set, the list in block style (a quoted number is a name).
-static const char lft_block[] = "lft:\n"
+static const char lft_block[] = "task: lft\n"
+                                "lft:\n"
                                 "  domains:\n"
                                 "    - plain\n"
                                 "    - \"5\"\n"
@@ -313,7 +314,7 @@ static const char lft_block[] = "lft:\n"
 
 // The same in flow style.
 static const char lft_flow[] =
-    "{lft: {test_queries: 1, test_episodes: 1, val_episodes: 0, aux_decay: 1.0, aux_batch: 1,\n"
+    "{task: lft, lft: {test_queries: 1, test_episodes: 1, val_episodes: 0, aux_decay: 1.0, aux_batch: 1,\n"
     "       episodes: 1, queries: 1000, shot: 1, n_way: 1000, ft: false, aux: '5',\n"
     "       unseen: edges.v2, domains: [plain, '5', \"true\", edges.v2]}}\n";
 
@@ -344,17 +345,17 @@ Test(config, lft_list_in_block_and_flow_style)
 
     // the fewest and the most items; aux none and ""
     struct run_config c;
-    load_ok("lft: {domains: [a, fmnist-edges], aux: none}\n", NULL, 0, &c);
+    load_ok("task: lft\nlft: {domains: [a, fmnist-edges], aux: none}\n", NULL, 0, &c);
     cr_assert(eq(sz, c.lft.ndomains, 2));
     cr_assert(strcmp(c.lft.aux, "none") == 0);
-    load_ok("lft: {domains: [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, fmnist-edges],\n"
+    load_ok("task: lft\nlft: {domains: [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, fmnist-edges],\n"
             "      aux: ''}\n",
             NULL, 0, &c);
     cr_assert(eq(sz, c.lft.ndomains, 16));
     cr_assert(strcmp(c.lft.domains[15], "fmnist-edges") == 0);
     cr_assert(strcmp(c.lft.aux, "") == 0);
     // 63 characters fit
-    load_ok("lft:\n  domains: [fmnist-edges,\n"
+    load_ok("task: lft\nlft:\n  domains: [fmnist-edges,\n"
             "    a23456789012345678901234567890123456789012345678901234567890123]\n",
             NULL, 0, &c);
     cr_assert(eq(sz, strlen(c.lft.domains[1]), 63));
@@ -369,7 +370,7 @@ Test(config, lft_list_overrides)
     struct run_config first;
     for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
         struct run_config c;
-        load_ok("lft: {domains: [p, q, r, s, fmnist-edges]}\n", &forms[i], 1, &c);
+        load_ok("task: lft\nlft: {domains: [p, q, r, s, fmnist-edges]}\n", &forms[i], 1, &c);
         cr_assert(eq(sz, c.lft.ndomains, 3), "%s", forms[i]);
         cr_assert(strcmp(c.lft.domains[0], "a") == 0, "%s", forms[i]);
         cr_assert(strcmp(c.lft.domains[1], "b") == 0, "%s", forms[i]);
@@ -390,7 +391,7 @@ Test(config, lft_list_overrides)
 
     const char *sixteen[] = {"lft.domains=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,fmnist-edges",
                              "lft.aux=none"};
-    load_ok("{}\n", sixteen, 2, &c);
+    load_ok("task: lft\n", sixteen, 2, &c);
     cr_assert(eq(sz, c.lft.ndomains, 16));
     cr_assert(strcmp(c.lft.aux, "none") == 0);
 }
@@ -539,11 +540,11 @@ static const struct bad_case bad_cases[] = {
     {"train:\n  optimizer:\n    momentum: 0\n    nesterov: true\n", 0,
      "4:15: train.optimizer.nesterov: ",
      "true requires train.optimizer.momentum > 0, but momentum is 0 (set at line 3, column 15)"},
-    {"meta:\n  optimizer: {momentum: 0}\n", 0, "2:25: meta.optimizer.nesterov: ",
+    {"meta:\n  optimizer: {momentum: 0}\ntask: rotation\n", 0, "2:25: meta.optimizer.nesterov: ",
      "true requires meta.optimizer.momentum > 0, but momentum is 0 (set at line 2, column 25)"},
-    {"toy1d:\n  lambda_min: 1\n  lambda_max: 0.5\n", 0, "3:15: toy1d.lambda_max: ",
+    {"toy1d:\n  lambda_min: 1\n  lambda_max: 0.5\ntask: toy1d\n", 0, "3:15: toy1d.lambda_max: ",
      "0.5 must be greater than toy1d.lambda_min = 1 (set at line 2, column 15)"},
-    {"toy1d: {lambda_min: 2}\n", 0,
+    {"toy1d: {lambda_min: 2}\ntask: toy1d\n", 0,
      "1:21: toy1d.lambda_min: ", "2 must be smaller than toy1d.lambda_max = 2 (the default)"},
     {"method: {name: maml}\n", 0,
      "1:16: method.name: ", "expected one of none, evograd, unrolled, unrolled_fd, got 'maml'"},
@@ -614,20 +615,20 @@ static const struct bad_case bad_cases[] = {
     {"lft: {test_queries: 0}\n", 0,
      "1:21: lft.test_queries: ", "expected an integer >= 1, got '0'"},
     // lft: cross-key rules
-    {"lft: {domains: [a, b], unseen: c}\n", 0,
+    {"lft: {domains: [a, b], unseen: c}\ntask: lft\n", 0,
      "1:32: lft.unseen: ", "'c' is not one of lft.domains = [a, b] (set at line 1, column 16)"},
-    {"lft: {unseen: c}\n", 0, "1:15: lft.unseen: ",
+    {"lft: {unseen: c}\ntask: lft\n", 0, "1:15: lft.unseen: ",
      "'c' is not one of lft.domains = [fmnist-plain, fmnist-inverted, fmnist-edges, "
      "fmnist-blurred, fmnist-dilated] (the default)"},
-    {"lft:\n  domains: [a, b]\n", 0,
+    {"lft:\n  domains: [a, b]\ntask: lft\n", 0,
      "2:12: lft.domains: ", "[a, b] does not include lft.unseen = 'fmnist-edges' (the default)"},
-    {"lft: {aux: fmnist-edges}\n", 0, "1:12: lft.aux: ",
+    {"lft: {aux: fmnist-edges}\ntask: lft\n", 0, "1:12: lft.aux: ",
      "'fmnist-edges' is lft.unseen (the default), the test domain; expected \"\", none or a seen "
      "domain: [fmnist-plain, fmnist-inverted, fmnist-blurred, fmnist-dilated]"},
-    {"lft:\n  unseen: b\n  domains: [a, b, c]\n  aux: b\n", 0, "4:8: lft.aux: ",
+    {"lft:\n  unseen: b\n  domains: [a, b, c]\n  aux: b\ntask: lft\n", 0, "4:8: lft.aux: ",
      "'b' is lft.unseen (set at line 2, column 11), the test domain; expected \"\", none or a "
      "seen domain: [a, c]"},
-    {"lft: {aux: x}\n", 0, "1:12: lft.aux: ",
+    {"lft: {aux: x}\ntask: lft\n", 0, "1:12: lft.aux: ",
      "'x' is not one of lft.domains (the default); expected \"\", none or a seen domain: "
      "[fmnist-plain, fmnist-inverted, fmnist-blurred, fmnist-dilated]"},
 };
@@ -842,33 +843,55 @@ static const struct bad_override bad_overrides[] = {
      "override 'lft.domains=[a, b': lft.domains: malformed YAML value: did not find expected ',' "
      "or ']' (while parsing a flow sequence started at line 1, column 1)"},
     // lft cross-key rules, located at the override that broke them
-    {"name: x\n",
+    {"task: lft\n",
      {"lft.domains=a,b"},
      "override 'lft.domains=a,b': lft.domains: [a, b] does not include lft.unseen = "
      "'fmnist-edges' (the default)"},
-    {"name: x\n",
+    {"task: lft\n",
      {"lft.unseen=x"},
      "override 'lft.unseen=x': lft.unseen: 'x' is not one of lft.domains = [fmnist-plain, "
      "fmnist-inverted, fmnist-edges, fmnist-blurred, fmnist-dilated] (the default)"},
-    {"lft: {domains: [a, b, c]}\n",
+    {"lft: {domains: [a, b, c]}\ntask: lft\n",
      {"lft.unseen=d"},
      "override 'lft.unseen=d': lft.unseen: 'd' is not one of lft.domains = [a, b, c] (set at "
      "line 1, column 16)"},
-    {"name: x\n",
+    {"task: lft\n",
      {"lft.aux=fmnist-edges"},
      "override 'lft.aux=fmnist-edges': lft.aux: 'fmnist-edges' is lft.unseen (the default), the "
      "test domain; expected \"\", none or a seen domain: [fmnist-plain, fmnist-inverted, "
      "fmnist-blurred, fmnist-dilated]"},
-    {"lft: {aux: fmnist-plain}\n",
+    {"lft: {aux: fmnist-plain}\ntask: lft\n",
      {"lft.domains=[fmnist-inverted, fmnist-edges]"},
      "%s:1:12: lft.aux: 'fmnist-plain' is not one of lft.domains (set by override "
      "'lft.domains=[fmnist-inverted, fmnist-edges]'); expected \"\", none or a seen domain: "
      "[fmnist-inverted]"},
-    {"lft: {aux: fmnist-plain}\n",
+    {"lft: {aux: fmnist-plain}\ntask: lft\n",
      {"lft.unseen=fmnist-plain"},
      "%s:1:12: lft.aux: 'fmnist-plain' is lft.unseen (set by override 'lft.unseen=fmnist-plain'), "
      "the test domain; expected \"\", none or a seen domain: [fmnist-inverted, fmnist-edges, "
      "fmnist-blurred, fmnist-dilated]"},
+    // a key the task never reads, set to another value than its default: named with the task
+    // and the tasks that read it, located where it was set
+    {"name: x\n",
+     {"rotation.degrees=45"},
+     "override 'rotation.degrees=45': rotation.degrees: 45 is set, but task supervised never "
+     "reads this key (only task rotation does); remove it, or set task: rotation"},
+    {"task: mwn\nlft:\n  shot: 1\n",
+     {"seed=2"},
+     "%s:3:9: lft.shot: 1 is set, but task mwn never reads this key (only task lft does); "
+     "remove it, or set task: lft"},
+    {"task: lft\n",
+     {"data.train_size=100"},
+     "override 'data.train_size=100': data.train_size: 100 is set, but task lft never reads this "
+     "key (only tasks supervised, rotation and mwn do); remove it, or choose one of those tasks"},
+    {"data: {noise: {type: unif}}\n",
+     {"task=rotation"},
+     "%s:1:22: data.noise.type: unif is set, but task rotation never reads this key (only task "
+     "mwn does); remove it, or set task: mwn"},
+    {"train: {epochs: 3}\n",
+     {"task=toy1d"},
+     "%s:1:17: train.epochs: 3 is set, but task toy1d never reads this key (only tasks "
+     "supervised, rotation, mwn and lft do); remove it, or choose one of those tasks"},
     // the first bad override stops the load
     {"name: x\n",
      {"seed=x", "threads=0"},
@@ -1149,53 +1172,122 @@ static size_t written_keys(const char *text, struct written_key *out)
     return n;
 }
 
-// The guard on every_key: each key of the schema, as config_write lists it (every key of every
-// table in lib/io/config.c), must be written with another value in *all than in *defaults, and
-// every_key must hold one override per key. Fails naming every key left at its default.
-static void assert_every_key_changed(const struct run_config *defaults,
-                                     const struct run_config *all)
+// The tasks, and the one a config needs for key path to be read (the first that reads it).
+static const char *const all_tasks[] = {"supervised", "toy1d", "rotation", "mwn", "lft"};
+#define NTASKS (sizeof all_tasks / sizeof all_tasks[0])
+
+static const char *a_reader(const char *override)
 {
-    char *dtext = config_to_string(defaults), *atext = config_to_string(all);
-    struct written_key d[KEYS_MAX], a[KEYS_MAX];
-    size_t nkeys = written_keys(dtext, d);
-    cr_assert(eq(sz, written_keys(atext, a), nkeys));
+    char path[128];
+    snprintf(path, sizeof path, "%.*s", (int)strcspn(override, "="), override);
+    for (size_t t = 0; t < NTASKS; t++) {
+        if (config_task_reads(all_tasks[t], path)) return all_tasks[t];
+    }
+    cr_assert(false, "no task reads %s", path);
+    return NULL;
+}
+
+// Every key of c with its value (config_each_value), in the schema's order.
+struct key_list {
+    size_t n;
+    char path[KEYS_MAX][128];
+    char value[KEYS_MAX][160];
+};
+
+static void add_key(void *ctx, const char *path, const char *value)
+{
+    struct key_list *l = ctx;
+    cr_assert(l->n < KEYS_MAX);
+    snprintf(l->path[l->n], sizeof l->path[0], "%s", path);
+    snprintf(l->value[l->n++], sizeof l->value[0], "%s", value);
+}
+
+// Loads, with task=task, every override of every_key whose key that task reads.
+static void load_every_key_of(const char *task, struct run_config *c)
+{
+    const char *ov[NEVERY + 1];
+    size_t n = 0;
+    char task_ov[64];
+    snprintf(task_ov, sizeof task_ov, "task=%s", task);
+    for (size_t i = 0; i < NEVERY; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "%.*s", (int)strcspn(every_key[i], "="), every_key[i]);
+        if (strcmp(path, "task") != 0 && config_task_reads(task, path)) ov[n++] = every_key[i];
+    }
+    ov[n++] = task_ov;
+    load_ok("{}\n", ov, n, c);
+}
+
+// The guard on every_key: each key of the schema (config_each_value: every key of every table
+// in lib/io/config.c) must be written by config_write with another value than its default for
+// at least one task, with every_key's overrides of the keys that task reads; every_key must hold
+// one override per key; and config_write must write exactly the keys each task reads. Fails
+// naming every key left at its default.
+static void assert_every_key_changed(const struct run_config *defaults,
+                                     const struct run_config all[NTASKS])
+{
+    static struct key_list d;
+    memset(&d, 0, sizeof d);
+    config_each_value(defaults, add_key, &d);
+    bool changed[KEYS_MAX] = {false};
+    for (size_t t = 0; t < NTASKS; t++) {
+        char *atext = config_to_string(&all[t]);
+        struct written_key a[KEYS_MAX];
+        size_t na = written_keys(atext, a), nreads = 0;
+        for (size_t k = 0; k < d.n; k++)
+            nreads += config_task_reads(all_tasks[t], d.path[k]);
+        cr_assert(eq(sz, na, nreads), "task %s: %zu keys written, it reads %zu:\n%s",
+                  all_tasks[t], na, nreads, atext);
+        for (size_t i = 0; i < na; i++) {
+            size_t k = 0;
+            while (k < d.n && strcmp(d.path[k], a[i].path) != 0)
+                k++;
+            cr_assert(k < d.n && config_task_reads(all_tasks[t], a[i].path), "task %s: %s",
+                      all_tasks[t], a[i].path);
+            bool same = a[i].value_len == strlen(d.value[k]) &&
+                        memcmp(a[i].value, d.value[k], a[i].value_len) == 0;
+            changed[k] = changed[k] || !same;
+        }
+        free(atext);
+    }
     char *missing = NULL; // the paths of the keys left at their defaults, ", "-separated
     size_t missing_len = 0, nmissing = 0;
     FILE *m = open_memstream(&missing, &missing_len);
     cr_assert(m != NULL);
-    for (size_t i = 0; i < nkeys; i++) {
-        cr_assert(strcmp(a[i].path, d[i].path) == 0, "%s / %s", a[i].path, d[i].path);
-        bool same =
-            a[i].value_len == d[i].value_len && memcmp(a[i].value, d[i].value, d[i].value_len) == 0;
-        if (same) fprintf(m, "%s%s", nmissing++ > 0 ? ", " : "", d[i].path);
+    for (size_t k = 0; k < d.n; k++) {
+        if (!changed[k]) fprintf(m, "%s%s", nmissing++ > 0 ? ", " : "", d.path[k]);
     }
     cr_assert(fclose(m) == 0);
     cr_assert(nmissing == 0,
               "every_key leaves %zu of the schema's %zu keys at their defaults; give each a "
               "non-default override in every_key: %s",
-              nmissing, nkeys, missing);
-    cr_assert(eq(sz, NEVERY, nkeys), "every_key should hold one override per key of the schema");
+              nmissing, d.n, missing);
+    cr_assert(eq(sz, NEVERY, d.n), "every_key should hold one override per key of the schema");
     free(missing);
-    free(dtext);
-    free(atext);
 }
 
 Test(config, every_key_changed_round_trips_and_each_change_changes_the_hash)
 {
-    struct run_config base, all;
+    struct run_config base, all[NTASKS];
     load_ok("{}\n", NULL, 0, &base);
-    load_ok("{}\n", (const char *const *)every_key, NEVERY, &all);
-    assert_every_key_changed(&base, &all);
-    assert_round_trip(&all);
-    cr_assert(config_hash(&all) != config_hash(&base));
+    for (size_t t = 0; t < NTASKS; t++) {
+        load_every_key_of(all_tasks[t], &all[t]);
+        assert_round_trip(&all[t]);
+        cr_assert(config_hash(&all[t]) != config_hash(&base));
+    }
+    assert_every_key_changed(&base, all);
 
-    // hashes[NEVERY] is the defaults'; every single change must give a different hash
+    // hashes[NEVERY] is the defaults'; every single change (with the task that reads its key)
+    // must give a different hash
     uint64_t hashes[NEVERY + 1];
     hashes[NEVERY] = config_hash(&base);
     cr_assert(eq(u64, config_hash(&base), hashes[NEVERY])); // deterministic
     for (size_t i = 0; i < NEVERY; i++) {
+        char task_ov[64];
+        snprintf(task_ov, sizeof task_ov, "task=%s", a_reader(every_key[i]));
+        const char *ov[] = {task_ov, every_key[i]};
         struct run_config c;
-        load_ok("{}\n", (const char *const *)&every_key[i], 1, &c);
+        load_ok("{}\n", ov, 2, &c);
         cr_assert(memcmp(&c, &base, sizeof c) != 0, "%s changed nothing", every_key[i]);
         hashes[i] = config_hash(&c);
     }
@@ -1207,29 +1299,75 @@ Test(config, every_key_changed_round_trips_and_each_change_changes_the_hash)
     }
 }
 
-Test(config, to_string_starts_with_a_comment_and_lists_every_section)
+Test(config, to_string_starts_with_a_comment_and_lists_the_keys_the_task_reads)
 {
     struct run_config c;
     load_ok("{}\n", NULL, 0, &c);
     char *s = config_to_string(&c);
     cr_assert(s[0] == '#');
     const char *want[] = {
+        "every key task supervised reads",
         "\nname: default\n",
         "\ndata:\n  dataset: fashion_mnist\n",
         "  root: \"\"\n",
         "  hidden: [256, 256]\n",
-        "\ntrain:\n  epochs: 10\n  batch_size: 128\n  diverge_factor: 1e+02\n  optimizer:\n"
+        "\ntrain:\n  epochs: 10\n  batch_size: 128\n  diverge_factor: 100\n  optimizer:\n"
         "    name: sgd\n",
         "    lr: 0.1\n",
         "    eps: 1e-08\n",
         "    milestones: []\n",
-        "\ncheckpoint:\n  every_epochs: 1\n",
-        "\nlft:\n  domains: [fmnist-plain, fmnist-inverted, fmnist-edges, fmnist-blurred, "
-        "fmnist-dilated]\n  unseen: fmnist-edges\n  aux: \"\"\n  ft: true\n"};
+        "\ncheckpoint:\n  every_epochs: 1\n"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        cr_assert(strstr(s, want[i]) != NULL, "missing '%s' in\n%s", want[i], s);
+    }
+    // the sections and keys supervised training never reads
+    const char *never[] = {"\nmeta:", "\ntoy1d:", "\nrotation:", "\nmwn:", "\nlft:", "  noise:\n",
+                           "  meta_size:", "  split_seed:", "e+"};
+    for (size_t i = 0; i < sizeof never / sizeof never[0]; i++) {
+        cr_assert(strstr(s, never[i]) == NULL, "'%s' in\n%s", never[i], s);
+    }
+    free(s);
+
+    const char *lft[] = {"task=lft"};
+    load_ok("{}\n", lft, 1, &c);
+    s = config_to_string(&c);
+    cr_assert(strstr(s, "\nlft:\n  domains: [fmnist-plain, fmnist-inverted, fmnist-edges, "
+                        "fmnist-blurred, fmnist-dilated]\n  unseen: fmnist-edges\n  aux: \"\"\n"
+                        "  ft: true\n") != NULL,
+              "%s", s);
+    cr_assert(strstr(s, "train_size") == NULL && strstr(s, "\nrotation:") == NULL, "%s", s);
+    free(s);
+    const char *toy[] = {"task=toy1d"};
+    load_ok("{}\n", toy, 1, &c);
+    s = config_to_string(&c);
+    cr_assert(strstr(s, "\nmeta:\n  optimizer:\n") != NULL && strstr(s, "\ntoy1d:\n") != NULL &&
+                  strstr(s, "\ndata:") == NULL && strstr(s, "\ntrain:") == NULL,
+              "%s", s);
+    free(s);
+}
+
+// Numbers are shown in plain notation where that reads back the same; the hash reads the
+// canonical form, which has not changed: a checkpoint's config keeps its identity.
+Test(config, numbers_are_plain_and_the_hash_is_the_canonical_forms)
+{
+    const char *ov[] = {"task=rotation", "rotation.degrees=30", "train.optimizer.lr=1e-5",
+                        "train.optimizer.eps=1e-8", "train.diverge_factor=1e3",
+                        "meta.optimizer.lr=0.00012", "rotation.init_deg=-2.5e1"};
+    struct run_config c;
+    load_ok("{}\n", ov, sizeof ov / sizeof ov[0], &c);
+    char *s = config_to_string(&c);
+    const char *want[] = {"  degrees: 30\n", "    lr: 0.00001\n", "    eps: 1e-08\n",
+                          "  diverge_factor: 1000\n", "    lr: 0.00012\n", "  init_deg: -25\n"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         cr_assert(strstr(s, want[i]) != NULL, "missing '%s' in\n%s", want[i], s);
     }
     free(s);
+    assert_round_trip(&c);
+    // the defaults' hash as every earlier version computed it (the canonical text of every key,
+    // numbers as the shortest %g: "degrees: 3e+01"), as the binary before this change computed it
+    struct run_config d;
+    load_ok("{}\n", NULL, 0, &d);
+    cr_assert(eq(u64, config_hash(&d), UINT64_C(0x481edd961b35ebd1)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1402,7 +1540,7 @@ Test(config, lr_that_a_float_cannot_hold_is_refused_and_float_limits_are_accepte
     const char *ov[] = {"train.optimizer.lr=3.40282347e+38", "meta.optimizer.lr=1.17549435e-38",
                         "train.optimizer.weight_decay=0", "rotation.init_deg=-0"};
     struct run_config c;
-    load_ok("name: x\n", ov, sizeof ov / sizeof ov[0], &c);
+    load_ok("task: rotation\n", ov, sizeof ov / sizeof ov[0], &c);
     float largest = (float)c.train.optimizer.lr, smallest = (float)c.meta.optimizer.lr;
     cr_assert(largest == FLT_MAX && smallest == FLT_MIN);
     cr_assert(c.train.optimizer.weight_decay == 0.0);

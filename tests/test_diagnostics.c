@@ -157,10 +157,11 @@ Test(diagnostics, a_resumed_run_continues_the_file_exactly)
     same_metrics("full/metrics.csv", "part/metrics.csv");
 }
 
-// A non-zero exit, the message naming the key, and no metrics. o: overrides, NULL-terminated.
-static void refused(const char *const *o, const char *want)
+// A non-zero exit, the message naming the key, and no metrics, for config (text) with the
+// overrides o (NULL-terminated).
+static void refused_config(const char *config, const char *const *o, const char *want)
 {
-    e2e_write("d.yaml", tiny);
+    e2e_write("d.yaml", config);
     const char *a[12] = {"run", "d.yaml"};
     size_t n = 2;
     while (*o != NULL) a[n++] = *o++;
@@ -178,6 +179,11 @@ static void refused(const char *const *o, const char *want)
     free(err);
 }
 
+static void refused(const char *const *o, const char *want)
+{
+    refused_config(tiny, o, want);
+}
+
 Test(diagnostics, bad_settings_are_config_errors)
 {
     refused((const char *[]){"diagnostics.draws=4", NULL},
@@ -188,7 +194,7 @@ Test(diagnostics, bad_settings_are_config_errors)
     refused((const char *[]){"diagnostics.every_steps=2", "diagnostics.draws=2",
                              "method.name=unrolled", NULL},
             "diagnostics.draws: averages EvoGrad draws; method.name is unrolled");
-    refused((const char *[]){"diagnostics.every_steps=2", "task=toy1d", NULL},
-            "diagnostics.every_steps: task toy1d has no meta-steps to diagnose");
+    refused_config("task: toy1d\ndiagnostics: {every_steps: 2}\n", (const char *[]){NULL},
+                   "diagnostics.every_steps: task toy1d has no meta-steps to diagnose");
     refused((const char *[]){"diagnostics.every_steps=-1", NULL}, "diagnostics.every_steps");
 }

@@ -582,7 +582,8 @@ Test(mwn_run, bad_settings_are_config_errors_before_any_output)
         {"mwn.uniform_weights=true", "mwn.uniform_weights: only with method.name=none"},
         {"data.noise.rate=1.5", "data.noise.rate"},
         {"data.noise.type=gauss", "data.noise.type"},
-        {"task=rotation", "data.noise.type: unif: label noise is part of task mwn only"},
+        {"task=rotation", "data.noise.type: unif is set, but task rotation never reads this key "
+                          "(only task mwn does)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *args[] = {"run", "mwn.yaml", cases[i].override, "--out", "bad", NULL};

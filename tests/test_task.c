@@ -636,11 +636,13 @@ static void classifier_stops(const char *yaml, uint64_t passes)
     t->free(b);
 }
 
-static const char *const synthetic_data =
-    "threads: 1\n"
-    "data: {dataset: synthetic, image_c: 1, image_h: 28, image_w: 28, synthetic_train: 600,\n"
-    "       synthetic_test: 700, meta_size: 100}\n"
-    "train: {batch_size: 32}\neval: {batch_size: 100}\n";
+// The classifier tasks' synthetic data, with the data keys extra (mwn's meta set).
+#define SYNTHETIC_DATA(extra)                                                                      \
+    "threads: 1\n"                                                                                 \
+    "data: {dataset: synthetic, image_c: 1, image_h: 28, image_w: 28, synthetic_train: 600,\n"    \
+    "       synthetic_test: 700" extra "}\n"                                                       \
+    "train: {batch_size: 32}\neval: {batch_size: 100}\n"
+static const char *const synthetic_data = SYNTHETIC_DATA("");
 
 Test(task_stop, supervised_evaluation_polls_between_batches)
 {
@@ -662,7 +664,8 @@ Test(task_stop, rotation_evaluations_poll_between_batches)
 Test(task_stop, mwn_evaluation_polls_between_batches)
 {
     char yaml[512];
-    snprintf(yaml, sizeof yaml, "task: mwn\nmethod: {name: evograd}\n%s", synthetic_data);
+    snprintf(yaml, sizeof yaml, "task: mwn\nmethod: {name: evograd}\n%s",
+             SYNTHETIC_DATA(", meta_size: 100"));
     classifier_stops(yaml, 1);
 }
 

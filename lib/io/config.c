@@ -184,7 +184,7 @@ static const struct cfg_section schedule_section = SECTION("train.schedule", sch
 
 static const struct cfg_key data_noise_keys[] = {
     KEY_ENUM("type", data.noise.type, label_noise_choices, "none",
-             "label noise of the training set (task mwn): unif, flip (to one other class), flip2 "
+             "label noise of the training set: unif, flip (to one other class), flip2 "
              "(to two)"),
     KEY_NUM("rate", data.noise.rate, 0.0, false, 1.0, false, 0.4,
             "corruption probability of the label noise"),
@@ -211,9 +211,9 @@ static const struct cfg_key data_keys[] = {
     KEY_BOOL("hflip", data.hflip, false, "augmentation: random horizontal flip"),
     KEY_SECTION("noise", data_noise_section),
     KEY_SIZE("meta_size", data.meta_size, 1, SIZE_MAX, 1000,
-             "task mwn: clean meta-set images taken from the training set, class-balanced"),
+             "clean meta-set images taken from the training set, class-balanced"),
     KEY_U64("split_seed", data.split_seed, 0, UINT64_MAX, 1,
-            "task mwn: seed of the meta-set choice and of flip/flip2's target classes (the "
+            "seed of the meta-set choice and of flip/flip2's target classes (the "
             "reference fixes it at 1 for every run seed)"),
 };
 static const struct cfg_section data_section = SECTION("data", data_keys);
@@ -393,6 +393,80 @@ static const struct cfg_key root_keys[] = {
     KEY_SECTION("lft", lft_section),
 };
 static const struct cfg_section root_section = SECTION("", root_keys);
+
+// Which tasks read which keys: the first entry whose path is the key's path or a section above
+// it names them; a key no entry covers (the top level, method, diagnostics) is read by every
+// task. A key that the run's task never reads is refused when it is set to anything but its
+// default (check_unread), and config_write leaves it out.
+static const char *const readers_trained[] = {"supervised", "rotation", "mwn", "lft", NULL};
+static const char *const readers_batched[] = {"supervised", "rotation", "mwn", NULL};
+static const char *const readers_meta[] = {"toy1d", "rotation", "mwn", "lft", NULL};
+static const char *const readers_meta_batched[] = {"rotation", "mwn", NULL};
+static const char *const readers_toy1d[] = {"toy1d", NULL};
+static const char *const readers_rotation[] = {"rotation", NULL};
+static const char *const readers_mwn[] = {"mwn", NULL};
+static const char *const readers_lft[] = {"lft", NULL};
+static const struct {
+    const char *path;
+    const char *const *tasks;
+} readers[] = {
+    {"data.noise", readers_mwn},         // label noise is mwn's
+    {"data.meta_size", readers_mwn},     // the clean meta set
+    {"data.split_seed", readers_mwn},
+    {"data.train_size", readers_batched}, // lft draws episodes from whole domains
+    {"data", readers_trained},           // toy1d has no data
+    {"backbone", readers_trained},
+    {"train.batch_size", readers_batched}, // lft: an episode's size is lft.n_way, shot, queries
+    {"train", readers_trained},          // toy1d: toy1d.lr and toy1d.steps
+    {"meta.batch_size", readers_meta_batched},
+    {"meta", readers_meta},              // supervised learns no hyperparameters
+    {"eval.batch_size", readers_batched}, // lft evaluates episodes (lft.val_episodes, ...)
+    {"eval", readers_trained},
+    {"checkpoint", readers_trained},     // toy1d runs whole, in well under a second
+    {"toy1d", readers_toy1d},
+    {"rotation", readers_rotation},
+    {"mwn", readers_mwn},
+    {"lft", readers_lft},
+};
+
+// The tasks that read the key (or section) at path, NULL-terminated; NULL: every task.
+static const char *const *key_readers(const char *path)
+{
+    for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++) {
+        size_t n = strlen(readers[i].path);
+        if (strncmp(path, readers[i].path, n) == 0 && (path[n] == '\0' || path[n] == '.'))
+            return readers[i].tasks;
+    }
+    return NULL;
+}
+
+bool config_task_reads(const char *task, const char *path)
+{
+    EG_ASSERT(task != NULL && path != NULL);
+    const char *const *tasks = key_readers(path);
+    if (tasks == NULL) return true;
+    for (; *tasks != NULL; tasks++) {
+        if (strcmp(*tasks, task) == 0) return true;
+    }
+    return false;
+}
+
+// "task rotation" or "tasks supervised, rotation and mwn": the readers of path in words; returns
+// how many they are.
+static size_t readers_text(const char *path, char *buf, size_t cap)
+{
+    const char *const *tasks = key_readers(path);
+    EG_ASSERT(tasks != NULL && tasks[0] != NULL);
+    size_t n = 0;
+    while (tasks[n] != NULL)
+        n++;
+    size_t used = (size_t)snprintf(buf, cap, "task%s ", n > 1 ? "s" : "");
+    for (size_t i = 0; i < n && used < cap; i++) {
+        const char *sep = i == 0 ? "" : i + 1 < n ? ", " : " and ";
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s", sep, tasks[i]);
+    }
+    return n;
+}
 
 // The name becomes a folder: results/<name>/.
 static bool name_is_valid(const char *s)
@@ -1626,8 +1700,62 @@ static enum eg_status check_lft(const struct loader *ld)
                 where, list);
 }
 
+// Writes the dotted path of key k (somewhere under sec, whose path is sec->path) into buf;
+// false when k is not under sec.
+static bool path_of_key(const struct cfg_section *sec, const struct cfg_key *k, char *buf,
+                        size_t cap)
+{
+    for (size_t i = 0; i < sec->nkeys; i++) {
+        const struct cfg_key *e = &sec->keys[i];
+        if (e == k) {
+            join_path(buf, cap, sec->path, k->key);
+            return true;
+        }
+        if (e->type == CFG_SECTION && path_of_key(e->section, k, buf, cap)) return true;
+    }
+    return false;
+}
+
+static char *default_text(const struct cfg_key *k, const struct run_config *defaults);
+
+// A key set to another value than its default in a part of the config that the task never
+// reads (rotation.degrees on a supervised run, lft.shot on mwn) would change nothing: refused,
+// located where it was set. Set to its default, it changes nothing either way and is let be (a
+// resolved config.yaml of an older version lists every key).
+static enum eg_status check_unread(const struct loader *ld)
+{
+    struct run_config defaults;
+    memset(&defaults, 0, sizeof defaults);
+    apply_defaults(&defaults, &root_section);
+    for (size_t i = 0; i < ld->norigins; i++) {
+        const struct cfg_key *k = ld->origins[i].key;
+        char path[160];
+        EG_ASSERT(path_of_key(&root_section, k, path, sizeof path));
+        if (config_task_reads(ld->cfg.task, path)) continue;
+        char *value = default_text(k, &ld->cfg), *def = default_text(k, &defaults);
+        bool same = strcmp(value, def) == 0;
+        char who[160];
+        size_t nwho = readers_text(path, who, sizeof who);
+        enum eg_status st = EG_OK;
+        if (!same) {
+            st = fail(ld, ld->origins[i].at, path,
+                      "%s is set, but task %s never reads this key (only %s %s); remove it, "
+                      "or %s%s",
+                      value, ld->cfg.task, who, nwho > 1 ? "do" : "does",
+                      nwho > 1 ? "choose one of those tasks" : "set task: ",
+                      nwho > 1 ? "" : key_readers(path)[0]);
+        }
+        free(value);
+        free(def);
+        if (st != EG_OK) return st;
+    }
+    return EG_OK;
+}
+
 static enum eg_status check_cross(const struct loader *ld)
 {
+    enum eg_status unread = check_unread(ld);
+    if (unread != EG_OK) return unread;
     enum eg_status st = check_nesterov(ld, &optimizer_section, &ld->cfg.train.optimizer);
     if (st == EG_OK) st = check_nesterov(ld, &meta_optimizer_section, &ld->cfg.meta.optimizer);
     if (st != EG_OK) return st;
@@ -1794,18 +1922,33 @@ static void write_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-// The shortest %.Ng that reads back as exactly d.
-static void write_double(FILE *f, double d)
+// The shortest %.Ng that reads back as exactly d. canonical: as it is; else (what people read)
+// in plain notation where that is as short to read and reads back the same: 30 rather than
+// 3e+01, 0.00001 rather than 1e-05, but 1e-08 and 1e+20 as they are.
+static void write_double(FILE *f, double d, bool canonical)
 {
-    char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
+    char buf[48];
+    int prec = 1;
+    for (; prec < 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, d);
         if (strtod(buf, NULL) == d) break;
+    }
+    if (prec == 17) snprintf(buf, sizeof buf, "%.17g", d);
+    const char *e = strchr(buf, 'e');
+    if (!canonical && e != NULL) {
+        long exp = strtol(e + 1, NULL, 10);
+        if (exp >= -5 && exp < 16) {
+            char plain[48];
+            snprintf(plain, sizeof plain, "%.*f", exp >= prec - 1 ? 0 : (int)(prec - 1 - exp), d);
+            if (strtod(plain, NULL) == d) memcpy(buf, plain, sizeof buf);
+        }
     }
     fputs(buf, f);
 }
 
-static void write_value(FILE *f, const struct cfg_key *k, const struct run_config *c)
+// k's value in c as YAML text; canonical: numbers as config_hash has always read them.
+static void write_value(FILE *f, const struct cfg_key *k, const struct run_config *c,
+                        bool canonical)
 {
     const char *src = cmember(c, k->offset);
     switch (k->type) {
@@ -1828,7 +1971,7 @@ static void write_value(FILE *f, const struct cfg_key *k, const struct run_confi
         fprintf(f, "%" PRIu64, *(const uint64_t *)(const void *)src);
         break;
     case CFG_NUMBER:
-        write_double(f, *(const double *)(const void *)src);
+        write_double(f, *(const double *)(const void *)src, canonical);
         break;
     case CFG_LIST: {
         const size_t *v = (const size_t *)(const void *)src;
@@ -1863,24 +2006,26 @@ static void write_value(FILE *f, const struct cfg_key *k, const struct run_confi
     }
 }
 
+// Writes sec's keys as YAML at the indent: every key (canonical), or the keys c->task reads.
 static void write_section(FILE *f, const struct run_config *c, const struct cfg_section *sec,
-                          int indent)
+                          int indent, bool canonical)
 {
     for (size_t i = 0; i < sec->nkeys; i++) {
         const struct cfg_key *k = &sec->keys[i];
+        char path[160];
+        join_path(path, sizeof path, sec->path, k->key);
+        if (!canonical && !config_task_reads(c->task, path)) continue;
         fprintf(f, "%*s%s:", indent, "", k->key);
         if (k->type == CFG_SECTION) {
             fputc('\n', f);
-            write_section(f, c, k->section, indent + 2);
+            write_section(f, c, k->section, indent + 2, canonical);
         } else {
             fputc(' ', f);
-            write_value(f, k, c);
+            write_value(f, k, c, canonical);
             fputc('\n', f);
         }
     }
 }
-
-static char *default_text(const struct cfg_key *k, const struct run_config *defaults);
 
 static void each_value(const struct run_config *c, const struct cfg_section *sec,
                        const char *prefix,
@@ -1910,27 +2055,47 @@ void config_each_value(const struct run_config *c,
 void config_write(const struct run_config *c, FILE *f)
 {
     EG_ASSERT(c != NULL && f != NULL);
-    fputs("# evograd resolved config: every key, defaults filled in, overrides applied.\n"
-          "# `evograd run` on this file repeats the run.\n",
-          f);
-    write_section(f, c, &root_section, 0);
+    fprintf(f,
+            "# evograd resolved config: every key task %s reads, defaults filled in, overrides\n"
+            "# applied; the keys it never reads keep their defaults (evograd list config).\n"
+            "# `evograd run` on this file repeats the run.\n",
+            c->task);
+    write_section(f, c, &root_section, 0, false);
 }
 
-char *config_to_string(const struct run_config *c)
+// The YAML of c written by write (config_write, or the canonical form), as a string (caller
+// frees).
+static char *yaml_string(const struct run_config *c, void (*write)(const struct run_config *, FILE *))
 {
     char *buf = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);
     EG_ASSERT(f != NULL);
-    config_write(c, f);
+    write(c, f);
     EG_ASSERT(fclose(f) == 0);
     return buf;
+}
+
+char *config_to_string(const struct run_config *c)
+{
+    return yaml_string(c, config_write);
+}
+
+// The text config_hash reads: every key of every section, numbers as the shortest %g, under
+// the header config_write once wrote. It never changes with how configs are shown, so a
+// checkpoint keeps its identity across versions that show configs differently.
+static void write_canonical(const struct run_config *c, FILE *f)
+{
+    fputs("# evograd resolved config: every key, defaults filled in, overrides applied.\n"
+          "# `evograd run` on this file repeats the run.\n",
+          f);
+    write_section(f, c, &root_section, 0, true);
 }
 
 // FNV-1a, 64-bit (http://www.isthe.com/chongo/tech/comp/fnv/).
 uint64_t config_hash(const struct run_config *c)
 {
-    char *s = config_to_string(c);
+    char *s = yaml_string(c, write_canonical);
     uint64_t h = 14695981039346656037ull;
     for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
         h ^= *p;
@@ -1947,7 +2112,7 @@ static char *default_text(const struct cfg_key *k, const struct run_config *defa
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);
     EG_ASSERT(f != NULL);
-    write_value(f, k, defaults);
+    write_value(f, k, defaults, false);
     EG_ASSERT(fclose(f) == 0);
     return buf;
 }
@@ -1972,8 +2137,14 @@ static void write_reference_section(FILE *f, const struct run_config *d,
     bool has_leaves = false;
     for (size_t i = 0; i < sec->nkeys; i++)
         has_leaves = has_leaves || sec->keys[i].type != CFG_SECTION;
+    const char *const *sec_readers = sec->path[0] != '\0' ? key_readers(sec->path) : NULL;
+    char sec_who[160] = "";
+    if (sec_readers != NULL) readers_text(sec->path, sec_who, sizeof sec_who);
+    if (has_leaves && !markdown && sec_readers != NULL)
+        fprintf(f, "\n%s: read by %s only\n", sec->path, sec_who);
     if (has_leaves && markdown) {
         fprintf(f, "\n## %s\n\n", sec->path[0] != '\0' ? sec->path : "Top level");
+        if (sec_readers != NULL) fprintf(f, "Read by %s only.\n\n", sec_who);
         fputs("| key | type | default | allowed | description |\n", f);
         fputs("|---|---|---|---|---|\n", f);
     }
@@ -1984,15 +2155,22 @@ static void write_reference_section(FILE *f, const struct run_config *d,
         join_path(path, sizeof path, sec->path, k->key);
         allowed_text(k, allowed, sizeof allowed);
         char *def = default_text(k, d);
+        char desc[600], who[160] = "";
+        if (key_readers(path) != sec_readers) { // a key read by fewer tasks than its section
+            readers_text(path, who, sizeof who);
+            snprintf(desc, sizeof desc, "%s (%s only)", k->desc, who);
+        } else {
+            snprintf(desc, sizeof desc, "%s", k->desc);
+        }
         if (markdown) {
             fprintf(f, "| `%s` | %s | `%s` | ", path, type_name(k->type), def);
             write_markdown_text(f, allowed);
             fputs(" | ", f);
-            write_markdown_text(f, k->desc);
+            write_markdown_text(f, desc);
             fputs(" |\n", f);
         } else {
             fprintf(f, "%-30s %-8s %-14s %s\n%30s %s\n", path, type_name(k->type), def, allowed, "",
-                    k->desc);
+                    desc);
         }
         free(def);
     }
@@ -2022,7 +2200,13 @@ void config_write_reference(FILE *f, bool markdown)
               "checked like the file and applied after it, in order:\n"
               "`train.epochs=1 train.schedule.milestones=[40,50]`. A list of strings may also be\n"
               "given without brackets, its items separated by commas: `lft.domains=a,b,c`.\n"
-              "An item of a list of strings that reads as a number is quoted: `['2019', a]`.\n",
+              "An item of a list of strings that reads as a number is quoted: `['2019', a]`.\n\n"
+              "Some sections and keys are read by some tasks only (it says so below). Such a key\n"
+              "set to anything but its default while `task` is another task is an error naming\n"
+              "the key, the task and the tasks that read it (`rotation.degrees` on a supervised\n"
+              "run). Method keys are read by every task, whichever method is chosen, so that one\n"
+              "config can be swept over methods. `evograd check` and a run's `config.yaml` list\n"
+              "only the keys the task reads.\n",
               f);
     } else {
         fputs("Config keys: key, type, default, allowed values, then the description.\n\n", f);

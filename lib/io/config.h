@@ -170,17 +170,28 @@ enum config_key_kind config_key_kind(const char *path);
 
 // Calls fn(ctx, path, value) for every key of c in the schema's order (the order of
 // config_write and REFERENCE.md): path dotted ("train.optimizer.lr"), value as config_write writes
-// it (numbers %.17g, lists [a, b], strings quoted only where YAML needs it).
+// it (numbers in plain notation, lists [a, b], strings quoted only where YAML needs it), every
+// key whether the task reads it or not.
 void config_each_value(const struct run_config *c,
                        void (*fn)(void *ctx, const char *path, const char *value), void *ctx);
 
-// Writes the resolved config as YAML: every key of every section, in table order, with a header
-// comment. Loading the output gives back *c exactly (floats as %.17g).
+// Whether task `task` reads the key or section at the dotted path ("rotation.degrees": only
+// task rotation does; "method.sigma": every task, since one config is swept over methods). A
+// key the config's task never reads is refused when it is set to anything but its default:
+//   configs/x.yaml:30:3: rotation.degrees: 45 is set, but task supervised never reads this key
+//   (only task rotation does); remove it, or set task: rotation
+bool config_task_reads(const char *task, const char *path);
+
+// Writes the resolved config as YAML: every key that c->task reads, in table order, with a
+// header comment; numbers in plain notation where it reads back the same (30, 0.001; 1e-08).
+// Loading the output gives back *c exactly when the keys the task never reads hold their
+// defaults (as config_load leaves them).
 void config_write(const struct run_config *c, FILE *f);
 
 // The resolved YAML as a string (caller frees), as config_write writes it.
 char *config_to_string(const struct run_config *c);
-// The 64-bit FNV-1a hash of that YAML, which identifies the config in checkpoints.
+// The 64-bit FNV-1a hash of every key of c (a canonical form, not config_write's), which
+// identifies the config in checkpoints.
 uint64_t config_hash(const struct run_config *c);
 
 // Reference documentation of every key from the tables: key, type, default, bounds or choices,
