@@ -10,12 +10,11 @@
 #include "io/config.h"
 #include "meta/hyper.h"
 #include "core/rng.h"
+#include "evograd/evograd.h"
 #include "nn/backbones.h"
 #include "nn/net.h"
 #include "nn/optim.h"
 #include "run/task.h"
-
-#define EVOGRAD_VERSION "0.4.0"
 
 static void usage(FILE *f)
 {
@@ -42,7 +41,8 @@ static void usage(FILE *f)
           "                                job's time limit; --sweep: the sweep id its\n"
           "                                summary row records (evograd sweep sets it)\n"
           "  check CONFIG.yaml [key.path=value ...]\n"
-          "                                validate and print the resolved config\n"
+          "                                validate and print the resolved config (the\n"
+          "                                keys the task reads)\n"
           "  sweep CONFIG.yaml [key=a,b,c | key=lo:hi:n | key=log(lo,hi,n) | key=i..j\n"
           "        | key=value ...] [-j N | --slurm FILE [--time LIMIT] [--array-max M]\n"
           "        [--signal-before SECONDS] [--stop-after STEPS] [--max-requeues R]\n"

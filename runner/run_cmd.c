@@ -71,7 +71,9 @@ static void help(bool run)
               "Options take their value as --opt VALUE or --opt=VALUE; -- ends the options.\n",
               stdout);
     } else {
-        fputs("Loads and checks the config with the overrides applied and prints it resolved.\n"
+        fputs("Loads and checks the config with the overrides applied and prints it resolved:\n"
+              "every key the task reads, defaults filled in (a run's config.yaml is the same\n"
+              "text). A key set in a section the task never reads is an error naming it.\n"
               "  -h, --help            this help\n",
               stdout);
     }
@@ -314,29 +316,62 @@ static void remove_stale_temporaries(const char *dir)
     closedir(d);
 }
 
-// The first line (1-based) where dir/config.yaml and cfg's resolved config differ; 0 when they
-// are the same; -1 when there is no config.yaml.
-static long config_differs(const char *dir, const struct run_config *cfg)
+// Every key's value of a config (config_each_value), in the schema's order.
+struct key_values {
+    size_t n, cap;
+    char **path, **value;
+};
+
+static void add_key_value(void *ctx, const char *path, const char *value)
+{
+    struct key_values *kv = ctx;
+    if (kv->n == kv->cap) {
+        kv->cap = kv->cap > 0 ? 2 * kv->cap : 128;
+        kv->path = eg_xrealloc(kv->path, kv->cap * sizeof *kv->path);
+        kv->value = eg_xrealloc(kv->value, kv->cap * sizeof *kv->value);
+    }
+    kv->path[kv->n] = eg_xstrdup(path);
+    kv->value[kv->n++] = eg_xstrdup(value);
+}
+
+static void key_values_free(struct key_values *kv)
+{
+    for (size_t i = 0; i < kv->n; i++) {
+        free(kv->path[i]);
+        free(kv->value[i]);
+    }
+    free(kv->path);
+    free(kv->value);
+}
+
+// Whether dir/config.yaml holds another config than cfg: 0 the same (the same keys resolve to
+// the same values, however the file is written), -1 there is no config.yaml, 1 another, with
+// how in why ("train.epochs is 5 there, 3 here", or why the file does not load).
+static int config_differs(const char *dir, const struct run_config *cfg, char *why, size_t cap)
 {
     char p[PATH_MAX];
     path_join(p, sizeof p, dir, "config.yaml");
-    FILE *f = fopen(p, "r");
-    if (f == NULL) return -1;
-    char *want = config_to_string(cfg);
-    long line = 1, differs = 0;
-    const char *w = want;
-    for (int ch; differs == 0;) {
-        ch = fgetc(f);
-        if (ch == EOF || *w == '\0') {
-            if (ch != EOF || *w != '\0') differs = line;
-            break;
-        }
-        if ((char)ch != *w) differs = line;
-        if (*w++ == '\n') line++;
+    if (!exists(p)) return -1;
+    struct run_config there;
+    struct eg_error err;
+    if (config_load(p, NULL, 0, &there, &err) != EG_OK) {
+        snprintf(why, cap, "it does not load: %s", err.msg);
+        return 1;
     }
-    fclose(f);
-    free(want);
-    return differs;
+    if (config_hash(&there) == config_hash(cfg)) return 0;
+    struct key_values a = {0}, b = {0};
+    config_each_value(&there, add_key_value, &a);
+    config_each_value(cfg, add_key_value, &b);
+    EG_ASSERT(a.n == b.n);
+    snprintf(why, cap, "another config");
+    for (size_t i = 0; i < a.n; i++) {
+        if (strcmp(a.value[i], b.value[i]) == 0) continue;
+        snprintf(why, cap, "%s is %s there, %s here", a.path[i], a.value[i], b.value[i]);
+        break;
+    }
+    key_values_free(&a);
+    key_values_free(&b);
+    return 1;
 }
 
 // Files of an unfinished run that mark the folder as holding one; removed when it restarts.
@@ -403,18 +438,18 @@ static bool may_use(const char *dir, const struct run_config *cfg, bool resume)
         return false;
     }
     if (s == DIR_EMPTY) return true;
-    long line = config_differs(dir, cfg);
-    if (line != 0 && !trained(dir)) line = 0; // it failed or was killed before its first step
-    if (line != 0) {
-        if (line < 0) {
+    char why[sizeof ((struct eg_error *)0)->msg + 64];
+    int differs = config_differs(dir, cfg, why, sizeof why);
+    if (differs != 0 && !trained(dir)) differs = 0; // it failed or was killed before its first step
+    if (differs != 0) {
+        if (differs < 0) {
             fprintf(stderr, "error: %s holds files of a run but no config.yaml; choose another "
                             "--out\n", dir);
         } else {
             fprintf(stderr,
-                    "error: %s holds an unfinished run of another config (its config.yaml "
-                    "differs from this one at line %ld); choose another --out, or delete the "
-                    "folder\n",
-                    dir, line);
+                    "error: %s holds an unfinished run of another config (its config.yaml: %s); "
+                    "choose another --out, or delete the folder\n",
+                    dir, why);
         }
         return false;
     }
