@@ -325,7 +325,8 @@ static size_t *select_rows(const struct csv_table *t, const char *path,
     return rows;
 }
 
-// The config columns (after the sweep column) whose values differ between the rows, except
+// The config columns (after the sweep column) whose values differ between the rows (same_value:
+// a runs.csv appended to by versions that wrote 3e+01 and 30 holds one value), except
 // column skip (NO_COLUMN for none), into keys (t->ncols); returns their count.
 static size_t varied_keys(const struct csv_table *t, size_t sweep, const size_t *rows, size_t n,
                           size_t skip, size_t *keys)
@@ -334,7 +335,7 @@ static size_t varied_keys(const struct csv_table *t, size_t sweep, const size_t 
     for (size_t c = sweep + 1; c < t->ncols; c++) {
         bool varies = false;
         for (size_t i = 1; i < n && !varies; i++)
-            varies = strcmp(cell(t, rows[i], c), cell(t, rows[0], c)) != 0;
+            varies = !same_value(cell(t, rows[i], c), cell(t, rows[0], c));
         if (varies && c != skip) keys[nkeys++] = c;
     }
     return nkeys;
@@ -353,7 +354,7 @@ static bool same_keys(const struct csv_table *t, const size_t *rows, size_t i, s
                       const size_t *keys, size_t nkeys)
 {
     for (size_t k = 0; k < nkeys; k++) {
-        if (strcmp(cell(t, rows[i], keys[k]), cell(t, rows[j], keys[k])) != 0) return false;
+        if (!same_value(cell(t, rows[i], keys[k]), cell(t, rows[j], keys[k]))) return false;
     }
     return true;
 }

@@ -78,6 +78,37 @@ Test(table, markdown_groups_by_the_varied_key_with_n_mean_and_seed_std)
     free(err);
 }
 
+// One value written two ways (3e+01 by a version that wrote numbers as the shortest %g, 30 by
+// one that writes them plainly) is one value: one group, not two.
+Test(table, one_value_in_two_notations_is_one_group)
+{
+    e2e_write("runs.csv", HEADER "r,rotation,evograd,1,0.5,10,results/r/a1,s,evograd,1e-03,\n"
+                                 "r,rotation,evograd,2,0.7,14,results/r/a2,s,evograd,0.001,\n"
+                                 "r,rotation,evograd,1,0.2,20,results/r/b1,s,evograd,0.01,\n");
+    char *out, *err;
+    cr_assert(
+        eq(int, table((const char *[]){"runs.csv", "--metric", "final_test_acc", NULL}, &out, &err),
+           0),
+        "%s", err);
+    const char *want = "| method.sigma | n | final_test_acc |\n"
+                       "|---|---|---|\n"
+                       "| 1e-03 | 2 | 0.6 ± 0.141 |\n"
+                       "| 0.01 | 1 | 0.2 |\n";
+    cr_assert(strcmp(out, want) == 0, "%s", out);
+    free(out);
+    free(err);
+    // and with no other value, the key does not vary
+    e2e_write("runs.csv", HEADER "r,rotation,evograd,1,0.5,10,results/r/a1,s,evograd,1e-03,\n"
+                                 "r,rotation,evograd,2,0.7,14,results/r/a2,s,evograd,0.001,\n");
+    cr_assert(
+        eq(int, table((const char *[]){"runs.csv", "--metric", "final_test_acc", NULL}, &out, &err),
+           0),
+        "%s", err);
+    cr_assert(strstr(out, "no config key varies") != NULL, "%s", out);
+    free(out);
+    free(err);
+}
+
 Test(table, csv_has_the_label_keys_n_and_full_precision_mean_and_std)
 {
     e2e_write("runs.csv", two_sigmas);
