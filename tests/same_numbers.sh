@@ -28,7 +28,10 @@ run_set() {
     mkdir -p "$out"
     # the runs table every case appends to (a build before --runs put it beside --out anyway)
     local runs=()
-    if "$bin" --help 2>&1 | grep -q -- '--runs FILE'; then runs=(--runs "$out/runs.csv"); fi
+    # (the help read whole first: grep -q stopping early would kill the writer under pipefail)
+    local help
+    help=$("$bin" --help 2>&1)
+    if grep -q -- '--runs FILE' <<<"$help"; then runs=(--runs "$out/runs.csv"); fi
     local extra=()
     read -r -a extra <<<"${SAME_NUMBERS_OVERRIDES:-}"
     one() { # one CASE CONFIG [overrides...]
