@@ -86,7 +86,8 @@ TESTS_BIN := $(B)/evograd-tests
 BENCH_BIN := $(B)/evograd-bench
 STAMP     := $(BUILD)/.deps-ok
 
-.PHONY: all run plots test test-slurm bench bench-peer valgrind fuzz format clean deps
+.PHONY: all run plots test test-slurm test-install dist install uninstall bench bench-peer \
+        valgrind fuzz format clean deps
 all: $(EVOGRAD)
 	@ln -sf $(VARIANT)/evograd $(BUILD)/evograd
 
@@ -179,6 +180,88 @@ plots: all
 	    [ -z "$$s" ] || { echo "$$s"; n=$$((n + $$(echo "$$s" | wc -l))); }; \
 	done; echo "$$n plots written"
 
+# ---------------------------------------------------------------------------------------------
+# The installed library and command: make install [PREFIX=/usr/local] [DESTDIR=staging root]
+#   $(BINDIR)/evograd, $(LIBDIR)/libevograd.a and libevograd.so.$(VERSION) (soname
+#   libevograd.so.$(SOVERSION), and the libevograd.so link), $(INCLUDEDIR)/evograd/*.h (the
+#   public API, lib/evograd/), $(LIBDIR)/pkgconfig/evograd.pc, $(MANDIR)/man1/evograd.1 (made by
+#   runner/man.sh from the installed binary's own --help and list texts) and the bash
+#   completion. Both libraries export only the functions the public headers declare (all
+#   eg_-prefixed): the shared one through a version script, the static one as one object whose
+#   other symbols are made local. make uninstall removes exactly these files.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+VERSION   := $(shell sed -n 's/^\#define EVOGRAD_VERSION "\(.*\)"$$/\1/p' lib/evograd/evograd.h)
+SOVERSION := $(word 1,$(subst ., ,$(VERSION))).$(word 2,$(subst ., ,$(VERSION)))
+PUBLIC_HEADERS := lib/evograd/evograd.h lib/evograd/status.h
+DIST      := $(B)/dist
+PIC_OBJS  := $(LIB_SRCS:%.c=$(B)/pic/%.o)
+SHLIB     := $(DIST)/libevograd.so.$(VERSION)
+STLIB     := $(DIST)/libevograd.a
+
+$(B)/pic/%.o: %.c | $(STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC $(PKG_CFLAGS) -c $< -o $@
+
+# The exported symbols: every eg_ function the public headers declare.
+$(DIST)/evograd.syms: $(PUBLIC_HEADERS)
+	@mkdir -p $(@D)
+	grep -ho '\beg_[a-z0-9_]*(' $^ | tr -d '(' | sort -u >$@
+$(DIST)/evograd.map: $(DIST)/evograd.syms
+	{ echo '{'; echo '  global:'; sed 's/.*/    &;/' $<; echo '  local: *;'; echo '};'; } >$@
+
+$(SHLIB): $(PIC_OBJS) $(DIST)/evograd.map
+	$(CC) -shared -Wl,-soname,libevograd.so.$(SOVERSION) -Wl,--version-script=$(DIST)/evograd.map \
+	    -Wl,--no-undefined -o $@ $(PIC_OBJS) $(LDLIBS)
+
+$(STLIB): $(PIC_OBJS) $(DIST)/evograd.syms
+	@rm -f $@ $(DIST)/evograd.o
+	$(LD) -r -o $(DIST)/evograd.o $(PIC_OBJS)
+	objcopy --keep-global-symbols=$(DIST)/evograd.syms $(DIST)/evograd.o
+	$(AR) rcs $@ $(DIST)/evograd.o
+
+$(DIST)/evograd.1: $(EVOGRAD) runner/man.sh
+	bash runner/man.sh $(EVOGRAD) >$@.tmp && mv $@.tmp $@
+
+dist: $(EVOGRAD) $(SHLIB) $(STLIB) $(DIST)/evograd.1
+
+INSTALLED := $(BINDIR)/evograd $(LIBDIR)/libevograd.a $(LIBDIR)/libevograd.so.$(VERSION) \
+    $(LIBDIR)/libevograd.so.$(SOVERSION) $(LIBDIR)/libevograd.so \
+    $(addprefix $(INCLUDEDIR)/evograd/,$(notdir $(PUBLIC_HEADERS))) \
+    $(LIBDIR)/pkgconfig/evograd.pc $(MANDIR)/man1/evograd.1 $(BASHCOMPDIR)/evograd
+
+install: dist
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/evograd \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
+	install -m 755 $(EVOGRAD) $(DESTDIR)$(BINDIR)/evograd
+	install -m 644 $(STLIB) $(DESTDIR)$(LIBDIR)/libevograd.a
+	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/libevograd.so.$(VERSION)
+	ln -sf libevograd.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libevograd.so.$(SOVERSION)
+	ln -sf libevograd.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libevograd.so
+	install -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(INCLUDEDIR)/evograd/
+	{ echo 'prefix=$(PREFIX)'; echo 'libdir=$(LIBDIR)'; echo 'includedir=$(INCLUDEDIR)'; echo; \
+	  echo 'Name: evograd'; \
+	  echo 'Description: EvoGrad hypergradients, backbones, datasets and experiment runs'; \
+	  echo 'Version: $(VERSION)'; echo 'Requires.private: $(PKGS)'; \
+	  echo 'Cflags: -I$${includedir}'; echo 'Libs: -L$${libdir} -levograd'; \
+	  echo 'Libs.private: -ldnnl -fopenmp -lm'; } >$(DESTDIR)$(LIBDIR)/pkgconfig/evograd.pc
+	install -m 644 $(DIST)/evograd.1 $(DESTDIR)$(MANDIR)/man1/evograd.1
+	install -m 644 runner/evograd.bash-completion $(DESTDIR)$(BASHCOMPDIR)/evograd
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/evograd 2>/dev/null
+
+# The installed library as a user meets it (tests/install.sh): make install into a scratch
+# prefix, the exported symbols, examples/ built with pkg-config against it (shared and static)
+# and run, the man page, the completion, then make uninstall. CI runs it.
+test-install: $(EVOGRAD)
+	bash tests/install.sh
+
 # The suite must really run: Criterion exits 0 on zero tests, so the synthesis line is checked.
 test: $(TESTS_BIN) $(EVOGRAD)
 	@bash tests/layers.sh
@@ -232,4 +315,4 @@ format:
 clean:
 	rm -rf $(BUILD)
 
--include $(DEPS)
+-include $(DEPS) $(PIC_OBJS:.o=.d)

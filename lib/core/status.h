@@ -8,25 +8,8 @@
 
 #include <stddef.h>
 
-enum eg_status {
-    EG_OK = 0,
-    EG_ERR_IO,       // a file could not be opened, read or written
-    EG_ERR_FORMAT,   // a file's content is not what its format requires
-    EG_ERR_CONFIG,   // a config file or override is wrong
-    EG_ERR_ARG,      // a value passed by the user is out of range
-    EG_ERR_DIVERGED, // a loss or parameter became NaN or Inf, or the loss blew up
-    EG_STOPPED,      // a stop request (a signal) interrupted a long operation: not an error
-    EG_STATUS__COUNT
-};
-
-// One full, human-readable message. Caller-owned, usually on the stack.
-struct eg_error {
-    enum eg_status status;
-    char msg[1024];
-};
-
-// Short name of a status ("ok", "io", "format", ...). Never NULL.
-const char *eg_status_name(enum eg_status s);
+// enum eg_status, struct eg_error and eg_status_name: part of the public API.
+#include "evograd/status.h"
 
 // Formats a message into err (printf-style, truncated to fit) and returns status, so callers can
 // write `return eg_errorf(err, EG_ERR_IO, "%s: %s", path, strerror(errno));`. err may be NULL.
