@@ -60,14 +60,23 @@ static void cell_is(const char *text, size_t r, size_t c, const char *want)
     free(s);
 }
 
-Test(table, markdown_groups_by_the_varied_key_with_n_mean_and_seed_std)
+// The Markdown table of final_test_acc of the runs table text (`evograd table runs.csv --metric
+// final_test_acc`, which must succeed), as a new string (caller frees).
+static char *accuracy_table(const char *runs)
 {
-    e2e_write("runs.csv", two_sigmas);
+    e2e_write("runs.csv", runs);
     char *out, *err;
     cr_assert(
         eq(int, table((const char *[]){"runs.csv", "--metric", "final_test_acc", NULL}, &out, &err),
            0),
         "%s", err);
+    free(err);
+    return out;
+}
+
+Test(table, markdown_groups_by_the_varied_key_with_n_mean_and_seed_std)
+{
+    char *out = accuracy_table(two_sigmas);
     // std of {0.5, 0.7} and of {0.2, 0.4}: sqrt(0.02) = 0.141421...
     const char *want = "| method.sigma | n | final_test_acc |\n"
                        "|---|---|---|\n"
@@ -75,38 +84,26 @@ Test(table, markdown_groups_by_the_varied_key_with_n_mean_and_seed_std)
                        "| 0.01 | 2 | 0.3 ± 0.141 |\n";
     cr_assert(strcmp(out, want) == 0, "%s", out);
     free(out);
-    free(err);
 }
 
 // One value written two ways (3e+01 by a version that wrote numbers as the shortest %g, 30 by
 // one that writes them plainly) is one value: one group, not two.
 Test(table, one_value_in_two_notations_is_one_group)
 {
-    e2e_write("runs.csv", HEADER "r,rotation,evograd,1,0.5,10,results/r/a1,s,evograd,1e-03,\n"
-                                 "r,rotation,evograd,2,0.7,14,results/r/a2,s,evograd,0.001,\n"
-                                 "r,rotation,evograd,1,0.2,20,results/r/b1,s,evograd,0.01,\n");
-    char *out, *err;
-    cr_assert(
-        eq(int, table((const char *[]){"runs.csv", "--metric", "final_test_acc", NULL}, &out, &err),
-           0),
-        "%s", err);
+    char *out = accuracy_table(HEADER "r,rotation,evograd,1,0.5,10,results/r/a1,s,evograd,1e-03,\n"
+                                      "r,rotation,evograd,2,0.7,14,results/r/a2,s,evograd,0.001,\n"
+                                      "r,rotation,evograd,1,0.2,20,results/r/b1,s,evograd,0.01,\n");
     const char *want = "| method.sigma | n | final_test_acc |\n"
                        "|---|---|---|\n"
                        "| 1e-03 | 2 | 0.6 ± 0.141 |\n"
                        "| 0.01 | 1 | 0.2 |\n";
     cr_assert(strcmp(out, want) == 0, "%s", out);
     free(out);
-    free(err);
     // and with no other value, the key does not vary
-    e2e_write("runs.csv", HEADER "r,rotation,evograd,1,0.5,10,results/r/a1,s,evograd,1e-03,\n"
-                                 "r,rotation,evograd,2,0.7,14,results/r/a2,s,evograd,0.001,\n");
-    cr_assert(
-        eq(int, table((const char *[]){"runs.csv", "--metric", "final_test_acc", NULL}, &out, &err),
-           0),
-        "%s", err);
+    out = accuracy_table(HEADER "r,rotation,evograd,1,0.5,10,results/r/a1,s,evograd,1e-03,\n"
+                                "r,rotation,evograd,2,0.7,14,results/r/a2,s,evograd,0.001,\n");
     cr_assert(strstr(out, "no config key varies") != NULL, "%s", out);
     free(out);
-    free(err);
 }
 
 Test(table, csv_has_the_label_keys_n_and_full_precision_mean_and_std)
