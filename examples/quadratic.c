@@ -64,17 +64,16 @@ int main(void)
             eg_hypergrad(h, &problem, &x, &lambda, &hg);
             sum += hg;
         }
-        printf("%8.2f  %12.4f  %12.4f\n", lambda, sum / 200,
-               (lambda - 1) / pow(lambda + 1, 3));
+        printf("%8.2f  %12.4f  %12.4f\n", lambda, sum / 200, (lambda - 1) / pow(lambda + 1, 3));
     }
 
     float x = 0.0f, lambda = 0.2f;
     for (int step = 0; step < 2000; step++) {
         float gx, hg;
         train_loss(NULL, &x, &lambda, &gx, NULL);
-        x -= 0.1f * gx;                 // the model's step
+        x -= 0.1f * gx; // the model's step
         eg_hypergrad(h, &problem, &x, &lambda, &hg);
-        lambda -= 0.05f * hg;           // the hyperparameter's step
+        lambda -= 0.05f * hg; // the hyperparameter's step
     }
     printf("learned lambda %.3f (the validation optimum is 1), x %.3f (0.5)\n", lambda, x);
     eg_hyper_free(h);

@@ -63,8 +63,8 @@ Test(api, evograd_is_its_formula_for_one_of_the_possible_draws_and_reproducible)
     cr_assert(eg_hyper_new(&o, 1, 1, &h, &err) == EG_OK, "%s", err.msg);
     cr_assert(eg_hyper_new(&o, 1, 1, &again, &err) == EG_OK, "%s", err.msg);
     int calls = 0;
-    const struct eg_problem p = {.P = 1, .H = 1, .train_loss = toy_train, .val_loss = toy_val,
-                                 .ctx = &calls};
+    const struct eg_problem p = {
+        .P = 1, .H = 1, .train_loss = toy_train, .val_loss = toy_val, .ctx = &calls};
     const float x = 0.2f, lambda = 0.7f;
     bool seen[4] = {false};
     for (int t = 0; t < 40; t++) {
@@ -111,8 +111,8 @@ Test(api, unrolled_fd_is_the_closed_form_one_step_look_ahead_and_none_is_zero)
             float hgf;
             const double vl = eg_hypergrad(h, &p, &xs[i], &lambdas[j], &hgf);
             const double hg = hgf;
-            cr_assert(fabs(hg - want) <= 1e-3 * fabs(want) + 1e-6, "x %g lambda %g: %.9g, want %.9g",
-                      x, l, hg, want);
+            cr_assert(fabs(hg - want) <= 1e-3 * fabs(want) + 1e-6,
+                      "x %g lambda %g: %.9g, want %.9g", x, l, hg, want);
             cr_assert(fabs(vl - (x1 - 0.5) * (x1 - 0.5)) < 1e-5, "l_V at x' %g", vl);
         }
     }
@@ -281,7 +281,8 @@ Test(api, datasets_load_by_name_with_pixels_in_0_1_and_a_missing_file_is_named)
     int32_t y[2];
     eg_dataset_get(d, 3, 2, x, y);
     cr_assert(y[0] == 3 && y[1] == 4);
-    cr_assert(x[0] == (float)pixel(3 * 784) / 255.0f && x[785] == (float)pixel(4 * 784 + 1) / 255.0f);
+    cr_assert(x[0] == (float)pixel(3 * 784) / 255.0f &&
+              x[785] == (float)pixel(4 * 784 + 1) / 255.0f);
     eg_dataset_free(d);
     cr_assert(eg_dataset_load("mnist", e2e_path("mn"), false, &d, &err) == EG_OK, "%s", err.msg);
     cr_assert(eg_dataset_size(d) == 4);
@@ -312,8 +313,10 @@ Test(api, a_config_runs_into_a_directory_and_a_bad_one_writes_nothing)
     snprintf(dir, sizeof dir, "%s", e2e_path("run"));
     cr_assert(eg_run_config(e2e_path("toy.yaml"), ov, 1, dir, &s, &err) == EG_OK, "%s", err.msg);
     char *cfg = e2e_read("run/config.yaml"), *hg = e2e_read("run/hypergrad.csv");
-    cr_assert(cfg != NULL && strstr(cfg, "\nseed: 3\n") != NULL && strstr(cfg, "task: toy1d") != NULL);
-    cr_assert(hg != NULL && strncmp(hg, "lambda,mean,std,exact\n", 22) == 0 && csv_data_rows(hg) == 3,
+    cr_assert(cfg != NULL && strstr(cfg, "\nseed: 3\n") != NULL &&
+              strstr(cfg, "task: toy1d") != NULL);
+    cr_assert(hg != NULL && strncmp(hg, "lambda,mean,std,exact\n", 22) == 0 &&
+                  csv_data_rows(hg) == 3,
               "%s", hg);
     cr_assert(isfinite(s.wall_s) && isnan(s.test_acc));
     free(cfg);

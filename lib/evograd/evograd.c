@@ -101,8 +101,7 @@ enum eg_status eg_hyper_new(const struct eg_hyper_options *o, size_t P, size_t H
         return eg_errorf(err, EG_ERR_ARG, "sigma: %g; expected a number > 0", o->sigma);
     }
     if (m == HYPER_EVOGRAD && !positive(o->temperature)) {
-        return eg_errorf(err, EG_ERR_ARG, "temperature: %g; expected a number > 0",
-                         o->temperature);
+        return eg_errorf(err, EG_ERR_ARG, "temperature: %g; expected a number > 0", o->temperature);
     }
     if (hyper_method_is_unrolled(m) && !positive(o->lookahead_lr)) {
         return eg_errorf(err, EG_ERR_ARG, "lookahead_lr: %g; expected a number > 0",
@@ -317,20 +316,23 @@ static enum eg_status run_dir(const char *dir, struct eg_error *err)
     char p[4096];
     snprintf(p, sizeof p, "%s/config.yaml", dir);
     if (stat(p, &sb) == 0) {
-        return eg_errorf(err, EG_ERR_IO, "%s holds a run (its config.yaml); choose another "
-                                         "directory", dir);
+        return eg_errorf(err, EG_ERR_IO,
+                         "%s holds a run (its config.yaml); choose another "
+                         "directory",
+                         dir);
     }
     return EG_OK;
 }
 
 enum eg_status eg_run_config(const char *path, const char *const *overrides, size_t n,
-                             const char *dir, struct eg_run_summary *summary,
-                             struct eg_error *err)
+                             const char *dir, struct eg_run_summary *summary, struct eg_error *err)
 {
     EG_ASSERT(path != NULL && dir != NULL && (n == 0 || overrides != NULL));
     if (summary != NULL) {
-        *summary = (struct eg_run_summary){.test_acc = NAN, .best_test_acc = NAN,
-                                           .final_train_loss = NAN, .angle_deg = NAN,
+        *summary = (struct eg_run_summary){.test_acc = NAN,
+                                           .best_test_acc = NAN,
+                                           .final_train_loss = NAN,
+                                           .angle_deg = NAN,
                                            .wall_s = NAN};
     }
     struct run_config *cfg = eg_xmalloc(sizeof *cfg);

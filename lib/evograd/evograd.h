@@ -150,8 +150,7 @@ struct eg_run_summary {
 // bad config (nothing is written then), EG_ERR_IO / EG_ERR_FORMAT for data or output files,
 // EG_ERR_DIVERGED when training diverged. summary may be NULL.
 enum eg_status eg_run_config(const char *path, const char *const *overrides, size_t n,
-                             const char *dir, struct eg_run_summary *summary,
-                             struct eg_error *err);
+                             const char *dir, struct eg_run_summary *summary, struct eg_error *err);
 
 #ifdef __cplusplus
 }

@@ -1730,7 +1730,8 @@ static enum eg_status check_unread(const struct loader *ld)
     for (size_t i = 0; i < ld->norigins; i++) {
         const struct cfg_key *k = ld->origins[i].key;
         char path[160];
-        EG_ASSERT(path_of_key(&root_section, k, path, sizeof path));
+        const bool found = path_of_key(&root_section, k, path, sizeof path);
+        EG_ASSERT(found);
         if (config_task_reads(ld->cfg.task, path)) continue;
         char *value = default_text(k, &ld->cfg), *def = default_text(k, &defaults);
         bool same = strcmp(value, def) == 0;
