@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "evograd/evograd.h"
 #include "helpers.h"
@@ -130,10 +131,10 @@ Test(api, unrolled_fd_is_the_closed_form_one_step_look_ahead_and_none_is_zero)
 // Each bad option: EG_ERR_ARG, *out NULL, the message naming it.
 static void hyper_refused(struct eg_hyper_options o, size_t P, size_t H, const char *want)
 {
-    struct eg_hyper *h = (struct eg_hyper *)&o; // not NULL: must be set to NULL
+    struct eg_hyper *const sentinel = (struct eg_hyper *)&o, *h = sentinel;
     struct eg_error err = {0};
     cr_assert(eg_hyper_new(&o, P, H, &h, &err) == EG_ERR_ARG, "accepted (want '%s')", want);
-    cr_assert(h == NULL);
+    cr_assert(h == sentinel, "*out was written");
     cr_assert(strstr(err.msg, want) != NULL, "want '%s' in: %s", want, err.msg);
 }
 
@@ -216,12 +217,14 @@ Test(api, a_backbones_loss_gradient_matches_central_differences_at_any_theta)
     eg_net_free(NULL);
 }
 
+static int err_sentinel; // its address stands for "not written" in *out
+
 Test(api, bad_backbones_are_refused_with_the_reason)
 {
-    struct eg_net *net = (struct eg_net *)&net;
+    struct eg_net *const sentinel = (struct eg_net *)&err_sentinel, *net = sentinel;
     struct eg_error err;
     cr_assert(eg_net_new("lenet5", 1, 28, 28, 10, 1, &net, &err) == EG_ERR_ARG);
-    cr_assert(net == NULL);
+    cr_assert(net == sentinel, "*out was written");
     cr_assert(strstr(err.msg, "backbone: 'lenet5' is not a backbone (mlp, lenet,") != NULL, "%s",
               err.msg);
     cr_assert(eg_net_new("lenet", 1, 4, 4, 10, 1, &net, &err) == EG_ERR_ARG);
@@ -289,9 +292,10 @@ Test(api, datasets_load_by_name_with_pixels_in_0_1_and_a_missing_file_is_named)
     eg_dataset_free(d);
     eg_dataset_free(NULL);
 
-    d = (struct eg_dataset *)&d;
+    struct eg_dataset *const sentinel = (struct eg_dataset *)&err_sentinel;
+    d = sentinel;
     cr_assert(eg_dataset_load("mnist", e2e_path("nothing"), true, &d, &err) == EG_ERR_IO);
-    cr_assert(d == NULL);
+    cr_assert(d == sentinel, "*out was written");
     cr_assert(strstr(err.msg, "nothing/train-images-idx3-ubyte") != NULL, "%s", err.msg);
     cr_assert(eg_dataset_load("imagenet", NULL, true, &d, &err) == EG_ERR_ARG);
     cr_assert(strstr(err.msg, "dataset: 'imagenet' is not one of mnist, fashion_mnist") != NULL,
@@ -331,6 +335,12 @@ Test(api, a_config_runs_into_a_directory_and_a_bad_one_writes_nothing)
     cr_assert(strstr(err.msg, "override 'toy1d.trials=0': toy1d.trials:") == err.msg, "%s",
               err.msg);
     cr_assert(e2e_read("bad/config.yaml") == NULL);
+    // missing data: the run never started, so nothing is left (not even the directory)
+    e2e_write("sup.yaml", "name: s\ndata: {dataset: mnist, root: nowhere}\n");
+    cr_assert(eg_run_config(e2e_path("sup.yaml"), NULL, 0, dir, &s, &err) == EG_ERR_IO);
+    cr_assert(strstr(err.msg, "nowhere/train-images-idx3-ubyte") != NULL, "%s", err.msg);
+    struct stat sb;
+    cr_assert(stat(dir, &sb) != 0, "%s is left after a run that never started", dir);
     // a key the task never reads
     const char *unread[] = {"rotation.degrees=45"};
     cr_assert(eg_run_config(e2e_path("toy.yaml"), unread, 1, dir, NULL, &err) == EG_ERR_CONFIG);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/rng.h"
@@ -76,7 +77,6 @@ enum eg_status eg_hyper_new(const struct eg_hyper_options *o, size_t P, size_t H
                             struct eg_hyper **out, struct eg_error *err)
 {
     EG_ASSERT(o != NULL && out != NULL);
-    *out = NULL;
     enum hyper_method m;
     if (o->method == NULL || !hyper_method_find(o->method, &m)) {
         return eg_errorf(err, EG_ERR_ARG,
@@ -158,7 +158,6 @@ enum eg_status eg_net_new(const char *name, size_t c, size_t h, size_t w, size_t
                           uint64_t seed, struct eg_net **out, struct eg_error *err)
 {
     EG_ASSERT(out != NULL);
-    *out = NULL;
     enum backbone_kind kind;
     if (name == NULL || !backbone_find(name, &kind)) {
         return eg_errorf(err, EG_ERR_ARG,
@@ -246,7 +245,6 @@ enum eg_status eg_dataset_load(const char *name, const char *root, bool train,
                                struct eg_dataset **out, struct eg_error *err)
 {
     EG_ASSERT(out != NULL);
-    *out = NULL;
     enum data_source src;
     bool known = name != NULL && data_source_find(name, &src);
     if (!known || src == DATA_SOURCE_IMAGEFOLDER || src == DATA_SOURCE_SYNTHETIC) {
@@ -305,10 +303,12 @@ void eg_dataset_get(const struct eg_dataset *d, size_t first, size_t n, float *x
 // ---------------------------------------------------------------------------------------------
 // runs
 
-// Makes dir when missing; EG_ERR_IO when it cannot, or when it already holds a run.
-static enum eg_status run_dir(const char *dir, struct eg_error *err)
+// Makes dir when missing (*created: whether this call made it); EG_ERR_IO when it cannot, or
+// when it already holds a run.
+static enum eg_status run_dir(const char *dir, bool *created, struct eg_error *err)
 {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+    *created = mkdir(dir, 0777) == 0;
+    if (!*created && errno != EEXIST)
         return eg_errorf(err, EG_ERR_IO, "%s: %s", dir, strerror(errno));
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
@@ -317,9 +317,20 @@ static enum eg_status run_dir(const char *dir, struct eg_error *err)
     snprintf(p, sizeof p, "%s/config.yaml", dir);
     if (stat(p, &sb) == 0) {
         return eg_errorf(err, EG_ERR_IO,
-                         "%s holds a run (its config.yaml); choose another "
-                         "directory",
-                         dir);
+                         "%s holds a run (its config.yaml); choose another directory", dir);
+    }
+    return EG_OK;
+}
+
+// Writes cfg resolved into path.
+static enum eg_status write_config(const struct run_config *cfg, const char *path,
+                                   struct eg_error *err)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) return eg_errorf(err, EG_ERR_IO, "%s: %s", path, strerror(errno));
+    config_write(cfg, f);
+    if (ferror(f) != 0 || fclose(f) != 0) {
+        return eg_errorf(err, EG_ERR_IO, "%s: %s", path, strerror(errno));
     }
     return EG_OK;
 }
@@ -328,40 +339,32 @@ enum eg_status eg_run_config(const char *path, const char *const *overrides, siz
                              const char *dir, struct eg_run_summary *summary, struct eg_error *err)
 {
     EG_ASSERT(path != NULL && dir != NULL && (n == 0 || overrides != NULL));
-    if (summary != NULL) {
-        *summary = (struct eg_run_summary){.test_acc = NAN,
-                                           .best_test_acc = NAN,
-                                           .final_train_loss = NAN,
-                                           .angle_deg = NAN,
-                                           .wall_s = NAN};
-    }
     struct run_config *cfg = eg_xmalloc(sizeof *cfg);
+    bool created = false;
+    char p[4096];
+    snprintf(p, sizeof p, "%s/config.yaml", dir);
     enum eg_status st = config_load(path, overrides, n, cfg, err);
     if (st == EG_OK) st = run_check(cfg, err);
-    if (st == EG_OK) st = run_dir(dir, err);
+    if (st == EG_OK) st = run_dir(dir, &created, err);
     if (st == EG_OK) {
-        char p[4096];
-        snprintf(p, sizeof p, "%s/config.yaml", dir);
-        FILE *f = fopen(p, "w");
-        if (f == NULL) {
-            st = eg_errorf(err, EG_ERR_IO, "%s: %s", p, strerror(errno));
+        st = write_config(cfg, p, err);
+        if (st == EG_OK) {
+            const struct run_options opts = {.dir = dir};
+            struct run_result res;
+            st = run_experiment(cfg, &opts, &res, err);
+            if (summary != NULL) {
+                *summary = (struct eg_run_summary){.test_acc = res.task.test_acc,
+                                                   .best_test_acc = res.task.best_acc,
+                                                   .final_train_loss = res.final_train_loss,
+                                                   .angle_deg = res.task.angle_deg,
+                                                   .wall_s = res.wall_s,
+                                                   .epochs = res.epochs_done};
+            }
+            if (st != EG_OK && !res.started) unlink(p); // nothing of the run was made
         } else {
-            config_write(cfg, f);
-            if (fclose(f) != 0) st = eg_errorf(err, EG_ERR_IO, "%s: %s", p, strerror(errno));
+            unlink(p);
         }
-    }
-    if (st == EG_OK) {
-        const struct run_options opts = {.dir = dir};
-        struct run_result res;
-        st = run_experiment(cfg, &opts, &res, err);
-        if (summary != NULL) {
-            summary->test_acc = res.task.test_acc;
-            summary->best_test_acc = res.task.best_acc;
-            summary->final_train_loss = res.final_train_loss;
-            summary->angle_deg = res.task.angle_deg;
-            summary->wall_s = res.wall_s;
-            summary->epochs = res.epochs_done;
-        }
+        if (st != EG_OK && created) rmdir(dir); // only when empty: what a run made stays
     }
     free(cfg);
     return st;

@@ -14,8 +14,9 @@
  * respect to lambda through the weights, using first-order gradients only.
  *
  * Every function that can fail on its input returns an enum eg_status (evograd/status.h) and
- * writes the message into a caller-owned struct eg_error (which may be NULL). Objects are
- * created by eg_*_new or eg_*_load and released by the matching eg_*_free (NULL is a no-op).
+ * writes the message into a caller-owned struct eg_error (which may be NULL); its outputs are
+ * then left untouched. Objects are created by eg_*_new or eg_*_load into *out and released by the
+ * matching eg_*_free (NULL is a no-op).
  * Arrays are the caller's; sizes are given in elements. Nothing here is thread-safe across calls
  * on one object; separate objects may be used from separate threads. */
 #ifndef EVOGRAD_EVOGRAD_H
@@ -147,8 +148,10 @@ struct eg_run_summary {
 // directory dir (created when missing; it must not hold a run): the resolved config.yaml and the
 // task's files (metrics.csv, ...), as `evograd run CONFIG --out DIR` writes them, but without
 // the command's summary.csv, runs.csv and DONE. EG_ERR_CONFIG with the located message for a
-// bad config (nothing is written then), EG_ERR_IO / EG_ERR_FORMAT for data or output files,
-// EG_ERR_DIVERGED when training diverged. summary may be NULL.
+// bad config, EG_ERR_IO / EG_ERR_FORMAT for data or output files, EG_ERR_DIVERGED when training
+// diverged. A failure before training starts leaves nothing behind (config.yaml removed, and dir
+// too when this call made it); one after keeps what the run wrote. summary (may be NULL) is
+// written whenever the run was started, also when it then failed.
 enum eg_status eg_run_config(const char *path, const char *const *overrides, size_t n,
                              const char *dir, struct eg_run_summary *summary, struct eg_error *err);
 
