@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/status.h"
 #include "io/csv.h"
 
 #define TABLE_MAX_METRICS 32
@@ -182,34 +183,57 @@ static bool usage_error(const char *why, const char *what)
     return false;
 }
 
-// One option's value into *a. False, with the usage printed, on a bad one.
-static bool take_option(const char *o, const char *v, struct table_args *a, bool *format_md,
+// The long options' codes (getopt_long's val).
+enum table_opt {
+    TABLE_OPT_METRIC = 256,
+    TABLE_OPT_WHERE,
+    TABLE_OPT_FORMAT,
+    TABLE_OPT_X,
+    TABLE_OPT_CURVE,
+    TABLE_OPT_CURVE_FILE,
+    TABLE_OPT_CURVE_X,
+    TABLE_OPT_KEYS,
+};
+
+// Option code's value v into *a. False, with the usage printed, on a bad one.
+static bool take_option(int code, const char *v, struct table_args *a, bool *format_md,
                         bool *curve_opts)
 {
-    if (strcmp(o, "--metric") == 0) {
+    switch (code) {
+    case TABLE_OPT_METRIC:
         if (a->nmetrics == TABLE_MAX_METRICS) return usage_error("too many --metric", "");
         a->metrics[a->nmetrics++] = v;
-    } else if (strcmp(o, "--where") == 0) {
+        break;
+    case TABLE_OPT_WHERE:
         if (a->nwhere == TABLE_MAX_WHERE) return usage_error("too many --where", "");
         if (v[0] == '=' || strchr(v, '=') == NULL)
             return usage_error("--where needs KEY=VALUE, got ", v);
         a->where[a->nwhere++] = v;
-    } else if (strcmp(o, "--format") == 0) {
+        break;
+    case TABLE_OPT_FORMAT:
         if (strcmp(v, "md") != 0 && strcmp(v, "csv") != 0)
             return usage_error("--format is md or csv, not ", v);
         a->csv = strcmp(v, "csv") == 0;
         *format_md = !a->csv;
-    } else if (strcmp(o, "--x") == 0) {
+        break;
+    case TABLE_OPT_X:
         a->x = v;
-    } else if (strcmp(o, "--curve") == 0) {
+        break;
+    case TABLE_OPT_CURVE:
         a->curve = v;
-    } else if (strcmp(o, "--curve-file") == 0 || strcmp(o, "--curve-x") == 0) {
-        *(strcmp(o, "--curve-file") == 0 ? &a->curve_file : &a->curve_x) = v;
+        break;
+    case TABLE_OPT_CURVE_FILE:
+    case TABLE_OPT_CURVE_X:
+        *(code == TABLE_OPT_CURVE_FILE ? &a->curve_file : &a->curve_x) = v;
         *curve_opts = true;
-    } else { // --keys
+        break;
+    case TABLE_OPT_KEYS:
         if (strcmp(v, "all") != 0 && strcmp(v, "numeric") != 0)
             return usage_error("--keys is all or numeric, not ", v);
         a->keys = v;
+        break;
+    default:
+        EG_ASSERT(false && "an option parse_args does not list");
     }
     return true;
 }
@@ -228,21 +252,24 @@ static int parse_args(int argc, char **argv, struct table_args *a)
     *a = (struct table_args){.curve_file = "metrics.csv", .curve_x = "epoch"};
     bool format_md = false, curve_opts = false, ok = true, help = false;
     static const struct option opts[] = {
-        {"metric", required_argument, NULL, 1},     {"where", required_argument, NULL, 1},
-        {"format", required_argument, NULL, 1},     {"x", required_argument, NULL, 1},
-        {"curve", required_argument, NULL, 1},      {"curve-file", required_argument, NULL, 1},
-        {"curve-x", required_argument, NULL, 1},    {"keys", required_argument, NULL, 1},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"metric", required_argument, NULL, TABLE_OPT_METRIC},
+        {"where", required_argument, NULL, TABLE_OPT_WHERE},
+        {"format", required_argument, NULL, TABLE_OPT_FORMAT},
+        {"x", required_argument, NULL, TABLE_OPT_X},
+        {"curve", required_argument, NULL, TABLE_OPT_CURVE},
+        {"curve-file", required_argument, NULL, TABLE_OPT_CURVE_FILE},
+        {"curve-x", required_argument, NULL, TABLE_OPT_CURVE_X},
+        {"keys", required_argument, NULL, TABLE_OPT_KEYS},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     char **av = getopt_vector(argc, argv, "evograd table");
-    int ac = argc + 1, c, li = -1;
+    int ac = argc + 1, c;
     opterr = 0;
     optind = 0; // glibc: a full reset
-    while (ok && !help && (c = getopt_long(ac, av, ":h", opts, &li)) != -1) {
-        char name[32];
-        if (c == 1) {
-            snprintf(name, sizeof name, "--%s", opts[li].name);
-            ok = take_option(name, optarg, a, &format_md, &curve_opts);
+    while (ok && !help && (c = getopt_long(ac, av, ":h", opts, NULL)) != -1) {
+        if (c >= TABLE_OPT_METRIC) {
+            ok = take_option(c, optarg, a, &format_md, &curve_opts);
         } else if (c == 'h') {
             help = true;
         } else if (c == ':') {
