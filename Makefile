@@ -1,7 +1,7 @@
 # evograd - one non-recursive Makefile.
 #   make            library (build/release/libevograd.a) and the command (build/release/evograd,
 #                   linked as build/evograd)
-#   make run        the demo: EvoGrad against the baseline (runner/demo.sh, results/demo/);
+#   make run        the demo: EvoGrad against the baseline (runner/demo.sh, results/demo-*/);
 #                   make run CONFIG=FILE ARGS="key=value ...": that one run and its plot
 #   make plots      every figure and table under results/ (gnuplot, plots/*.gp), from the runs
 #                   tables (`evograd table`; groups of the varied config keys, mean ± std over
@@ -123,7 +123,7 @@ export GOMP_SPINCOUNT ?= 1000
 export OPENBLAS_THREAD_TIMEOUT ?= 10
 
 # Without CONFIG or ARGS: the demo (runner/demo.sh: EvoGrad against the baseline, under
-# results/demo/, with its tables, figures and next steps; DEMO_EPOCHS rotation epochs). With
+# results/demo-toy1d/ and results/demo-rotation/, with its tables, figures and next steps; DEMO_EPOCHS rotation epochs). With
 # either: that one run (CONFIG defaults to configs/default.yaml), then its plot; the last lines
 # say where both are.
 DEMO_EPOCHS ?= 3
