@@ -251,10 +251,13 @@ install: dist
 	  echo 'Libs.private: -ldnnl -fopenmp -lm'; } >$(DESTDIR)$(LIBDIR)/pkgconfig/evograd.pc
 	install -m 644 $(DIST)/evograd.1 $(DESTDIR)$(MANDIR)/man1/evograd.1
 	install -m 644 runner/evograd.bash-completion $(DESTDIR)$(BASHCOMPDIR)/evograd
+	@# the loader's cache learns the new soname (a real install as root; not when staging)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/evograd 2>/dev/null
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 # The installed library as a user meets it (tests/install.sh): make install into a scratch
 # prefix, the exported symbols, examples/ built with pkg-config against it (shared and static)

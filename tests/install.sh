@@ -164,3 +164,20 @@ make -s uninstall PREFIX=/usr/local DESTDIR="$scratch/stage" >/dev/null
 left=$(find "$scratch/stage" -type f -o -type l)
 [ -z "$left" ] || fail "make uninstall DESTDIR= left: $left"
 echo "install: make uninstall removes every file; DESTDIR stages under its root"
+
+# On a CI machine, as root: the real thing, as the README says (PREFIX /usr/local, the default
+# pkg-config path, the loader's cache), then gone again.
+if [ "${CI:-}" = true ] && [ "$(id -u)" -eq 0 ]; then
+    [ ! -e /usr/local/lib/libevograd.so ] || fail "/usr/local already holds a libevograd"
+    make -s install >/dev/null
+    unset PKG_CONFIG_PATH
+    # shellcheck disable=SC2046
+    cc $cflags examples/quadratic.c $(pkg-config --cflags --libs evograd) -lm -o "$scratch/q"
+    "$scratch/q" >/dev/null || fail "examples/quadratic against /usr/local failed"
+    command -v evograd >/dev/null && evograd --version >/dev/null || fail "evograd not on PATH"
+    make -s uninstall >/dev/null
+    [ ! -e /usr/local/lib/libevograd.so ] && [ ! -e /usr/local/bin/evograd ] ||
+        fail "make uninstall left files in /usr/local"
+    echo "install: make install (PREFIX=/usr/local), the example through the default pkg-config" \
+        "path and loader, make uninstall"
+fi
