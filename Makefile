@@ -123,9 +123,9 @@ export GOMP_SPINCOUNT ?= 1000
 export OPENBLAS_THREAD_TIMEOUT ?= 10
 
 # Without CONFIG or ARGS: the demo (runner/demo.sh: EvoGrad against the baseline, under
-# results/demo-toy1d/ and results/demo-rotation/, with its tables, figures and next steps; DEMO_EPOCHS rotation epochs). With
-# either: that one run (CONFIG defaults to configs/default.yaml), then its plot; the last lines
-# say where both are.
+# results/demo-toy1d/ and results/demo-rotation/, with its tables, figures and next steps;
+# DEMO_EPOCHS rotation epochs). With either: that one run (CONFIG defaults to
+# configs/default.yaml), then its plot; the last lines say where both are.
 DEMO_EPOCHS ?= 3
 run: all
 ifeq ($(origin CONFIG)$(origin ARGS),undefinedundefined)

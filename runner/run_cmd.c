@@ -73,7 +73,8 @@ static void help(bool run)
     } else {
         fputs("Loads and checks the config with the overrides applied and prints it resolved:\n"
               "every key the task reads, defaults filled in (a run's config.yaml is the same\n"
-              "text). A key set in a section the task never reads is an error naming it.\n"
+              "text). A key the task never reads, set to another value than its default, is an\n"
+              "error naming the key, the task and the tasks that read it.\n"
               "  -h, --help            this help\n",
               stdout);
     }
