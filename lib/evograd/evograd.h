@@ -106,7 +106,9 @@ float *eg_net_params(struct eg_net *net);
 // [0, classes)) at weights theta (NULL: the network's own). dtheta (P) is written with its
 // gradient unless NULL; *correct (unless NULL) with how many images the network classifies
 // right. train: batch normalisation uses the batch's statistics and updates the running ones
-// (training); else the running ones (evaluation).
+// (training; a network with batch normalisation then needs n >= 2); else the running ones
+// (evaluation). Labels outside [0, classes) and such an n are programming errors: the call
+// aborts naming the check that failed.
 double eg_net_loss(struct eg_net *net, const float *theta, const float *x, const int32_t *y,
                    size_t n, bool train, float *dtheta, size_t *correct);
 
