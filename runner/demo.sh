@@ -3,7 +3,8 @@
 # built-in Fashion-MNIST, in about a minute on 2 cores.
 #   1. The paper's 1-D illustration (configs/paper/toy1d.yaml) for K = 2, 10 and 100 perturbed
 #      copies: EvoGrad's hypergradient estimate against the closed form, and the joint (x, lambda)
-#      trajectories. Its table: per K, the mean |estimate - exact| over the lambda grid.
+#      trajectories. Its table: per K, over the lambda grid, the mean |mean estimate - exact| and
+#      the mean standard deviation of one estimate.
 #   2. The rotation experiment (configs/paper/rotation.yaml, EPOCHS epochs): LeNet trained on
 #      upright images, validated and tested on images rotated +30 degrees; EvoGrad learns the
 #      training images' rotation, the baseline (method none) cannot. Its table: per method, the
