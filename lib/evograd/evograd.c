@@ -18,9 +18,9 @@
 #include "data/source.h"
 #include "io/config.h"
 #include "meta/hyper.h"
+#include "meta/netloss.h"
 #include "meta/problem.h"
 #include "nn/backbones.h"
-#include "nn/loss.h"
 #include "nn/net.h"
 #include "run/run.h"
 
@@ -150,8 +150,8 @@ struct eg_net {
     struct net *net;
     size_t classes, P;
     float *saved;            // (P) the own weights while another theta is in
-    float *losses, *dlogits; // (cap), (cap x classes)
-    size_t cap;
+    float *losses, *dlogits; // work space of the last batch: (n), (n x classes)
+    size_t losses_cap, dlogits_cap;
 };
 
 enum eg_status eg_net_new(const char *name, size_t c, size_t h, size_t w, size_t classes,
@@ -212,26 +212,11 @@ double eg_net_loss(struct eg_net *net, const float *theta, const float *x, const
                    size_t n, bool train, float *dtheta, size_t *correct)
 {
     EG_ASSERT(net != NULL && x != NULL && y != NULL && n >= 1);
-    if (n > net->cap) {
-        free(net->losses);
-        free(net->dlogits);
-        net->losses = eg_xmalloc_floats(n);
-        net->dlogits = eg_xmalloc_floats(n * net->classes);
-        net->cap = n;
-    }
-    struct net *nn = net->net;
-    if (theta != NULL) net_swap_in(nn, net->saved, theta);
-    const float *logits = net_forward(nn, x, n, train ? LAYER_MODE_TRAIN : LAYER_MODE_EVAL);
-    const double loss = xent_forward(logits, y, n, net->classes, net->losses) / (double)n;
-    if (correct != NULL) *correct = xent_correct(logits, y, n, net->classes);
-    if (dtheta != NULL) {
-        xent_backward(logits, y, NULL, n, net->classes, net->dlogits);
-        net_zero_grad(nn);
-        net_backward(nn, net->dlogits, NULL);
-        memcpy(dtheta, nn->grads, net->P * sizeof *dtheta);
-    }
-    if (theta != NULL) net_swap_out(nn, net->saved, theta);
-    return loss;
+    eg_grow_floats(&net->losses, &net->losses_cap, n);
+    eg_grow_floats(&net->dlogits, &net->dlogits_cap, n * net->classes);
+    return net_mean_xent_at(net->net, net->saved, theta != NULL ? theta : net->net->params, x, y,
+                            n, train ? LAYER_MODE_TRAIN : LAYER_MODE_EVAL, net->losses,
+                            net->dlogits, dtheta, correct);
 }
 
 // ---------------------------------------------------------------------------------------------

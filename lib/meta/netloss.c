@@ -85,13 +85,14 @@ void net_copy_grads(const struct net *net, float *dtheta)
 
 double net_mean_xent_at(struct net *net, float *saved, const float *theta, const float *x,
                         const int32_t *y, size_t m, enum layer_mode mode, float *losses,
-                        float *dlogits, float *dtheta)
+                        float *dlogits, float *dtheta, size_t *correct)
 {
     EG_ASSERT(x != NULL && y != NULL && m >= 1);
     const size_t C = net_out_shape(net).c;
     net_swap_in(net, saved, theta);
     const float *logits = net_forward(net, x, m, mode);
     double L = xent_forward(logits, y, m, C, losses) / (double)m;
+    if (correct != NULL) *correct = xent_correct(logits, y, m, C);
     if (dtheta != NULL) {
         xent_backward(logits, y, NULL, m, C, dlogits); // dlosses NULL: 1/m each, the mean
         net_zero_grad(net);
@@ -107,5 +108,5 @@ double net_batches_val_loss(struct net_batches *b, const float *theta, enum laye
 {
     EG_ASSERT(b->xv != NULL);
     return net_mean_xent_at(b->net, b->saved, theta, b->xv, b->yv, b->m, mode, b->losses,
-                            b->dlogits, dtheta);
+                            b->dlogits, dtheta, NULL);
 }

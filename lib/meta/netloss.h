@@ -63,11 +63,12 @@ void net_copy_grads(const struct net *net, float *dtheta);
 
 // The mean cross-entropy of net at theta on x (m images, NCHW) with labels y, batch norm in
 // mode, returned in double. dtheta: (net->nparams) written with its gradient unless NULL (may be
-// net->grads). net->params are left as they were (net_swap_in / net_swap_out through saved,
-// nparams floats); losses (m) and dlogits (m x classes) are work space.
+// net->grads); *correct (unless NULL) with how many of the m images it classifies right.
+// net->params are left as they were (net_swap_in / net_swap_out through saved, nparams floats);
+// losses (m) and dlogits (m x classes) are work space.
 double net_mean_xent_at(struct net *net, float *saved, const float *theta, const float *x,
                         const int32_t *y, size_t m, enum layer_mode mode, float *losses,
-                        float *dlogits, float *dtheta);
+                        float *dlogits, float *dtheta, size_t *correct);
 
 // net_mean_xent_at on the validation batch of b, with b's buffers: l_V of the classifier
 // meta-problems. Requires a validation batch (EG_ASSERT).
