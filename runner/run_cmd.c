@@ -317,34 +317,6 @@ static void remove_stale_temporaries(const char *dir)
     closedir(d);
 }
 
-// Every key's value of a config (config_each_value), in the schema's order.
-struct key_values {
-    size_t n, cap;
-    char **path, **value;
-};
-
-static void add_key_value(void *ctx, const char *path, const char *value)
-{
-    struct key_values *kv = ctx;
-    if (kv->n == kv->cap) {
-        kv->cap = kv->cap > 0 ? 2 * kv->cap : 128;
-        kv->path = eg_xrealloc(kv->path, kv->cap * sizeof *kv->path);
-        kv->value = eg_xrealloc(kv->value, kv->cap * sizeof *kv->value);
-    }
-    kv->path[kv->n] = eg_xstrdup(path);
-    kv->value[kv->n++] = eg_xstrdup(value);
-}
-
-static void key_values_free(struct key_values *kv)
-{
-    for (size_t i = 0; i < kv->n; i++) {
-        free(kv->path[i]);
-        free(kv->value[i]);
-    }
-    free(kv->path);
-    free(kv->value);
-}
-
 // Whether dir/config.yaml holds another config than cfg: 0 the same (the same keys resolve to
 // the same values, however the file is written), -1 there is no config.yaml, 1 another, with
 // how in why ("train.epochs is 5 there, 3 here", or why the file does not load).
@@ -359,19 +331,9 @@ static int config_differs(const char *dir, const struct run_config *cfg, char *w
         snprintf(why, cap, "it does not load: %s", err.msg);
         return 1;
     }
-    if (config_hash(&there) == config_hash(cfg)) return 0;
-    struct key_values a = {0}, b = {0};
-    config_each_value(&there, add_key_value, &a);
-    config_each_value(cfg, add_key_value, &b);
-    EG_ASSERT(a.n == b.n);
-    snprintf(why, cap, "another config");
-    for (size_t i = 0; i < a.n; i++) {
-        if (strcmp(a.value[i], b.value[i]) == 0) continue;
-        snprintf(why, cap, "%s is %s there, %s here", a.path[i], a.value[i], b.value[i]);
-        break;
-    }
-    key_values_free(&a);
-    key_values_free(&b);
+    char key[160], va[256], vb[256]; // a long value (data.root) is shown cut short
+    if (!config_first_difference(&there, cfg, key, sizeof key, va, vb, sizeof va)) return 0;
+    snprintf(why, cap, "%s is %s there, %s here", key, va, vb);
     return 1;
 }
 

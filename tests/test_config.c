@@ -1792,3 +1792,22 @@ Test(config, reference_lists_every_key_in_both_formats)
         free(s);
     }
 }
+
+Test(config, first_difference_names_the_first_key_in_schema_order_with_both_values)
+{
+    struct run_config a, b;
+    load_ok("{}\n", NULL, 0, &a);
+    load_ok("{}\n", NULL, 0, &b);
+    char path[160], va[256], vb[256];
+    const bool differ = config_first_difference(&a, &b, path, sizeof path, va, vb, sizeof va);
+    cr_assert(differ == false);
+    const char *ov[] = {"train.optimizer.lr=0.25", "rotation.degrees=45", "task=rotation"};
+    load_ok("{}\n", ov, 3, &b);
+    cr_assert(config_first_difference(&a, &b, path, sizeof path, va, vb, sizeof va));
+    cr_assert(strcmp(path, "task") == 0 && strcmp(va, "supervised") == 0 &&
+              strcmp(vb, "rotation") == 0, "%s: %s / %s", path, va, vb);
+    load_ok("{}\n", ov, 1, &b);
+    cr_assert(config_first_difference(&a, &b, path, sizeof path, va, vb, sizeof va));
+    cr_assert(strcmp(path, "train.optimizer.lr") == 0 && strcmp(va, "0.1") == 0 &&
+              strcmp(vb, "0.25") == 0, "%s: %s / %s", path, va, vb);
+}

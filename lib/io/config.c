@@ -2046,6 +2046,42 @@ static void each_value(const struct run_config *c, const struct cfg_section *sec
     }
 }
 
+// The first key under sec (in the schema's order) whose value differs between a and b: its path
+// into path, the two values (as config_write writes them) into va and vb; false when none does.
+static bool first_difference(const struct run_config *a, const struct run_config *b,
+                             const struct cfg_section *sec, const char *prefix, char *path,
+                             size_t path_cap, char *va, char *vb, size_t value_cap)
+{
+    for (size_t i = 0; i < sec->nkeys; i++) {
+        const struct cfg_key *k = &sec->keys[i];
+        char p[256];
+        join_path(p, sizeof p, prefix, k->key);
+        if (k->type == CFG_SECTION) {
+            if (first_difference(a, b, k->section, p, path, path_cap, va, vb, value_cap))
+                return true;
+            continue;
+        }
+        char *ta = default_text(k, a), *tb = default_text(k, b);
+        const bool differ = strcmp(ta, tb) != 0;
+        if (differ) {
+            snprintf(path, path_cap, "%s", p);
+            snprintf(va, value_cap, "%s", ta);
+            snprintf(vb, value_cap, "%s", tb);
+        }
+        free(ta);
+        free(tb);
+        if (differ) return true;
+    }
+    return false;
+}
+
+bool config_first_difference(const struct run_config *a, const struct run_config *b, char *path,
+                             size_t path_cap, char *va, char *vb, size_t value_cap)
+{
+    EG_ASSERT(a != NULL && b != NULL && path != NULL && va != NULL && vb != NULL);
+    return first_difference(a, b, &root_section, "", path, path_cap, va, vb, value_cap);
+}
+
 void config_each_value(const struct run_config *c,
                        void (*fn)(void *ctx, const char *path, const char *value), void *ctx)
 {

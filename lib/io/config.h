@@ -182,6 +182,12 @@ void config_each_value(const struct run_config *c,
 //   (only task rotation does); remove it, or set task: rotation
 bool config_task_reads(const char *task, const char *path);
 
+// The first key, in the schema's order, whose value differs between a and b (every key, read
+// by the task or not): its dotted path into path (path_cap bytes) and its values in a and b, as
+// config_write writes them, into va and vb (value_cap bytes each). False when a and b agree.
+bool config_first_difference(const struct run_config *a, const struct run_config *b, char *path,
+                             size_t path_cap, char *va, char *vb, size_t value_cap);
+
 // Writes the resolved config as YAML: every key that c->task reads, in table order, with a
 // header comment; numbers in plain notation where it reads back the same (30, 0.001; 1e-08).
 // Loading the output gives back *c exactly when the keys the task never reads hold their
