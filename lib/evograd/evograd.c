@@ -214,9 +214,9 @@ double eg_net_loss(struct eg_net *net, const float *theta, const float *x, const
     EG_ASSERT(net != NULL && x != NULL && y != NULL && n >= 1);
     eg_grow_floats(&net->losses, &net->losses_cap, n);
     eg_grow_floats(&net->dlogits, &net->dlogits_cap, n * net->classes);
-    return net_mean_xent_at(net->net, net->saved, theta != NULL ? theta : net->net->params, x, y,
-                            n, train ? LAYER_MODE_TRAIN : LAYER_MODE_EVAL, net->losses,
-                            net->dlogits, dtheta, correct);
+    return net_mean_xent_at(net->net, net->saved, theta != NULL ? theta : net->net->params, x, y, n,
+                            train ? LAYER_MODE_TRAIN : LAYER_MODE_EVAL, net->losses, net->dlogits,
+                            dtheta, correct);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,8 +289,9 @@ void eg_dataset_get(const struct eg_dataset *d, size_t first, size_t n, float *x
 // runs
 
 // Makes dir when missing (*created: whether this call made it); EG_ERR_IO when it cannot, or
-// when it already holds a run.
-static enum eg_status run_dir(const char *dir, bool *created, struct eg_error *err)
+// when it already holds a run (its config.yaml, at config).
+static enum eg_status run_dir(const char *dir, const char *config, bool *created,
+                              struct eg_error *err)
 {
     *created = mkdir(dir, 0777) == 0;
     if (!*created && errno != EEXIST)
@@ -298,9 +299,7 @@ static enum eg_status run_dir(const char *dir, bool *created, struct eg_error *e
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return eg_errorf(err, EG_ERR_IO, "%s: not a directory", dir);
-    char p[4096];
-    snprintf(p, sizeof p, "%s/config.yaml", dir);
-    if (stat(p, &sb) == 0) {
+    if (stat(config, &sb) == 0) {
         return eg_errorf(err, EG_ERR_IO,
                          "%s holds a run (its config.yaml); choose another directory", dir);
     }
@@ -330,7 +329,7 @@ enum eg_status eg_run_config(const char *path, const char *const *overrides, siz
     snprintf(p, sizeof p, "%s/config.yaml", dir);
     enum eg_status st = config_load(path, overrides, n, cfg, err);
     if (st == EG_OK) st = run_check(cfg, err);
-    if (st == EG_OK) st = run_dir(dir, &created, err);
+    if (st == EG_OK) st = run_dir(dir, p, &created, err);
     if (st == EG_OK) {
         st = write_config(cfg, p, err);
         if (st == EG_OK) {
